@@ -1,0 +1,157 @@
+"""Architectures against the MMEditing 0.x zoo checkpoint key maps, and strict zoo loading.
+
+The JSON files in tests/data/mmedit_checkpoint_keys were produced from the real
+zoo configs (constructor args, key -> shape map, parameter count), so matching
+them means the published checkpoints load with strict=True.
+"""
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from trainers.archs import ARCHS, build_arch
+from trainers.checkpoint_io import (
+    CheckpointError,
+    compare_state_dict,
+    extract_generator_state,
+    load_checkpoint_file,
+    load_strict,
+)
+
+KEY_DIR = Path(__file__).resolve().parents[1] / "data" / "mmedit_checkpoint_keys"
+REFERENCES = sorted(KEY_DIR.glob("*.json"))
+ARCH_OF_CLASS = {cls.__name__: name for name, cls in ARCHS.items()}
+
+
+def _load_reference(path: Path) -> tuple[str, dict]:
+    generator = json.loads(path.read_text())["generator"]
+    return ARCH_OF_CLASS[generator["class"]], generator
+
+
+def _fake_zoo_state(keys: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    return {"generator." + k: torch.randn(shape) for k, shape in keys.items()}
+
+
+def test_reference_files_present():
+    assert len(REFERENCES) == 8
+    assert {_load_reference(p)[0] for p in REFERENCES} == set(ARCHS)
+
+
+def test_archs_named_after_their_files():
+    for name, cls in ARCHS.items():
+        assert cls.__module__ == f"trainers.archs.{name}"
+        assert importlib.import_module(cls.__module__) is not None
+
+
+def test_build_arch_unknown_name_lists_known():
+    with pytest.raises(ValueError, match="edsr.*msrresnet.*rdn.*srcnn"):
+        build_arch("nope")
+
+
+@pytest.mark.parametrize("path", REFERENCES, ids=lambda p: p.stem)
+def test_state_dict_matches_zoo(path):
+    name, ref = _load_reference(path)
+    model = build_arch(name, **ref["resolved_init_args"])
+    got = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert got == ref["keys"]
+    assert sum(p.numel() for p in model.parameters()) == ref["num_params"]
+
+
+@pytest.mark.parametrize("path", REFERENCES, ids=lambda p: p.stem)
+def test_fake_zoo_checkpoint_loads_strictly(path, tmp_path):
+    name, ref = _load_reference(path)
+    model = build_arch(name, **ref["resolved_init_args"])
+    state = _fake_zoo_state(ref["keys"])
+    file = tmp_path / "zoo.pth"
+    torch.save({"meta": {"iter": 1000}, "state_dict": state}, file)
+
+    loaded, source = extract_generator_state(load_checkpoint_file(file))
+    assert source == "zoo generator"
+    load_strict(model, loaded)
+    first = next(iter(ref["keys"]))
+    assert torch.equal(model.state_dict()[first], state["generator." + first])
+
+
+@pytest.mark.parametrize("path", REFERENCES, ids=lambda p: p.stem)
+def test_forward_shape(path):
+    name, ref = _load_reference(path)
+    args = ref["resolved_init_args"]
+    model = build_arch(name, **args).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 12, 12))
+    scale = args["upscale_factor"]
+    assert out.shape == (1, 3, 12 * scale, 12 * scale)
+
+
+def test_key_report_flags_missing_extra_and_mismatched():
+    _, ref = _load_reference(KEY_DIR / "edsr_x2c64b16_1x16_300k_div2k.json")
+    model = build_arch("edsr", **ref["resolved_init_args"])
+    state = {k: torch.zeros(s) for k, s in ref["keys"].items()}
+    del state["conv_last.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    state["conv_first.weight"] = torch.zeros(64, 3, 5, 5)
+
+    report = compare_state_dict(model, state)
+    assert not report.ok
+    assert report.missing == ["conv_last.bias"]
+    assert report.unexpected == ["extra.weight"]
+    assert report.mismatched == [("conv_first.weight", (64, 3, 3, 3), (64, 3, 5, 5))]
+    with pytest.raises(CheckpointError, match="1 missing.*1 unexpected.*1 shape mismatch"):
+        load_strict(model, state)
+
+
+def test_wrong_scale_checkpoint_is_reported():
+    x4 = _fake_zoo_state(_load_reference(KEY_DIR / "edsr_x4c64b16_1x16_300k_div2k.json")[1]["keys"])
+    model = build_arch("edsr", in_channels=3, out_channels=3, upscale_factor=2)
+    state, _ = extract_generator_state({"meta": {}, "state_dict": x4})
+    report = compare_state_dict(model, state)
+    assert report.unexpected == ["upsample.1.upsample_conv.weight", "upsample.1.upsample_conv.bias"]
+
+
+def test_edsr_normalisation_is_not_in_state_dict_and_round_trips():
+    model = build_arch("edsr", in_channels=3, out_channels=3, mid_channels=8, num_blocks=1, upscale_factor=2)
+    assert not any(k in ("mean", "std") for k in model.state_dict())
+    for p in model.parameters():
+        torch.nn.init.zeros_(p)
+    # With every weight zero the network predicts 0 in normalised space, i.e. the mean.
+    out = model(torch.rand(1, 3, 4, 4))
+    expected = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    assert torch.allclose(out, expected)
+
+
+def test_msrresnet_adds_bilinear_input():
+    model = build_arch("msrresnet", in_channels=3, out_channels=3, mid_channels=8, num_blocks=1, upscale_factor=4)
+    torch.nn.init.zeros_(model.conv_last.weight)
+    torch.nn.init.zeros_(model.conv_last.bias)
+    x = torch.rand(1, 3, 5, 6)
+    expected = F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+    assert torch.allclose(model(x), expected)
+
+
+def test_srcnn_works_on_bicubic_upsampled_input():
+    model = build_arch("srcnn", channels=(3, 4, 4, 3), kernel_sizes=(1, 1, 1), upscale_factor=3)
+    with torch.no_grad():
+        # conv1/conv2 pass (non-negative) channels through; conv3 maps them back.
+        for conv in (model.conv1, model.conv2):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            conv.weight[:3, :3, 0, 0] = torch.eye(3)
+        model.conv3.weight.zero_()
+        model.conv3.bias.zero_()
+        model.conv3.weight[:, :3, 0, 0] = torch.eye(3)
+    x = torch.rand(1, 3, 6, 5)
+    expected = F.interpolate(x, scale_factor=3, mode="bicubic", align_corners=False).clamp(min=0)
+    assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+def test_unsupported_scales_raise():
+    with pytest.raises(ValueError):
+        build_arch("edsr", in_channels=3, out_channels=3, upscale_factor=5)
+    with pytest.raises(ValueError):
+        build_arch("rdn", in_channels=3, out_channels=3, upscale_factor=8)
+    with pytest.raises(ValueError):
+        build_arch("msrresnet", in_channels=3, out_channels=3, upscale_factor=8)

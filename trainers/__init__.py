@@ -1,0 +1,1 @@
+"""Training: architectures, checkpoint I/O, inference helpers and the train loop."""

@@ -1,0 +1,38 @@
+"""Architectures, registered by hand in ``ARCHS`` under the name of their file.
+
+The name is the one used everywhere (config ``model.name``, file name, builder
+name); constructor arguments are MMEditing 0.x's, so a zoo config's generator
+arguments can be passed through unchanged and its checkpoint loads strictly.
+"""
+
+from torch import nn
+
+from trainers.archs.edsr import EDSR
+from trainers.archs.msrresnet import MSRResNet
+from trainers.archs.rdn import RDN
+from trainers.archs.srcnn import SRCNN
+
+ARCHS: dict[str, type[nn.Module]] = {
+    "srcnn": SRCNN,
+    "edsr": EDSR,
+    "rdn": RDN,
+    "msrresnet": MSRResNet,
+}
+
+
+def build_arch(name: str, **kwargs) -> nn.Module:
+    """Builds the architecture registered as ``name`` with constructor ``kwargs``.
+
+    Args:
+        name: Key in ``ARCHS``.
+        **kwargs: Constructor arguments, named as in MMEditing 0.x.
+
+    Returns:
+        The freshly initialised module.
+
+    Raises:
+        ValueError: If ``name`` is not registered; the message lists the known names.
+    """
+    if name not in ARCHS:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHS))}")
+    return ARCHS[name](**kwargs)
