@@ -1,0 +1,110 @@
+"""Degradation presets: GT image -> LQ image, one pure function each.
+
+Every preset has the signature ``(gt, *, scale, rng) -> lq`` where ``gt`` is a float32
+``HxWx3`` RGB image in [0, 1], ``lq`` is float32 ``(H/scale)x(W/scale)x3`` in [0, 1] and
+``rng`` is the sample's ``numpy.random.Generator``. The classic BI and BD presets are
+deterministic and ignore ``rng``; they keep it so that stochastic presets (Real-ESRGAN,
+RealBasicVSR) are interchangeable with them. ``PRESETS`` is the only registry.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from degradations.blur import filter2d, gaussian_kernel2d
+from degradations.matlab_resize import imresize
+
+__all__ = ["PRESETS", "Preset", "bicubic", "bd", "degrade"]
+
+Preset = Callable[..., np.ndarray]
+
+_BD_SIGMA = 1.6
+_BD_KERNEL_SIZE = 12
+_BD_ANCHOR = (5, 5)
+
+
+def _check_gt(gt: np.ndarray, scale: int) -> None:
+    """Raise a one-line ValueError unless ``gt`` / ``scale`` are a valid preset input."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale!r}")
+    if not isinstance(gt, np.ndarray):
+        raise ValueError(f"gt must be a numpy array, got {type(gt).__name__}")
+    if gt.ndim != 3 or gt.shape[2] != 3:
+        raise ValueError(f"gt must be HxWx3 RGB, got shape {gt.shape}")
+    if not np.issubdtype(gt.dtype, np.floating):
+        raise ValueError(f"gt must be float in [0, 1], got dtype {gt.dtype}")
+    h, w = gt.shape[:2]
+    if h < scale or w < scale or h % scale or w % scale:
+        raise ValueError(f"gt height and width must be positive multiples of scale {scale}, got {h}x{w}")
+    if not np.isfinite(gt).all():
+        raise ValueError("gt contains NaN or infinite values")
+
+
+def bicubic(gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:
+    """BI: MATLAB bicubic downscale by ``1/scale``, quantised to 8-bit levels.
+
+    Matches the zoo's LR PNGs (DIV2K LR, Set5/14 LRbicx*, Vimeo-90K BIx4):
+    ``round(clip(imresize(gt, 1/scale), 0, 1) * 255) / 255``.
+
+    Args:
+        gt: float32 ``HxWx3`` RGB in [0, 1], H and W multiples of ``scale``.
+        scale: Integer downscale factor.
+        rng: Unused (deterministic preset).
+
+    Returns:
+        float32 ``(H/scale)x(W/scale)x3`` in [0, 1].
+    """
+    _check_gt(gt, scale)
+    h, w = gt.shape[:2]
+    lq = imresize(gt.astype(np.float64), scale=1.0 / scale)
+    assert lq.shape[:2] == (h // scale, w // scale), lq.shape
+    return (np.round(np.clip(lq, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+
+
+def bd(gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:
+    """BD: Gaussian blur (sigma 1.6, 12x12) then keep every 4th pixel, x4 only.
+
+    As in the zoo's Vimeo-90K/Vid4/UDM10 BDx4 data: a normalised 12x12 Gaussian, applied
+    with ``cv2.filter2D`` at anchor (5, 5) (the kernel centre is half a pixel below-right
+    of the output pixel, like MATLAB ``imfilter`` with an even kernel) and replicated
+    borders; rows and columns ``1, 5, 9, ...`` kept (``[1:-1:4]``); quantised with
+    ``floor(x * 255 + 0.5) / 255``.
+
+    Args:
+        gt: float32 ``HxWx3`` RGB in [0, 1], H and W multiples of 4.
+        scale: Must be 4; the reference data exists only for x4.
+        rng: Unused (deterministic preset).
+
+    Returns:
+        float32 ``(H/4)x(W/4)x3`` in [0, 1].
+    """
+    if scale != 4:
+        raise ValueError(f"bd preset is defined for scale 4 only, got scale {scale!r}")
+    _check_gt(gt, scale)
+    kernel = gaussian_kernel2d(_BD_KERNEL_SIZE, _BD_SIGMA)
+    blurred = filter2d(gt.astype(np.float64), kernel, anchor=_BD_ANCHOR, border=cv2.BORDER_REPLICATE)
+    lq = blurred[1:-1:scale, 1:-1:scale]
+    return (np.floor(np.clip(lq, 0.0, 1.0) * 255.0 + 0.5) / 255.0).astype(np.float32)
+
+
+PRESETS: dict[str, Preset] = {
+    "bicubic": bicubic,
+    "bd": bd,
+}
+
+
+def degrade(name: str, gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:
+    """Apply the preset ``name`` to ``gt``.
+
+    Raises:
+        ValueError: for an unknown preset name (the message lists the known ones) or an
+            invalid ``gt`` / ``scale``.
+    """
+    try:
+        preset = PRESETS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown degradation preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None
+    return preset(gt, scale=scale, rng=rng)
