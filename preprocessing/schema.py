@@ -1,0 +1,137 @@
+"""The on-disk sample schema of restoray shards (WebDataset tars).
+
+One sample is a group of adjacent tar members sharing a key::
+
+    0801_s001.gt.png    ground-truth crop, RGB, PNG compression 3 (as MMEditing)
+    0801_s001.lq.png    low-quality crop (only for paired adapters, e.g. div2k, set5_14)
+    0801_s001.json      metadata (see :func:`sample_metadata`)
+
+WebDataset splits a member name at the first dot after the last slash, so keys
+contain no dots; :func:`sanitize_key` makes any file stem safe. Cropped samples
+are keyed ``<item_id>_s<NNN>`` with a 1-based, 3-digit sub-image index (more
+digits past 999), like MMEditing's ``extract_subimages``; uncropped samples
+(evaluation sets) are keyed ``<item_id>``.
+
+Readers (pipelines/, trainers/) import the member names and decoders from here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "GT",
+    "LQ",
+    "META",
+    "sanitize_key",
+    "sub_image_key",
+    "sample_metadata",
+    "encode_png",
+    "decode_png",
+    "decode_image",
+    "encode_json",
+    "decode_json",
+]
+
+FORMAT = "restoray-shards/1"
+GT = "gt.png"
+LQ = "lq.png"
+META = "json"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+
+
+def sanitize_key(text: str) -> str:
+    """Makes a WebDataset-safe key part: every char outside ``[A-Za-z0-9_-]`` becomes ``_``.
+
+    That covers dots (WebDataset's member separator), whitespace and path
+    separators (``a/b c.d`` -> ``a_b_c_d``).
+    """
+    key = _UNSAFE.sub("_", text)
+    if not key:
+        raise ValueError(f"cannot make a sample key from {text!r}")
+    return key
+
+
+def sub_image_key(item_id: str, index: int) -> str:
+    """The key of the ``index``-th (1-based) sub-image of an item: ``0801_s001``."""
+    return f"{item_id}_s{index:03d}"
+
+
+def sample_metadata(
+    *,
+    key: str,
+    adapter: str,
+    source: str,
+    box: tuple[int, int, int, int],
+    image_size: tuple[int, int],
+    scale: int = 1,
+    lq_source: str | None = None,
+    lq_box: tuple[int, int, int, int] | None = None,
+    notes: list[str] | None = None,
+) -> dict:
+    """The ``json`` member of a sample.
+
+    Args:
+        key: the sample key.
+        adapter: name of the adapter that produced it.
+        source: storage key of the GT source image (relative to the source root).
+        box: crop box ``(y, x, h, w)`` in GT pixels.
+        image_size: ``(h, w)`` of the whole GT source image.
+        scale: LQ downscale factor (1 when there is no LQ).
+        lq_source: storage key of the LQ source image, if any.
+        lq_box: crop box in LQ pixels (``box`` divided by ``scale``).
+        notes: conversions applied on load (e.g. ``"gray->rgb"``).
+    """
+    meta = {
+        "key": key,
+        "adapter": adapter,
+        "source": source,
+        "box": list(box),
+        "image_size": list(image_size),
+        "scale": scale,
+    }
+    if lq_source is not None:
+        meta["lq_source"] = lq_source
+        meta["lq_box"] = list(lq_box) if lq_box is not None else None
+    if notes:
+        meta["notes"] = list(notes)
+    return meta
+
+
+def encode_json(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def decode_json(data: bytes):
+    return json.loads(data)
+
+
+def encode_png(img: np.ndarray, compression: int = 3) -> bytes:
+    """Encodes an HxWx3 uint8 RGB array as PNG (cv2, compression 3 like MMEditing's crops)."""
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"expected HxWx3 uint8 RGB, got {img.dtype} {img.shape}")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decodes PNG/JPEG bytes written by restoray to an HxWx3 uint8 RGB array.
+
+    Meant for shard members, which are already validated; raw inputs go
+    through :func:`preprocessing.validate.load_image` instead.
+    """
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("cannot decode image bytes")
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+decode_png = decode_image

@@ -1,0 +1,452 @@
+"""Plan, build and commit WebDataset shards; re-runs skip finished shards.
+
+The shard job has three steps, split so a Ray job can run the middle one in
+parallel tasks (this module imports nothing from Ray):
+
+1. driver: :func:`plan_job` lists the source, resolves adapter parameters and
+   cuts the sorted items into :class:`ShardSpec` groups (:func:`plan_shards`);
+2. tasks: :func:`build_shard` per spec. A pure function of picklable
+   arguments; it opens source and destination from their URI strings itself;
+3. driver: :func:`commit_manifest` writes ``quarantine.json`` and then
+   ``manifest.json``, the commit point readers require.
+
+Destination layout::
+
+    <dest>/shard-000000.tar          WebDataset tar (see preprocessing.schema)
+    <dest>/shard-000001.tar
+    <dest>/_parts/shard-000000.json  part record: written after the tar is in place
+    <dest>/quarantine.json           rejected inputs with reasons
+    <dest>/manifest.json             written last; its presence means "complete"
+    <dest>/_tmp/                     in-flight tars (removed by commit_manifest)
+
+Crash safety: a tar is written under ``_tmp/`` and renamed into place; only
+then is its part record written. On a re-run, a shard is skipped only if its
+part record exists, carries the same shard fingerprint (adapter, parameters,
+items and their source fingerprints) and the tar in place has the recorded
+size and sha256. Anything else (a tar left in ``_tmp/``, a tar without a
+record, a record from another plan) is rebuilt. Tar bytes are deterministic
+(fixed mtime/uid/gid/mode, fixed member order), so rebuilding gives the same
+sha256 for the same inputs and library versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tarfile
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+from .adapters import SourceItem, get_adapter
+from .schema import FORMAT, GT, LQ, META, encode_json, encode_png, sample_metadata
+from .storage import Storage, StorageError, normalize_uri, open_storage
+from .validate import CorruptInput, load_image_with_notes
+
+__all__ = [
+    "BUILD_VERSION",
+    "ManifestNotFound",
+    "ShardPlan",
+    "ShardResult",
+    "ShardSpec",
+    "build_shard",
+    "commit_manifest",
+    "plan_fingerprint",
+    "plan_job",
+    "plan_shards",
+    "read_manifest",
+    "shard_dataset",
+    "shard_fingerprint",
+]
+
+# Bump when the bytes build_shard writes for the same inputs change (crop rule,
+# PNG settings, metadata fields): finished shards of older builds are then redone.
+BUILD_VERSION = 1
+PNG_COMPRESSION = 3
+MANIFEST = "manifest.json"
+QUARANTINE = "quarantine.json"
+PARTS_DIR = "_parts"
+TMP_DIR = "_tmp"
+_SHARD_RE = re.compile(r"^shard-\d{6,}\.tar$")
+_SPOOL_BYTES = 64 << 20
+
+
+class ManifestNotFound(StorageError):
+    """The destination has no manifest.json: the shard job has not (successfully) finished."""
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One planned shard: its index, file name and source items, in write order."""
+
+    index: int
+    name: str
+    items: tuple[SourceItem, ...]
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "name": self.name, "items": [i.to_dict() for i in self.items]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ShardSpec":
+        items = tuple(i if isinstance(i, SourceItem) else SourceItem.from_dict(i) for i in d["items"])
+        return cls(int(d["index"]), str(d["name"]), items)
+
+
+@dataclass
+class ShardResult:
+    """What build_shard wrote. ``skipped`` is True when a finished shard was reused."""
+
+    name: str
+    num_samples: int
+    bytes: int
+    sha256: str
+    keys: list[str] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
+    skipped: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ShardResult":
+        return cls(**{k: d[k] for k in ("name", "num_samples", "bytes", "sha256")},
+                   keys=list(d.get("keys", [])), quarantined=[dict(q) for q in d.get("quarantined", [])],
+                   skipped=bool(d.get("skipped", False)))
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """Everything the driver hands to build_shard tasks and then to commit_manifest."""
+
+    source_uri: str
+    dest_uri: str
+    adapter: str
+    params: dict
+    items_per_shard: int
+    shards: list[ShardSpec]
+    fingerprint: str
+    num_items: int
+
+
+def _sha256_json(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _item_row(item: SourceItem) -> list:
+    return [item.item_id, item.gt_key, item.gt_fingerprint, item.lq_key, item.lq_fingerprint]
+
+
+def plan_shards(items: Iterable[SourceItem], items_per_shard: int) -> list[ShardSpec]:
+    """Sorts items and groups consecutive runs of ``items_per_shard`` into shards.
+
+    Raises:
+        ValueError: no items, a non-positive group size, or duplicate item ids.
+    """
+    if items_per_shard < 1:
+        raise ValueError(f"items_per_shard must be >= 1, got {items_per_shard}")
+    items = sorted(items)
+    if not items:
+        raise ValueError("no input images found: nothing to shard")
+    ids = [i.item_id for i in items]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ValueError(f"duplicate item ids {dup}: sample keys would collide")
+    return [
+        ShardSpec(n, f"shard-{n:06d}.tar", tuple(items[start:start + items_per_shard]))
+        for n, start in enumerate(range(0, len(items), items_per_shard))
+    ]
+
+
+def plan_fingerprint(adapter_name: str, params: Mapping[str, Any], items: Iterable[SourceItem],
+                     items_per_shard: int | None = None) -> str:
+    """sha256 over the build version, adapter, parameters, grouping and every source key+fingerprint."""
+    return _sha256_json({
+        "format": FORMAT, "build": BUILD_VERSION, "adapter": adapter_name, "params": dict(params),
+        "items_per_shard": items_per_shard, "items": [_item_row(i) for i in sorted(items)],
+    })
+
+
+def shard_fingerprint(spec: ShardSpec, adapter_name: str, params: Mapping[str, Any]) -> str:
+    """sha256 identifying one shard's inputs; equal fingerprints mean equal tar bytes."""
+    return _sha256_json({
+        "format": FORMAT, "build": BUILD_VERSION, "adapter": adapter_name, "params": dict(params),
+        "name": spec.name, "items": [_item_row(i) for i in spec.items],
+    })
+
+
+def _part_key(name: str) -> str:
+    return f"{PARTS_DIR}/{name.removesuffix('.tar')}.json"
+
+
+def _reuse_finished(dest: Storage, spec: ShardSpec, fingerprint: str, verify: bool) -> ShardResult | None:
+    """The recorded result if this shard is already complete and intact, else None."""
+    try:
+        record = json.loads(dest.read_bytes(_part_key(spec.name)))
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        if record.get("fingerprint") != fingerprint:
+            return None
+        result = ShardResult.from_dict(record["result"])
+    except (AttributeError, KeyError, TypeError):  # unreadable record: rebuild
+        return None
+    info = dest.info(spec.name)
+    if info is None or info.size != result.bytes:
+        return None
+    if verify and hashlib.sha256(dest.read_bytes(spec.name)).hexdigest() != result.sha256:
+        return None
+    result.skipped = True
+    return result
+
+
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, _BytesReader(data))
+
+
+class _BytesReader:
+    """Minimal file object for tarfile.addfile without copying into a BytesIO."""
+
+    def __init__(self, data: bytes):
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._view) if n is None or n < 0 else min(len(self._view), self._pos + n)
+        chunk = self._view[self._pos:end].tobytes()
+        self._pos = end
+        return chunk
+
+
+def _load(src: Storage, key: str) -> tuple[Any, list[str]]:
+    try:
+        data = src.read_bytes(key)
+    except FileNotFoundError:
+        raise CorruptInput("file vanished after listing") from None
+    return load_image_with_notes(data, key)
+
+
+def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any]):
+    """Yields (key, members) for one item; raises CorruptInput(reason) with ``.key`` set."""
+    try:
+        gt, notes = _load(src, item.gt_key)
+    except CorruptInput as exc:
+        exc.key = item.gt_key
+        raise
+    lq = None
+    if adapter.paired and item.lq_key is not None:
+        try:
+            lq, lq_notes = _load(src, item.lq_key)
+        except CorruptInput as exc:
+            exc.key = item.lq_key
+            raise
+        notes = notes + [f"lq: {n}" for n in lq_notes]
+    try:
+        crops = adapter.crops(item, gt.shape[:2], None if lq is None else lq.shape[:2], params)
+    except CorruptInput as exc:
+        exc.key = item.gt_key
+        raise
+    scale = params.get("scale", 1) if adapter.paired else 1
+    for crop in crops:
+        y, x, h, w = crop.box
+        members = {GT: encode_png(gt[y:y + h, x:x + w], PNG_COMPRESSION)}
+        if crop.lq_box is not None:
+            ly, lx, lh, lw = crop.lq_box
+            members[LQ] = encode_png(lq[ly:ly + lh, lx:lx + lw], PNG_COMPRESSION)
+        meta = sample_metadata(key=crop.key, adapter=adapter.name, source=item.gt_key, box=crop.box,
+                               image_size=gt.shape[:2], scale=scale,
+                               lq_source=item.lq_key if adapter.paired else None, lq_box=crop.lq_box,
+                               notes=notes)
+        members[META] = encode_json(meta)
+        yield crop.key, members
+
+
+def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: str, adapter_name: str,
+                adapter_params: Mapping[str, Any] | None = None, *, verify: bool = True) -> ShardResult:
+    """Builds one shard tar (or reuses a finished one) and returns what it holds.
+
+    Reads each item's images from ``source_uri``, validates them, cuts the
+    adapter's crops and writes samples in plan order (item order, then
+    sub-image index) to ``_tmp/<name>.<uuid>``, renames that to ``<name>`` and
+    then writes ``_parts/<stem>.json``. Corrupt inputs are quarantined and
+    reported in the result; storage errors propagate (so Ray retries the task).
+
+    Args:
+        spec: the shard to build (a ShardSpec or its ``to_dict()``).
+        source_uri: raw dataset root (local path or s3://), as given to plan_job.
+        dest_uri: output root; must be absolute for local paths when run in Ray.
+        adapter_name: key of ``ADAPTERS``.
+        adapter_params: adapter parameters (resolved again here; defaults filled).
+        verify: re-hash an existing finished tar before trusting its part record.
+    """
+    spec = spec if isinstance(spec, ShardSpec) else ShardSpec.from_dict(spec)
+    adapter = get_adapter(adapter_name)
+    params = adapter.resolve_params(adapter_params)
+    src, dest = open_storage(source_uri), open_storage(dest_uri, create=True)
+    fingerprint = shard_fingerprint(spec, adapter.name, params)
+    finished = _reuse_finished(dest, spec, fingerprint, verify)
+    if finished is not None:
+        return finished
+    dest.delete(_part_key(spec.name))  # a stale record must never vouch for the new tar
+
+    keys: list[str] = []
+    quarantined: list[dict] = []
+    digest = hashlib.sha256()
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as buf:
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for item in spec.items:
+                try:
+                    for key, members in _samples(item, src, adapter, params):
+                        for suffix, data in members.items():
+                            _add_member(tar, f"{key}.{suffix}", data)
+                        keys.append(key)
+                except CorruptInput as exc:
+                    quarantined.append({"key": getattr(exc, "key", item.gt_key), "item_id": item.item_id,
+                                        "reason": exc.reason, "uri": src.uri(getattr(exc, "key", item.gt_key)),
+                                        "shard": spec.name})
+        size = buf.tell()
+        buf.seek(0)
+        for chunk in iter(lambda: buf.read(1 << 20), b""):
+            digest.update(chunk)
+        buf.seek(0)
+        tmp_key = f"{TMP_DIR}/{spec.name}.{uuid.uuid4().hex}"
+        dest.write_fileobj(tmp_key, buf)
+    dest.rename(tmp_key, spec.name)
+    result = ShardResult(spec.name, len(keys), size, digest.hexdigest(), keys, quarantined)
+    dest.write_bytes(_part_key(spec.name), encode_json({"fingerprint": fingerprint, "result": result.to_dict()}))
+    return result
+
+
+def commit_manifest(dest_uri: str, results: Sequence[ShardResult | Mapping[str, Any]], *, adapter: str,
+                    params: Mapping[str, Any], source_uri: str, source_fingerprint: str,
+                    expected_shards: int | None = None) -> dict:
+    """Writes quarantine.json, removes stale shards, then writes manifest.json (the commit point).
+
+    ``manifest["shards"]`` lists only shards holding samples; tars whose
+    inputs were all quarantined stay on disk (named in ``empty_shards``).
+    Checks first that every result's tar is in place with the recorded size
+    and that sample keys are unique across shards. Shard files from an older
+    plan that are not in ``results`` are deleted before the manifest is
+    written, so a glob over ``shard-*.tar`` agrees with the manifest.
+
+    Raises:
+        ValueError: missing/extra shards, duplicate keys, or no valid sample at all
+            (quarantine.json is still written, so the reasons can be read).
+    """
+    dest = open_storage(dest_uri, create=True)
+    results = sorted((r if isinstance(r, ShardResult) else ShardResult.from_dict(r) for r in results),
+                     key=lambda r: r.name)
+    if expected_shards is not None and len(results) != expected_shards:
+        raise ValueError(f"expected {expected_shards} shard results, got {len(results)}")
+    names = [r.name for r in results]
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate shard names in results")
+    for r in results:
+        info = dest.info(r.name)
+        if info is None or info.size != r.bytes:
+            raise ValueError(f"shard {dest.uri(r.name)} is missing or has the wrong size: rebuild it")
+    seen: set[str] = set()
+    for r in results:
+        dup = seen.intersection(r.keys)
+        if dup:
+            raise ValueError(f"sample keys repeated across shards: {sorted(dup)[:5]}")
+        seen.update(r.keys)
+
+    quarantined = [q for r in results for q in r.quarantined]
+    dest.write_bytes(QUARANTINE, json.dumps({"count": len(quarantined), "quarantined": quarantined},
+                                            indent=1).encode())
+    num_samples = sum(r.num_samples for r in results)
+    if num_samples == 0:
+        raise ValueError(f"no valid samples: all {len(quarantined)} inputs were quarantined "
+                         f"(see {dest.uri(QUARANTINE)})")
+    keep = set(names)
+    for obj in dest.list("shard-"):
+        if _SHARD_RE.match(obj.key) and obj.key not in keep:
+            dest.delete(obj.key)
+    keep_parts = {_part_key(n) for n in keep}
+    for obj in dest.list(f"{PARTS_DIR}/"):
+        if obj.key.endswith(".json") and obj.key not in keep_parts:
+            dest.delete(obj.key)
+
+    manifest = {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": normalize_uri(source_uri),
+        "source_fingerprint": source_fingerprint,
+        "adapter": adapter,
+        "params": dict(params),
+        "num_samples": num_samples,
+        "num_bytes": sum(r.bytes for r in results),
+        "shards": [{"name": r.name, "num_samples": r.num_samples, "bytes": r.bytes, "sha256": r.sha256}
+                   for r in results if r.num_samples],
+        # Shards whose every input was quarantined: kept on disk so re-runs can skip them,
+        # left out of "shards" because WebDataset refuses to read a sample-less source.
+        "empty_shards": [r.name for r in results if not r.num_samples],
+        "quarantined": len(quarantined),
+    }
+    dest.write_bytes(MANIFEST, json.dumps(manifest, indent=1).encode())
+    dest.delete_prefix(f"{TMP_DIR}/")
+    return manifest
+
+
+def read_manifest(dest_uri: str) -> dict:
+    """The committed manifest of a shard folder.
+
+    Raises:
+        ManifestNotFound: no manifest.json (the job did not finish).
+        StorageError: the folder/bucket does not exist, or the manifest is not ours.
+    """
+    dest = open_storage(dest_uri)
+    try:
+        manifest = json.loads(dest.read_bytes(MANIFEST))
+    except FileNotFoundError:
+        raise ManifestNotFound(f"no {MANIFEST} at {dest.uri()}: the shard job did not finish") from None
+    if manifest.get("format") != FORMAT:
+        raise StorageError(f"{dest.uri(MANIFEST)} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def plan_job(source_uri: str, dest_uri: str, adapter: str, params: Mapping[str, Any] | None = None,
+             items_per_shard: int = 64) -> ShardPlan:
+    """Driver side: lists the source, plans shards, and retires an outdated manifest.
+
+    A manifest.json left by a run with a different plan fingerprint is deleted
+    now, so readers never trust it while its shards are being rewritten.
+    URIs are normalised (local paths made absolute) for use inside Ray tasks.
+    """
+    source_uri, dest_uri = normalize_uri(source_uri), normalize_uri(dest_uri)
+    ad = get_adapter(adapter)
+    resolved = ad.resolve_params(params)
+    src = open_storage(source_uri)
+    items = ad.list_items(src, resolved)
+    if not items:
+        raise ValueError(f"{adapter}: no input images found under {src.uri()}")
+    shards = plan_shards(items, items_per_shard)
+    fingerprint = plan_fingerprint(ad.name, resolved, items, items_per_shard)
+    dest = open_storage(dest_uri, create=True)
+    try:
+        old = json.loads(dest.read_bytes(MANIFEST))
+    except (FileNotFoundError, ValueError):
+        old = None
+    if old is not None and old.get("source_fingerprint") != fingerprint:
+        dest.delete(MANIFEST)
+    return ShardPlan(source_uri, dest_uri, ad.name, resolved, items_per_shard, shards, fingerprint, len(items))
+
+
+def shard_dataset(source_uri: str, dest_uri: str, adapter: str, params: Mapping[str, Any] | None = None,
+                  items_per_shard: int = 64, *, verify: bool = True) -> dict:
+    """Runs the whole job serially in this process (tests, small local datasets); returns the manifest."""
+    plan = plan_job(source_uri, dest_uri, adapter, params, items_per_shard)
+    results = [build_shard(s, plan.source_uri, plan.dest_uri, plan.adapter, plan.params, verify=verify)
+               for s in plan.shards]
+    return commit_manifest(plan.dest_uri, results, adapter=plan.adapter, params=plan.params,
+                           source_uri=plan.source_uri, source_fingerprint=plan.fingerprint,
+                           expected_shards=len(plan.shards))

@@ -1,0 +1,132 @@
+"""Decode and validate raw input images; bad ones are quarantined, never fatal.
+
+Policy (what :func:`load_image` accepts, converts or rejects):
+
+==========================  ==============================================
+input                       result
+==========================  ==============================================
+8-bit RGB                   returned as is
+8-bit gray (L, 1-bit)       replicated to RGB; note ``"gray->rgb"``
+palette (P)                 expanded to RGB(A), then the alpha rule below
+RGBA / gray+alpha (LA)      alpha dropped if fully opaque (note
+                            ``"dropped opaque alpha"``), else
+                            ``CorruptInput("alpha channel ...")``
+16-bit PNG (any channels)   ``CorruptInput("16-bit not supported")``
+CMYK, float, 32-bit int...  ``CorruptInput("unsupported mode ...")``
+zero bytes                  ``CorruptInput("empty file")``
+not an image                ``CorruptInput("not a decodable image")``
+truncated PNG / JPEG        ``CorruptInput("truncated ...")``
+==========================  ==============================================
+
+Why reject 16-bit instead of scaling to 8 bits: every zoo dataset is 8-bit, so
+a 16-bit file is a sign of the wrong data; silently quantising it would hide
+that. Images are decoded with Pillow because it raises on truncated data where
+``cv2.imdecode`` may return a partial image; PNGs are additionally checked for
+the IEND chunk, which Pillow does not require. EXIF orientation is applied,
+matching ``cv2.IMREAD_COLOR`` (what MMEditing reads with).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["CorruptInput", "load_image", "load_image_with_notes"]
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+class CorruptInput(Exception):
+    """An input image that cannot become a sample; ``reason`` says why (one line)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _check_png(data: bytes) -> None:
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise CorruptInput("truncated PNG (no IHDR chunk)")
+    _w, _h, bit_depth, _color_type = struct.unpack(">IIBB", data[16:26])
+    if bit_depth == 16:
+        raise CorruptInput("16-bit not supported")
+    if not data.endswith(_PNG_IEND):
+        raise CorruptInput("truncated PNG (no IEND chunk at end of file)")
+
+
+def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("1", "L"):
+        notes.append("gray->rgb")
+        return np.asarray(im.convert("RGB"))
+    if mode == "RGB":
+        return np.asarray(im)
+    if mode in ("RGBA", "LA"):
+        arr = np.asarray(im)
+        if not (arr[..., -1] == 255).all():
+            raise CorruptInput(f"alpha channel with transparent pixels ({mode}) not supported")
+        notes.append("dropped opaque alpha")
+        if mode == "LA":
+            notes.append("gray->rgb")
+            return np.repeat(arr[..., :1], 3, axis=2)
+        return np.ascontiguousarray(arr[..., :3])
+    if mode.startswith("I;16"):
+        raise CorruptInput("16-bit not supported")
+    raise CorruptInput(f"unsupported mode {mode}")
+
+
+def load_image_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+    """Like :func:`load_image`, also returning the conversions applied (e.g. ``["gray->rgb"]``)."""
+    if not data:
+        raise CorruptInput("empty file")
+    if data.startswith(_PNG_SIG):
+        _check_png(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning etc.; errors still raise
+            im = Image.open(io.BytesIO(data))
+            im.load()
+    except UnidentifiedImageError:
+        raise CorruptInput("not a decodable image") from None
+    except Image.DecompressionBombError as exc:
+        raise CorruptInput(f"image too large: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = "truncated image" if "truncated" in text else "corrupt image"
+        raise CorruptInput(f"{reason}: {text}") from None
+    notes: list[str] = []
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # broken EXIF must not reject otherwise good pixels
+        orientation = 1
+    if orientation not in (None, 1):
+        im = ImageOps.exif_transpose(im)
+        notes.append("exif orientation applied")
+    arr = _to_rgb(im, notes)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise CorruptInput(f"unsupported pixel format {arr.dtype} {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise CorruptInput("empty image (zero width or height)")
+    return np.ascontiguousarray(arr), notes
+
+
+def load_image(data: bytes, name: str) -> np.ndarray:
+    """Decodes raw image bytes to HxWx3 uint8 RGB, or raises CorruptInput.
+
+    Args:
+        data: the file's bytes.
+        name: the file's key or URI, for context only: the content, not the
+            extension, decides how the bytes are decoded.
+
+    Raises:
+        CorruptInput: see the module docstring for the policy.
+    """
+    return load_image_with_notes(data, name)[0]
