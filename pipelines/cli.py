@@ -1,0 +1,189 @@
+"""The ``restoray`` command line.
+
+Every command validates its config before Ray starts: a bad config ends with
+exit code 2 and one line naming the field. Other user errors (missing shards,
+unreadable checkpoints, bad images) end with exit code 1 and one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from pipelines.config import ConfigError, load_experiment, load_shard_config
+
+EPILOG = """\
+typical session:
+  restoray shard configs/data/div2k_train.yaml          # raw images -> WebDataset shards
+  restoray train configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml train.total_steps=1000
+  restoray eval  configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml --checkpoint CKPT
+  restoray infer configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml --checkpoint CKPT --out out/ photo.png
+  restoray demo --workdir demo_out                      # the whole pipeline on bundled sample photos
+
+Any config field can be overridden after the config path: a.b.c=value.
+Set RAY_ADDRESS to use an existing Ray cluster, MLFLOW_TRACKING_URI for an MLflow
+server, AWS_ENDPOINT_URL (+ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) for S3-compatible storage.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="restoray",
+        description="Distributed data and training pipeline on Ray for the MMEditing restoration model zoo.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("shard", help="raw images (local folder or s3://) -> WebDataset shards + manifest")
+    s.add_argument("config", help="shard config YAML (see configs/data/)")
+    s.add_argument("overrides", nargs="*", help="field overrides a.b=value")
+
+    t = sub.add_parser("train", help="train a model with Ray Train (re-run the same command to resume)")
+    t.add_argument("config", help="experiment config YAML (see configs/sr/)")
+    t.add_argument("overrides", nargs="*", help="field overrides a.b=value")
+    t.add_argument("--workdir", default=".", help="where the default MLflow database lives (default: .)")
+    t.add_argument("--no-register", action="store_true", help="do not register the final model in MLflow")
+
+    e = sub.add_parser("eval", help="PSNR/SSIM of a checkpoint and of bicubic on held-out shards")
+    e.add_argument("config")
+    e.add_argument("overrides", nargs="*")
+    e.add_argument("--checkpoint", help="checkpoint file (zoo or restoray); omit to score bicubic only")
+    e.add_argument("--shards", help="shard directory to evaluate on (default: data.val)")
+    e.add_argument("--json", dest="json_out", help="also write the full result (per-sample scores) here")
+
+    i = sub.add_parser("inspect", help="parameter count; with --checkpoint, whether it loads strictly")
+    i.add_argument("config")
+    i.add_argument("overrides", nargs="*")
+    i.add_argument("--checkpoint", help="checkpoint file: zoo {'meta','state_dict'} or restoray")
+    i.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    f = sub.add_parser("infer", help="upscale images with a checkpoint (tiled for large inputs)")
+    f.add_argument("config")
+    f.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    f.add_argument("--checkpoint", required=True)
+    f.add_argument("--out", required=True, help="output folder for PNGs")
+    f.add_argument("--tile", type=int, default=None, help="LQ tile size in pixels (default: config eval.tile)")
+    f.add_argument("--tile-overlap", type=int, default=None)
+
+    d = sub.add_parser("demo", help="shard bundled sample photos, train EDSR x4 on 2 Ray workers, compare with bicubic")
+    d.add_argument("--workdir", default="demo_out", help="output folder (default: demo_out)")
+    d.add_argument("overrides", nargs="*", help="overrides for the demo training config")
+    return p
+
+
+def _cmd_shard(args) -> int:
+    cfg = load_shard_config(args.config, args.overrides)
+    from pipelines.cluster import init_ray
+    from pipelines.shard_job import run_shard
+
+    init_ray()
+    run_shard(cfg)
+    return 0
+
+
+def _cmd_train(args) -> int:
+    cfg = load_experiment(args.config, args.overrides)
+    from pipelines.tracking import check_reachable, tracking_uri
+
+    check_reachable(tracking_uri(cfg.mlflow.tracking_uri, args.workdir))
+    from pipelines.cluster import init_ray
+    from pipelines.train_job import run_train
+
+    init_ray()
+    out = run_train(cfg, config_file=args.config, workdir=args.workdir, register=not args.no_register)
+    print(json.dumps({
+        "run_name": out.run_name, "mlflow_run_id": out.mlflow_run_id, "tracking_uri": out.tracking_uri,
+        "checkpoint": out.checkpoint_dir, "registered_version": out.registered_version,
+        "metrics": {k: v for k, v in out.metrics.items() if isinstance(v, (int, float))},
+    }, indent=1))
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    cfg = load_experiment(args.config, args.overrides)
+    from pipelines.evaluate import evaluate
+    from pipelines.infer import load_model
+
+    model = load_model(cfg, args.checkpoint)[0] if args.checkpoint else None
+    result = evaluate(cfg, model, shards=args.shards)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=1))
+    for k, v in result.items():
+        if k != "per_sample":
+            print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    cfg = _load_for_model(args)
+    from pipelines.infer import inspect_model
+
+    info = inspect_model(cfg, args.checkpoint)
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        print(f"model {info['model']}: {info['num_params']:,} parameters, {info['num_state_dict_keys']} state-dict keys")
+        if args.checkpoint:
+            print(f"checkpoint {info['checkpoint']} ({info['source']}): "
+                  + ("loads strictly" if info["loads_strictly"] else "does NOT load strictly"))
+            for key in info["missing"]:
+                print(f"  missing     {key}")
+            for key in info["unexpected"]:
+                print(f"  unexpected  {key}")
+            for key, want, got in info["mismatched"]:
+                print(f"  mismatched  {key}: model {want}, checkpoint {got}")
+    return 0 if not args.checkpoint or info["loads_strictly"] else 1
+
+
+def _load_for_model(args):
+    """inspect/infer need the model section only: do not require shards to exist."""
+    return load_experiment(args.config, getattr(args, "overrides", []), check_paths=False)
+
+
+def _cmd_infer(args) -> int:
+    cfg = _load_for_model(args)
+    from pipelines.infer import run_infer
+
+    tile = args.tile if args.tile is not None else cfg.eval.tile
+    overlap = args.tile_overlap if args.tile_overlap is not None else cfg.eval.tile_overlap
+    written, errors = run_infer(cfg, args.checkpoint, args.out, args.inputs, tile, overlap)
+    print(f"[restoray] wrote {len(written)} image(s) to {args.out}" + (f", {len(errors)} failed" if errors else ""))
+    return 1 if errors else 0
+
+
+def _cmd_demo(args) -> int:
+    from pipelines.demo import run_demo
+
+    run_demo(args.workdir, args.overrides)
+    return 0
+
+
+COMMANDS = {
+    "shard": _cmd_shard, "train": _cmd_train, "eval": _cmd_eval,
+    "inspect": _cmd_inspect, "infer": _cmd_infer, "demo": _cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"restoray: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("restoray: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, ConnectionError, PermissionError) as exc:
+        if os.environ.get("RESTORAY_DEBUG"):
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"restoray: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

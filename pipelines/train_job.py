@@ -1,0 +1,136 @@
+"""``restoray train``: the driver that builds the stream and the ``TorchTrainer``.
+
+Re-running with the same run name and storage path resumes: the driver reads
+the latest committed checkpoint (``ray.train.Result.from_path``), starts the
+data stream at its ``samples_seen`` and lets Ray Train hand the checkpoint to
+the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import torch
+from ray.train import CheckpointConfig, DataConfig, FailureConfig
+from ray.train.torch import TorchTrainer
+
+from pipelines.config import ExperimentConfig, flatten, model_kwargs
+from pipelines.fs import resolve, s3_filesystem
+from pipelines.stream import configure_data_context, train_dataset, val_dataset
+from pipelines.tracking import finish_run, register_model, start_or_resume_run, tracking_uri
+from preprocessing.shards import read_manifest
+from trainers.archs import build_arch
+from trainers.checkpoint_io import extract_generator_state, load_strict
+from trainers.loop import CHECKPOINT_FILE, train_loop_per_worker
+
+
+@dataclass
+class TrainOutcome:
+    run_name: str
+    mlflow_run_id: str
+    tracking_uri: str
+    checkpoint_dir: str | None
+    metrics: dict[str, Any]
+    registered_version: str | None
+    seconds: float
+
+
+def storage_location(storage_path: str) -> tuple[str, Any]:
+    """(storage_path for RunConfig, pyarrow filesystem or None)."""
+    if storage_path.startswith("s3://"):
+        return storage_path[len("s3://"):].rstrip("/"), s3_filesystem()
+    return str(Path(storage_path).resolve()), None
+
+
+def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
+    """meta.json of the latest committed checkpoint of ``run_name``, or None for a new run."""
+    path, fs = storage_location(storage_path)
+    try:
+        result = ray.train.Result.from_path(f"{path}/{run_name}", storage_filesystem=fs)
+    except RuntimeError:
+        return None
+    if result.checkpoint is None:
+        return None
+    with result.checkpoint.as_directory() as d:
+        meta = json.loads((Path(d) / "meta.json").read_text())
+    meta["checkpoint_path"] = result.checkpoint.path
+    return meta
+
+
+def load_final_model(checkpoint: ray.train.Checkpoint, cfg: ExperimentConfig) -> torch.nn.Module:
+    """The trained network from a restoray checkpoint, EMA weights where present."""
+    with checkpoint.as_directory() as d:
+        state = torch.load(Path(d) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    weights, _ = extract_generator_state(state, prefer_ema=True)
+    model = build_arch(cfg.model.name, **model_kwargs(cfg.model))
+    load_strict(model, weights)
+    return model.eval()
+
+
+def run_train(
+    cfg: ExperimentConfig, *, config_file: str | None = None, workdir: str | os.PathLike = ".",
+    register: bool = True,
+) -> TrainOutcome:
+    t0 = time.time()
+    uri = tracking_uri(cfg.mlflow.tracking_uri, workdir)
+    train_manifest, val_manifest = read_manifest(cfg.data.train), read_manifest(cfg.data.val)
+    run_name = cfg.run_name
+    previous = latest_state(cfg.run.storage_path, run_name)
+    step0, seen0 = (previous["step"], previous["samples_seen"]) if previous else (0, 0)
+    if previous:
+        print(f"[restoray] resuming run {run_name!r} from step {step0} ({seen0} samples seen)", flush=True)
+    if step0 >= cfg.train.total_steps:
+        print(f"[restoray] run {run_name!r} already finished ({step0} steps)", flush=True)
+
+    cfg_dict = cfg.model_dump(mode="json")
+    run_id = start_or_resume_run(
+        uri, cfg.mlflow.experiment, run_name, workdir, flatten(cfg_dict), config_file
+    )
+    global_batch = cfg.data.batch_size * cfg.scaling.num_workers
+    # Plan a little beyond the last step: workers prefetch, and equal splits may trim a remainder.
+    needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)
+    configure_data_context(progress_bars=False)
+    datasets = {
+        "train": train_dataset(cfg.data.train, train_manifest, cfg_dict["data"], cfg.seed, seen0, needed),
+        "val": val_dataset(cfg.data.val, val_manifest, cfg_dict["data"], cfg.seed),
+    }
+    loop_cfg = dict(cfg_dict, _stream_start=seen0, _mlflow={"tracking_uri": uri, "run_id": run_id})
+    path, fs = storage_location(cfg.run.storage_path)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_cfg,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
+            resources_per_worker={"CPU": cfg.scaling.cpus_per_worker},
+        ),
+        run_config=ray.train.RunConfig(
+            name=run_name, storage_path=path, storage_filesystem=fs,
+            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_checkpoints_to_keep),
+        ),
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+    try:
+        result = trainer.fit()
+    except Exception:
+        finish_run(uri, run_id, status="FAILED")
+        raise
+    version = None
+    if register and result.checkpoint is not None:
+        model = load_final_model(result.checkpoint, cfg)
+        version = register_model(uri, run_id, model, cfg.mlflow.register_as or cfg.name)
+    finish_run(uri, run_id)
+    return TrainOutcome(
+        run_name=run_name, mlflow_run_id=run_id, tracking_uri=uri,
+        checkpoint_dir=result.checkpoint.path if result.checkpoint else None,
+        metrics=dict(result.metrics or {}), registered_version=version, seconds=time.time() - t0,
+    )
