@@ -110,6 +110,10 @@ class DataConfig(Strict):
     transform_actors: int = Field(1, ge=1, description="actors in the decode+degrade pool")
     cpus_per_actor: float = Field(1.0, gt=0)
     prefetch_batches: int = Field(2, ge=0)
+    buffer_mb: int = Field(
+        256, ge=16,
+        description="object-store budget of the stream: bounds how far decoding runs ahead of training",
+    )
     max_val_samples: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
@@ -257,19 +261,32 @@ class ShardConfig(Strict):
     @model_validator(mode="after")
     def _adapter_params(self) -> "ShardConfig":
         # The adapter owns its parameter names and defaults; ask it now, before Ray starts.
-        get_adapter(self.adapter).resolve_params(self.params)
+        try:
+            get_adapter(self.adapter).resolve_params(self.params)
+        except ValueError as exc:
+            raise ValueError(f"params: {exc}") from None
         return self
 
 
 # --------------------------------------------------------------------------- loading
 
 
+_UNION_SECTIONS = ("model", "schedule")
+
+
 def _format_error(err: ValidationError) -> str:
+    """One line: ``field.path: message`` for the first error (and how many more).
+
+    pydantic puts a discriminated union's tag in the path (``model.edsr.mid_channels``);
+    users write ``model.mid_channels``, so the tag is dropped.
+    """
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    parts = [str(p) for p in first["loc"] if not str(p).startswith("function-after")]
+    if len(parts) >= 2 and parts[0] in _UNION_SECTIONS:
+        parts.pop(1)
     msg = first["msg"].removeprefix("Value error, ")
     extra = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{loc or '<root>'}: {msg}{extra}"
+    return f"{'.'.join(parts)}: {msg}{extra}" if parts else f"{msg}{extra}"
 
 
 def _parse_scalar(text: str) -> Any:

@@ -50,6 +50,18 @@ def storage_location(storage_path: str) -> tuple[str, Any]:
     return str(Path(storage_path).resolve()), None
 
 
+def _ingest_options(cfg: ExperimentConfig):
+    """Ordered execution with a bounded buffer.
+
+    Without a budget Ray Data fills the object store with the whole planned stream,
+    and the decode actors take CPU from the train workers on small machines.
+    """
+    opts = DataConfig.default_ingest_options()
+    opts.preserve_order = True
+    opts.resource_limits = opts.resource_limits.copy(object_store_memory=cfg.data.buffer_mb * 2**20)
+    return opts
+
+
 def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
     """meta.json of the latest committed checkpoint of ``run_name``, or None for a new run."""
     path, fs = storage_location(storage_path)
@@ -117,7 +129,7 @@ def run_train(
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_checkpoints_to_keep),
         ),
         datasets=datasets,
-        dataset_config=DataConfig(datasets_to_split=["train"]),
+        dataset_config=DataConfig(datasets_to_split=["train"], execution_options=_ingest_options(cfg)),
     )
     try:
         result = trainer.fit()

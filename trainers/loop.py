@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from typing import Any
@@ -75,6 +76,12 @@ def _any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def _say(message: str) -> None:
+    """Print a progress line once. Ray Train patches ``print`` to tee into its logger
+    when another library (MLflow) wraps stdout, which doubled every line."""
+    print(message, file=sys.__stdout__, flush=True)
+
+
 def _fmt_eta(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -101,7 +108,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         scheduler.load_state_dict(state["scheduler"])
         step, samples_seen = state["step"], state["samples_seen"]
         if rank == 0:
-            print(f"[restoray] resumed at step {step} ({samples_seen} samples seen)", flush=True)
+            _say(f"[restoray] resumed at step {step} ({samples_seen} samples seen)")
 
     task = TASKS[cfg["task"]](cfg)
     use_amp = train_cfg["amp"] == "bf16" or (train_cfg["amp"] == "auto" and device.type == "cuda")
@@ -176,7 +183,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         try:
             raw = next(batches)
         except StopIteration:
-            print(f"[restoray] rank {rank}: data stream ended at step {step}", flush=True)
+            _say(f"[restoray] rank {rank}: data stream ended at step {step}")
             break
         batch = {"lq": _to_tensor(raw["lq"], device), "gt": _to_tensor(raw["gt"], device)}
         window_wait += time.time() - t0
@@ -208,11 +215,10 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             if rank == 0:
                 rate = window_steps / max(elapsed, 1e-9)
                 lossv = next(iter(metrics.values()))
-                print(
+                _say(
                     f"[restoray] step {step}/{total} ({100 * step / total:.0f}%) loss {lossv:.4f} "
                     f"lr {metrics['lr']:.2e} {metrics['data/samples_per_s']:.1f} samples/s "
-                    f"wait {100 * metrics['data/wait_fraction']:.0f}% ETA {_fmt_eta((total - step) / max(rate, 1e-9))}",
-                    flush=True,
+                    f"wait {100 * metrics['data/wait_fraction']:.0f}% ETA {_fmt_eta((total - step) / max(rate, 1e-9))}"
                 )
                 if logger:
                     logger.metrics(metrics, step)
@@ -223,7 +229,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             val = validate() if do_val else {}
             if logger and val:
                 logger.metrics(val, step)
-                print(f"[restoray] step {step} validation: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()), flush=True)
+                _say(f"[restoray] step {step} validation: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
             save_and_report(val)
         if last:
             break

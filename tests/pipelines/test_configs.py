@@ -271,8 +271,6 @@ def test_bad_experiment_config_names_the_field(tmp_path: Path, case: str):
     _assert_one_line_naming(err.value, *names)
 
 
-@pytest.mark.xfail(strict=True, reason="pipelines.config reports discriminated-union fields as "
-                   "'model.edsr.mid_channels' (the tag is in the pydantic loc); users write model.mid_channels")
 def test_union_field_errors_use_the_user_visible_path(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         load_experiment(_write(tmp_path, _edsr_raw()), ["model.mid_channels=abc"], check_paths=False)
@@ -338,8 +336,6 @@ def test_bad_shard_config_names_the_field(tmp_path: Path, changes: dict, names: 
     _assert_one_line_naming(err.value, *names)
 
 
-@pytest.mark.xfail(strict=True, reason="ShardConfig checks adapter params in a model validator, so the "
-                   "error path is '<root>' instead of 'params'")
 def test_bad_adapter_param_names_params(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         load_shard_config(_write(tmp_path, _shard_raw(tmp_path, params={"crop_sise": 480})))

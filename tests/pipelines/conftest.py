@@ -1,0 +1,100 @@
+"""Fixtures for pipeline tests: one shared local Ray instance, tiny shard sets and configs.
+
+Ray costs ~6 s to start here, so the whole session shares one instance. It is
+started after the moto server so Ray workers inherit the ``AWS_*`` variables,
+and its address is exported as ``RAY_ADDRESS`` so ``restoray`` subprocesses
+join it instead of starting their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def ray_session(s3_endpoint):
+    import ray
+
+    ray.init(num_cpus=2, logging_level=logging.WARNING)
+    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+    try:
+        yield ray
+    finally:
+        os.environ.pop("RAY_ADDRESS", None)
+        ray.shutdown()
+
+
+def textured_image(h: int, w: int, seed: int) -> np.ndarray:
+    """A photo-like test image: smooth colour gradients plus a few sharp shapes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([np.sin(2 * np.pi * (f * xx + g * yy) + p) for f, g, p in rng.uniform(0.5, 3, (3, 3))], -1)
+    img = (img * 0.35 + 0.5) * 255
+    for _ in range(6):
+        c = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(3, h // 4)), c, -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        path = folder / f"photo{i:02d}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(textured_image(*size, seed + i), cv2.COLOR_RGB2BGR))
+        out.append(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory) -> dict[str, str]:
+    """Local train/val shard folders (built without Ray: the shard job has its own tests)."""
+    from preprocessing.shards import shard_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    write_photos(root / "raw" / "train", 4, (96, 128), seed=0)
+    write_photos(root / "raw" / "val", 2, (64, 80), seed=100)
+    shard_dataset(str(root / "raw" / "train"), str(root / "shards" / "train"), "image_folder",
+                  {"crop_size": 48, "step": 24}, items_per_shard=1)
+    shard_dataset(str(root / "raw" / "val"), str(root / "shards" / "val"), "image_folder",
+                  {"crop": False}, items_per_shard=2)
+    return {"train": str(root / "shards" / "train"), "val": str(root / "shards" / "val"), "root": str(root)}
+
+
+def tiny_experiment(train_uri: str, val_uri: str, storage: str, **sections) -> dict:
+    """A 2-worker EDSR config small enough to train a few steps in seconds on 2 CPUs."""
+    cfg = {
+        "name": "tiny_edsr",
+        "seed": 7,
+        "model": {"name": "edsr", "in_channels": 3, "out_channels": 3, "mid_channels": 8,
+                  "num_blocks": 1, "upscale_factor": 4},
+        "data": {"train": train_uri, "val": val_uri, "scale": 4, "gt_size": 32, "batch_size": 4,
+                 "transform_actors": 1, "cpus_per_actor": 0.25, "prefetch_batches": 1},
+        "optim": {"name": "adam", "lr": 1e-3},
+        "train": {"total_steps": 12, "log_every": 2, "val_every": 6, "checkpoint_every": 3,
+                  "ema": {"enabled": True, "decay": 0.9}},
+        "eval": {"crop_border": 4},
+        "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
+        "run": {"storage_path": storage},
+        "mlflow": {"experiment": "tests"},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            cfg.setdefault(section, {}).update(values)
+        else:
+            cfg[section] = values
+    return cfg
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path

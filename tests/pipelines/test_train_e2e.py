@@ -1,0 +1,190 @@
+"""End-to-end training on real parts: Ray Train, S3 (moto server), an MLflow server, SIGKILL + resume.
+
+These are the slow tests (a 2-worker TorchTrainer costs ~30 s here); each
+checks several things of one run to keep the suite short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO, tiny_experiment, write_config, write_photos
+
+pytestmark = pytest.mark.slow
+RESTORAY = [sys.executable, "-m", "pipelines.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` process on loopback (sqlite backend, proxied artifacts)."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "wb"), start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("mlflow server did not start: " + (root / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_shard_to_s3_train_from_s3_track_on_mlflow_server(ray_session, s3_bucket, tiny_shards, mlflow_server,
+                                                          tmp_path, monkeypatch):
+    from pipelines.config import ShardConfig, load_experiment
+    from pipelines.shard_job import run_shard
+    from pipelines.train_job import run_train
+
+    raw = Path(tiny_shards["root"]) / "raw"
+    train_uri, val_uri = f"s3://{s3_bucket}/shards/train", f"s3://{s3_bucket}/shards/val"
+    manifest = run_shard(ShardConfig(source=str(raw / "train"), dest=train_uri, adapter="image_folder",
+                                     params={"crop_size": 48, "step": 24}, items_per_shard=2))
+    run_shard(ShardConfig(source=str(raw / "val"), dest=val_uri, adapter="image_folder",
+                          params={"crop": False}, items_per_shard=2))
+    assert manifest["num_samples"] > 0
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    cfg_path = write_config(tmp_path / "s3.yaml", tiny_experiment(
+        train_uri, val_uri, f"s3://{s3_bucket}/runs", name="tiny_s3", mlflow={"experiment": "s3-test"}))
+    cfg = load_experiment(cfg_path)
+    out = run_train(cfg, config_file=str(cfg_path), workdir=tmp_path)
+
+    assert out.tracking_uri == mlflow_server
+    assert out.metrics["step"] == 12 and out.metrics["samples_seen"] == 12 * 8
+    # checkpoints landed in the bucket
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="runs/")["Contents"]]
+    assert any(k.endswith("/checkpoint.pt") for k in keys)
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    run = client.get_run(out.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.name"] == "edsr" and run.data.params["data.train"] == train_uri
+    for metric in ("loss/l1", "lr", "data/samples_per_s", "data/wait_fraction", "val/psnr", "val/ssim"):
+        assert metric in run.data.metrics, metric
+    history = client.get_metric_history(out.mlflow_run_id, "val/psnr")
+    assert sorted(m.step for m in history) == [6, 12]
+    artifacts = {a.path for a in client.list_artifacts(out.mlflow_run_id, "val")}
+    assert {"val/grid_step0000006.png", "val/grid_step0000012.png"} <= artifacts
+    assert [a.path for a in client.list_artifacts(out.mlflow_run_id, "config")] == ["config/s3.yaml"]
+    versions = client.search_model_versions("name='tiny_s3'")
+    assert len(versions) == 1 and versions[0].run_id == out.mlflow_run_id
+
+
+def _committed(storage: Path, name: str) -> bool:
+    """Ray Train commits a checkpoint by listing it in its snapshot file (checkpoint
+    folders appear earlier, while they are still being registered)."""
+    snapshot = storage / name / "checkpoint_manager_snapshot.json"
+    return snapshot.exists() and "checkpoint_" in snapshot.read_text()
+
+
+def test_sigkill_driver_then_resume_continues_from_checkpoint(ray_session, tiny_shards, tmp_path):
+    storage = tmp_path / "runs"
+    cfg = tiny_experiment(tiny_shards["train"], tiny_shards["val"], str(storage), name="tiny_resume",
+                          train={"total_steps": 40, "checkpoint_every": 4, "val_every": 40, "log_every": 4})
+    cfg_path = write_config(tmp_path / "resume.yaml", cfg)
+    cmd = [*RESTORAY, "train", str(cfg_path), "--workdir", str(tmp_path)]
+    log1 = open(tmp_path / "first.log", "wb")
+    first = subprocess.Popen(cmd, cwd=REPO, stdout=log1, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not _committed(storage, "tiny_resume"):
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and everything it spawned, no clean-up
+    first.wait()
+    from pipelines.train_job import latest_state
+
+    killed_at = latest_state(str(storage), "tiny_resume")["step"]
+    assert 0 < killed_at < 40
+
+    second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=400)
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output[-3000:]
+    resumed = [line for line in output.splitlines() if "resuming run 'tiny_resume' from step" in line]
+    assert resumed, output[-3000:]
+    step = int(resumed[0].split("from step ")[1].split()[0])
+    assert step >= killed_at and step % 4 == 0
+    assert f"({step * 8} samples seen)" in resumed[0]
+    assert f"resumed at step {step} ({step * 8} samples seen)" in output  # the workers got the checkpoint
+    final, _ = json.JSONDecoder().raw_decode(second.stdout[second.stdout.index("{\n"):])
+    assert final["metrics"]["step"] == 40 and final["metrics"]["samples_seen"] == 40 * 8
+    # one MLflow run across both attempts, with loss logged before and after the kill
+    client = MlflowClient(tracking_uri=final["tracking_uri"])
+    steps = [m.step for m in client.get_metric_history(final["mlflow_run_id"], "loss/l1")]
+    assert min(steps) <= step and max(steps) == 40
+
+
+def test_corrupt_inputs_are_quarantined_by_the_ray_shard_job(ray_session, tmp_path):
+    from pipelines.config import ShardConfig
+    from pipelines.shard_job import run_shard
+
+    raw = tmp_path / "raw"
+    good = write_photos(raw, 3, (40, 40))
+    (raw / "empty.png").write_bytes(b"")
+    (raw / "notes.png").write_text("not an image")
+    (raw / "cut.png").write_bytes(good[0].read_bytes()[:200])
+    cfg = ShardConfig(source=str(raw), dest=str(tmp_path / "out"), adapter="image_folder",
+                      params={"crop_size": 32, "step": 16}, items_per_shard=2)
+    manifest = run_shard(cfg)
+    quarantine = json.loads((tmp_path / "out" / "quarantine.json").read_text())
+    reasons = {Path(q["uri"]).name: q["reason"] for q in quarantine["quarantined"]}
+    assert manifest["quarantined"] == 3 and set(reasons) == {"empty.png", "notes.png", "cut.png"}
+    assert manifest["num_samples"] == 3 * 4
+    listing = subprocess.run(["tar", "-tf", str(tmp_path / "out" / manifest["shards"][0]["name"])],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert any(name.endswith(".gt.png") for name in listing)
+    # a re-run reuses every finished shard
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("shard-*.tar")}
+    again = run_shard(cfg)
+    assert again["shards"] == manifest["shards"]
+    assert before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("shard-*.tar")}
+
+
+def test_demo_command_end_to_end_short(ray_session, tmp_path):
+    """`restoray demo` with a few steps: every stage runs and summary.json has its fields."""
+    work = tmp_path / "demo"
+    proc = subprocess.run(
+        [*RESTORAY, "demo", "--workdir", str(work), "train.total_steps=20", "train.log_every=10",
+         "train.val_every=20", "train.checkpoint_every=20"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    summary = json.loads((work / "summary.json").read_text())
+    for key in ("psnr_model", "psnr_bicubic", "mlflow_run_id", "tracking_uri"):
+        assert key in summary
+    assert summary["tracking_uri"] == f"sqlite:///{work / 'mlflow.db'}"
+    assert 20 < summary["psnr_bicubic"] < 40 and len(summary["per_sample"]) == 2
+    assert "mlflow ui --backend-store-uri" in proc.stdout
+    run = MlflowClient(tracking_uri=summary["tracking_uri"]).get_run(summary["mlflow_run_id"])
+    assert run.data.metrics["val/psnr"] == pytest.approx(summary["psnr_model"], abs=1e-6)

@@ -1,0 +1,88 @@
+"""Learning-rate schedules (values from their definitions), EMA, and resumable scheduler state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainers.ema import EMA
+from trainers.losses import pixel_loss
+from trainers.optim import build_optimizer, build_scheduler, cosine_restart_factor
+
+
+def _lrs(schedule, steps, base=1.0):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([p], {"name": "adam", "lr": base, "betas": (0.9, 0.999), "weight_decay": 0.0})
+    sched = build_scheduler(opt, schedule, base)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_multistep_halves_at_milestones():
+    lrs = _lrs({"name": "multistep", "milestones": [3, 5], "gamma": 0.5}, 7, base=2e-4)
+    assert lrs == pytest.approx([2e-4] * 3 + [1e-4] * 2 + [5e-5] * 2)
+
+
+def test_cosine_restart_matches_mmcv_definition():
+    periods, weights, base, min_lr = [4, 4], [1.0, 0.5], 2e-4, 1e-7
+    lrs = _lrs({"name": "cosine_restart", "periods": periods, "restart_weights": weights, "min_lr": min_lr}, 10, base)
+    expected = []
+    for step in range(10):
+        i, t = (0, step) if step < 4 else (1, step - 4) if step < 8 else (None, None)
+        if i is None:
+            expected.append(min_lr)
+        else:
+            expected.append(min_lr + 0.5 * weights[i] * (base - min_lr) * (1 + math.cos(math.pi * t / periods[i])))
+    assert lrs == pytest.approx(expected)
+    assert lrs[0] == pytest.approx(base) and lrs[4] == pytest.approx(min_lr + 0.5 * (base - min_lr))
+
+
+def test_cosine_restart_factor_is_continuous_within_a_period():
+    f = [cosine_restart_factor(s, [100], [1.0], 1.0, 0.0) for s in range(100)]
+    assert all(a >= b for a, b in zip(f, f[1:]))
+
+
+def test_scheduler_state_round_trip_resumes_exactly():
+    sched_cfg = {"name": "multistep", "milestones": [2], "gamma": 0.1}
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([p], {"name": "adam", "lr": 1.0, "betas": (0.9, 0.999), "weight_decay": 0.0})
+    sched = build_scheduler(opt, sched_cfg, 1.0)
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    state = (opt.state_dict(), sched.state_dict())
+    p2 = torch.nn.Parameter(torch.zeros(1))
+    opt2 = build_optimizer([p2], {"name": "adam", "lr": 1.0, "betas": (0.9, 0.999), "weight_decay": 0.0})
+    sched2 = build_scheduler(opt2, sched_cfg, 1.0)
+    opt2.load_state_dict(state[0])
+    sched2.load_state_dict(state[1])
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.1) and sched2.last_epoch == 3
+
+
+def test_ema_update_follows_definition():
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema = EMA(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update(model)
+    assert torch.allclose(ema.state["weight"], torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
+    restored = EMA(torch.nn.Linear(2, 1), decay=0.9)
+    restored.load_state_dict(ema.state_dict())
+    assert torch.equal(restored.state["weight"], ema.state["weight"])
+
+
+def test_pixel_losses():
+    a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
+    assert pixel_loss("l1", a, b).item() == pytest.approx(0.5)
+    assert pixel_loss("mse", a, b).item() == pytest.approx(0.25)
+    assert pixel_loss("charbonnier", a, b).item() == pytest.approx(0.5, abs=1e-5)
+    with pytest.raises(ValueError, match="unknown loss"):
+        pixel_loss("huber", a, b)
