@@ -17,7 +17,7 @@ from pipelines.config import ConfigError, load_experiment, load_shard_config
 
 EPILOG = """\
 typical session:
-  restoray shard configs/data/div2k_train.yaml          # raw images -> WebDataset shards
+  restoray shard configs/data/div2k_train_x4.yaml       # raw images -> WebDataset shards
   restoray train configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml train.total_steps=1000
   restoray eval  configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml --checkpoint CKPT
   restoray infer configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml --checkpoint CKPT --out out/ photo.png

@@ -108,6 +108,9 @@ class DataConfig(Strict):
     batch_size: int = Field(16, ge=1, description="per-worker batch size (zoo '1x16' = 1 GPU x 16)")
     degradation: DegradationConfig = DegradationConfig()
     transform_actors: int = Field(1, ge=1, description="actors in the decode+degrade pool")
+    transform_batch_size: int = Field(
+        32, ge=1, description="samples per transform call (= per block): bigger blocks, less Ray Data overhead"
+    )
     cpus_per_actor: float = Field(1.0, gt=0)
     prefetch_batches: int = Field(2, ge=0)
     buffer_mb: int = Field(

@@ -116,12 +116,8 @@ class TrainTransform:
             train_pair(gt, lq or None, str(key), int(epoch), self.seed, self.data)
             for key, epoch, gt, lq in zip(batch["key"], batch["epoch"], batch["gt"], batch["lq"])
         ]
-        return {
-            "lq": np.stack([p[0] for p in pairs]),
-            "gt": np.stack([p[1] for p in pairs]),
-            "key": batch["key"],
-            "epoch": batch["epoch"],
-        }
+        # Only tensors leave the actor: Ray Train converts every column to torch.
+        return {"lq": np.stack([p[0] for p in pairs]), "gt": np.stack([p[1] for p in pairs])}
 
 
 def configure_data_context(progress_bars: bool) -> None:
@@ -144,7 +140,7 @@ def train_dataset(
         fn_constructor_kwargs={"data": data, "seed": seed},
         compute=ray.data.ActorPoolStrategy(size=data["transform_actors"]),
         num_cpus=data["cpus_per_actor"],
-        batch_size=data["batch_size"],
+        batch_size=data["transform_batch_size"],
         batch_format="numpy",
     )
 
@@ -164,8 +160,12 @@ def val_dataset(uri: str, manifest: dict[str, Any], data: dict[str, Any], seed: 
     """Full-size validation pairs (one image per row; sizes may differ)."""
     fs, _ = resolve(uri)
     paths = [resolve(url)[1] for url, _ in shard_table(uri, manifest)]
-    ds = ray.data.read_webdataset(paths, filesystem=fs, decoder=None)
-    return ds.map_batches(_val_rows, fn_kwargs={"data": data, "seed": seed}, batch_size=1, batch_format="numpy")
+    # Fractional CPUs: validation runs while the train workers and the training
+    # stream hold their resources; whole-CPU tasks would wait forever on a small node.
+    ds = ray.data.read_webdataset(paths, filesystem=fs, decoder=None, ray_remote_args={"num_cpus": 0.25})
+    return ds.map_batches(
+        _val_rows, fn_kwargs={"data": data, "seed": seed}, batch_size=1, batch_format="numpy", num_cpus=0.25
+    )
 
 
 def iter_samples(uri: str, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -42,12 +42,24 @@ def _experiment_id(client: MlflowClient, name: str, uri: str, workdir: str | os.
 
 
 def check_reachable(uri: str) -> None:
-    """Fail fast (one line) when a tracking server is down, before Ray starts."""
+    """Fail fast (one line) when a tracking server is down, before Ray starts.
+
+    MLflow's client retries an unreachable server for minutes by default; this probe
+    allows one quick attempt.
+    """
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means "cannot track"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConnectionError(f"MLflow tracking server {uri} is not reachable: {first[:200]}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def start_or_resume_run(

@@ -44,16 +44,17 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 NHWC (what the stream ships: 4x less object-store traffic) -> float NCHW in [0,1].
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC (what the stream ships: 4x less object-store traffic) -> float NCHW in [0,1]."""
+    return images.permute(0, 3, 1, 2).float().div_(255.0)
 
-    Validation images differ in size, so Ray hands them over as an object array
-    of per-image arrays; they are stacked here (batch size 1).
-    """
+
+def _val_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Validation images differ in size, so Ray hands them over as an object array of
+    per-image arrays; they are stacked here (batch size 1)."""
     if images.dtype == object:
         images = np.stack(list(images))
-    t = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True)
-    return t.permute(0, 3, 1, 2).float().div_(255.0)
+    return _to_float(torch.from_numpy(np.ascontiguousarray(images)).to(device))
 
 
 def _restore(model, ema, checkpoint) -> dict[str, Any] | None:
@@ -117,8 +118,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     batch_size, total = data_cfg["batch_size"], train_cfg["total_steps"]
     global_batch = batch_size * world
 
-    batches = ray.train.get_dataset_shard("train").iter_batches(
-        batch_size=batch_size, batch_format="numpy", drop_last=True,
+    batches = ray.train.get_dataset_shard("train").iter_torch_batches(
+        batch_size=batch_size, drop_last=True, device=device,
         prefetch_batches=data_cfg["prefetch_batches"],
     )
     batches = iter(batches)
@@ -162,7 +163,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         for i, row in enumerate(ray.train.get_dataset_shard("val").iter_batches(batch_size=1, batch_format="numpy")):
             if limit and i >= limit:
                 break
-            lq, gt = _to_tensor(row["lq"], device), _to_tensor(row["gt"], device)
+            lq, gt = _val_tensor(row["lq"], device), _val_tensor(row["gt"], device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 pred = task.predict(eval_model, lq).float()
             scores.append(task.score(pred[0], gt[0]))
@@ -185,7 +186,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         except StopIteration:
             _say(f"[restoray] rank {rank}: data stream ended at step {step}")
             break
-        batch = {"lq": _to_tensor(raw["lq"], device), "gt": _to_tensor(raw["gt"], device)}
+        batch = {"lq": _to_float(raw["lq"]), "gt": _to_float(raw["gt"])}
         window_wait += time.time() - t0
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, logs = task.train_step(model, batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,17 @@ def test_eval_scores_bicubic_on_shards(tiny_shards, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["num_samples"] == 2 and 15 < result["bicubic_psnr"] < 60
     assert len(result["per_sample"]) == 2 and "bicubic_psnr" in capsys.readouterr().out
+
+
+def test_unreachable_tracking_server_fails_fast_before_ray(tiny_shards, tmp_path):
+    import time
+
+    cfg = write_config(tmp_path / "t.yaml", tiny_experiment(tiny_shards["train"], tiny_shards["val"], str(tmp_path)))
+    env = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:9")  # discard port: nothing listens
+    env.pop("RAY_ADDRESS", None)
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", str(cfg)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and time.monotonic() - t0 < 60
+    assert proc.stderr.strip().splitlines()[-1].startswith("restoray: error: MLflow tracking server")
+    assert "Started a local Ray instance" not in proc.stdout + proc.stderr

@@ -82,14 +82,14 @@ def test_ray_stream_resumes_at_the_exact_sample(ray_session, tiny_shards):
     configure_data_context(progress_bars=False)
     manifest = read_manifest(tiny_shards["train"])
     data = {"scale": 4, "gt_size": 32, "use_hflip": True, "use_rot": True, "batch_size": 4,
-            "degradation": {"preset": "bicubic"}, "transform_actors": 1, "cpus_per_actor": 0.5}
+            "transform_batch_size": 8, "degradation": {"preset": "bicubic"}, "transform_actors": 1, "cpus_per_actor": 0.5}
     total = manifest["num_samples"] + 10  # crosses an epoch boundary
 
     def rows(start):
         ds = train_dataset(tiny_shards["train"], manifest, data, seed=11, start=start, needed=total - start)
-        return [(r["key"], int(r["epoch"]), r["gt"].tobytes(), r["lq"].tobytes()) for r in ds.iter_rows()]
+        return [(r["gt"].tobytes(), r["lq"].tobytes()) for r in ds.iter_rows()]
 
     full = rows(0)
     assert len(full) == total
-    assert {e for _, e, _, _ in full} == {0, 1}
+    assert len(set(full)) > total // 2  # distinct patches, not one sample repeated
     assert rows(13) == full[13:]
