@@ -1,0 +1,249 @@
+"""Matting synthesis: trimap rules, exact composition, unknown-centred crops, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from degradations import matting as T
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _soft_disk(size: int = 128, radius: float = 30.0, ramp: float = 6.0) -> np.ndarray:
+    """uint8 alpha: 255 inside a disk, 0 outside, a linear soft ring ``ramp`` px wide."""
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - size / 2, xx - size / 2)
+    return np.round(np.clip((radius + ramp - r) / ramp, 0, 1) * 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- erode/dilate trimap
+def test_trimap_values_and_regions_consistent_with_alpha():
+    alpha = _soft_disk()
+    rng = _rng(1)
+    for _ in range(30):
+        tri = T.generate_trimap(alpha, rng=rng)
+        assert tri.dtype == np.uint8 and tri.shape == alpha.shape
+        assert set(np.unique(tri)) <= {0, 128, 255}
+        assert (alpha[tri == 255] == 255).all()  # fg region within alpha == 255
+        assert (alpha[tri == 0] == 0).all()  # bg region within alpha == 0
+        soft = (alpha > 0) & (alpha < 255)
+        assert (tri[soft] == 128).all()  # soft pixels are always unknown
+
+
+def test_trimap_unknown_grows_with_kernel_size():
+    alpha = _soft_disk()
+    counts = [(T.generate_trimap(alpha, kernel_size_range=k, rng=_rng(0)) == 128).sum() for k in (1, 5, 11, 21, 29)]
+    assert all(a < b for a, b in zip(counts, counts[1:])), counts
+    # kernel size 1 is the identity: unknown = exactly the soft ring
+    soft = ((alpha > 0) & (alpha < 255)).sum()
+    assert counts[0] == soft
+
+
+def test_trimap_kernel_sizes_are_drawn_independently():
+    alpha = _soft_disk()
+    inner = (alpha == 255).sum()
+    outer = (alpha == 0).sum()
+    shrink = []
+    for s in range(40):
+        tri = T.generate_trimap(alpha, rng=_rng(s))
+        shrink.append((inner - (tri == 255).sum(), outer - (tri == 0).sum()))
+    fg_loss, bg_loss = np.array(shrink, dtype=float).T
+    assert len(set(fg_loss)) > 10 and len(set(bg_loss)) > 10
+    assert abs(np.corrcoef(fg_loss, bg_loss)[0, 1]) < 0.7
+
+
+# ----------------------------------------------------------------------------- distance trimap
+def test_distance_trimap_band_is_exactly_the_sampled_width_on_a_straight_edge():
+    alpha = np.zeros((20, 60), np.uint8)
+    alpha[:, 31:] = 255
+    alpha[:, 30] = 128  # one soft column
+    for d in (1, 4, 9):
+        tri = T.generate_trimap_distance(alpha, dist_range=d, rng=_rng(0))
+        unknown_cols = np.nonzero((tri == 128).all(axis=0))[0]
+        np.testing.assert_array_equal(unknown_cols, np.arange(30 - d, 31 + d))
+        assert ((tri == 128).any(axis=0) == (tri == 128).all(axis=0)).all()
+        assert (tri[:, :30 - d] == 0).all() and (tri[:, 31 + d:] == 255).all()
+
+
+def test_distance_trimap_unknown_within_sampled_distance_of_soft_pixels():
+    alpha = _soft_disk(64, radius=14, ramp=3)
+    soft = np.argwhere((alpha > 0) & (alpha < 255))
+    grid = np.argwhere(np.ones_like(alpha, dtype=bool))
+    # brute-force distance of every pixel to the nearest soft pixel
+    dist = np.sqrt(((grid[:, None, :] - soft[None, :, :]) ** 2).sum(-1)).min(1).reshape(alpha.shape)
+    rng = _rng(2)
+    widths = set()
+    for _ in range(20):
+        tri = T.generate_trimap_distance(alpha, rng=rng)
+        assert set(np.unique(tri)) <= {0, 128, 255}
+        unknown = tri == 128
+        d_max = dist[unknown].max()
+        assert d_max <= 19 + 1e-6
+        # the band is "all pixels within d": nothing closer than the farthest unknown is known
+        assert (unknown | (dist > d_max + 1e-3)).all()
+        assert (alpha[tri == 255] == 255).all() and (alpha[tri == 0] == 0).all()
+        widths.add(round(float(d_max), 3))
+    assert len(widths) > 5
+
+
+def test_distance_trimap_binary_alpha_has_no_unknown():
+    alpha = np.zeros((16, 16), np.uint8)
+    alpha[4:12, 4:12] = 255
+    tri = T.generate_trimap_distance(alpha, rng=_rng(0))
+    np.testing.assert_array_equal(tri, alpha)
+
+
+# ----------------------------------------------------------------------------- composition
+def test_composite_exact_on_hand_cases():
+    fg = np.array([[[1.0, 0.5, 0.0], [0.2, 0.4, 0.6], [1.0, 1.0, 1.0]]], np.float32)
+    bg = np.array([[[0.0, 0.25, 1.0], [0.8, 0.8, 0.8], [0.0, 0.0, 0.0]]], np.float32)
+    alpha = np.array([[1.0, 0.0, 0.25]], np.float32)
+    out = T.composite(fg, bg, alpha)
+    assert out.dtype == np.float32 and out.shape == (1, 3, 3)
+    np.testing.assert_array_equal(out[0, 0], fg[0, 0])  # a = 1 -> fg
+    np.testing.assert_array_equal(out[0, 1], bg[0, 1])  # a = 0 -> bg
+    np.testing.assert_allclose(out[0, 2], [0.25, 0.25, 0.25], atol=1e-7)
+    np.testing.assert_array_equal(T.composite(fg, bg, alpha[:, :, None]), out)
+
+
+def test_merge_uint8_truncates():
+    fg = np.array([[[200, 10, 255]]], np.uint8)
+    bg = np.array([[[100, 11, 0]]], np.uint8)
+    alpha = np.array([[128]], np.uint8)
+    # a = 128/255: 200a + 100(1-a) = 150.196 -> 150; 10a + 11(1-a) = 10.498 -> 10; 255a = 128.0 -> 128
+    np.testing.assert_array_equal(T.merge_uint8(fg, bg, alpha), [[[150, 10, 128]]])
+    np.testing.assert_array_equal(T.merge_uint8(fg, bg, np.array([[255]], np.uint8)), fg)
+    np.testing.assert_array_equal(T.merge_uint8(fg, bg, np.array([[0]], np.uint8)), bg)
+
+
+def test_composite_two_foregrounds_hand_pixels():
+    fg1 = np.array([[[1.0, 0.0, 0.0], [0.2, 0.2, 0.2], [0.0, 0.0, 0.0]]], np.float32)
+    fg2 = np.array([[[0.0, 0.0, 1.0], [1.0, 0.6, 0.0], [0.4, 0.4, 0.4]]], np.float32)
+    a1 = np.array([[0.5, 0.25, 0.0]], np.float32)
+    a2 = np.array([[0.5, 1.0, 0.0]], np.float32)
+    fg, alpha = T.composite_two_foregrounds(fg1, a1, fg2, a2)
+    np.testing.assert_allclose(alpha, [[0.75, 1.0, 0.0]], atol=1e-7)  # 1 - (1-a1)(1-a2)
+    # fg = a1 fg1 + (1 - a1) fg2
+    np.testing.assert_allclose(fg[0, 0], [0.5, 0.0, 0.5], atol=1e-7)
+    np.testing.assert_allclose(fg[0, 1], [0.8, 0.5, 0.05], atol=1e-7)
+    np.testing.assert_allclose(fg[0, 2], [0.4, 0.4, 0.4], atol=1e-7)
+    assert fg.dtype == np.float32 and alpha.dtype == np.float32 and alpha.shape == (1, 3)
+
+
+def test_composite_two_foregrounds_skips_when_alpha_is_all_one():
+    fg1 = np.full((2, 2, 3), 0.3, np.float32)
+    fg2 = np.full((2, 2, 3), 0.9, np.float32)
+    fg, alpha = T.composite_two_foregrounds(fg1, np.full((2, 2), 0.5, np.float32), fg2, np.ones((2, 2), np.float32))
+    np.testing.assert_array_equal(fg, fg1)
+    np.testing.assert_array_equal(alpha, 0.5)
+
+
+# ----------------------------------------------------------------------------- crop
+def _coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    return yy, xx
+
+
+def test_crop_centres_on_the_unknown_pixel():
+    tri = np.zeros((1000, 900), np.uint8)
+    tri[500, 600] = 128
+    yy, xx = _coords(1000, 900)
+    out = T.crop_around_unknown({"y": yy, "x": xx, "trimap": tri}, tri, crop_sizes=(320,), out_size=320, rng=_rng())
+    assert out["y"][0, 0] == 500 - 160 and out["x"][0, 0] == 600 - 160
+    assert out["trimap"][160, 160] == 128
+
+
+def test_crop_shapes_sizes_and_contains_unknown():
+    h, w = 900, 1000
+    alpha = np.zeros((h, w), np.uint8)
+    alpha[700:760, 80:140] = 255
+    alpha[690:700, 80:140] = 100  # a soft strip near the border
+    tri = T.generate_trimap(alpha, kernel_size_range=(3, 4), rng=_rng())
+    fg = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
+    yy, _ = _coords(h, w)
+    rng = _rng(3)
+    spans = set()
+    for _ in range(30):
+        out = T.crop_around_unknown({"alpha": alpha, "fg": fg, "trimap": tri, "y": yy}, tri, rng=rng)
+        assert out["alpha"].shape == (320, 320) and out["alpha"].dtype == np.uint8
+        assert out["fg"].shape == (320, 320, 3) and out["fg"].dtype == np.float32
+        assert (out["trimap"] == 128).any()
+        assert set(np.unique(out["trimap"])) <= {0, 128, 255}  # nearest for the trimap
+        spans.add(min((320, 480, 640), key=lambda c: abs(c - (out["y"].max() - out["y"].min()))))
+    assert spans == {320, 480, 640}
+
+
+def test_crop_upscales_small_images_and_list_input():
+    tri = np.zeros((200, 150), np.uint8)
+    tri[100:110, 70:80] = 128
+    img = np.zeros((200, 150, 1), np.float32)
+    out = T.crop_around_unknown([img, tri], tri, crop_sizes=640, out_size=(256, 320), rng=_rng())
+    assert isinstance(out, list)
+    assert out[0].shape == (256, 320, 1) and out[1].shape == (256, 320)
+    assert (out[1] > 0).any()
+
+
+def test_crop_around_unknown_deterministic():
+    alpha = _soft_disk(700, radius=200, ramp=10)
+    fg = np.random.default_rng(1).random((700, 700, 3)).astype(np.float32)
+    a = T.crop_around_unknown({"fg": fg}, alpha, rng=_rng(5))["fg"]
+    b = T.crop_around_unknown({"fg": fg}, alpha, rng=_rng(5))["fg"]
+    np.testing.assert_array_equal(a, b)
+    others = [T.crop_around_unknown({"fg": fg}, alpha, rng=_rng(s))["fg"] for s in range(6, 10)]
+    assert any(not np.array_equal(a, o) for o in others)
+
+
+def test_trimaps_deterministic():
+    alpha = _soft_disk()
+    for fn in (T.generate_trimap, T.generate_trimap_distance):
+        np.testing.assert_array_equal(fn(alpha, rng=_rng(9)), fn(alpha, rng=_rng(9)))
+        outs = [fn(alpha, rng=_rng(s)) for s in range(6)]
+        assert any(not np.array_equal(outs[0], o) for o in outs[1:])
+
+
+# ----------------------------------------------------------------------------- validation
+_A = np.zeros((8, 8), np.uint8)
+_F = np.zeros((8, 8, 3), np.float32)
+_AF = np.zeros((8, 8), np.float32)
+
+BAD_CALLS = [
+    (lambda: T.generate_trimap(_A, rng=1), "rng"),
+    (lambda: T.generate_trimap(_A.astype(np.float32), rng=_rng()), "uint8"),
+    (lambda: T.generate_trimap(np.zeros((8, 8, 3), np.uint8), rng=_rng()), "HxW"),
+    (lambda: T.generate_trimap(np.zeros((0, 8), np.uint8), rng=_rng()), "non-empty"),
+    (lambda: T.generate_trimap(_A, kernel_size_range=(30, 1), rng=_rng()), "kernel_size_range"),
+    (lambda: T.generate_trimap(_A, kernel_size_range=(0, 3), rng=_rng()), "kernel_size_range"),
+    (lambda: T.generate_trimap(_A, iterations=(2, 2), rng=_rng()), "iterations"),
+    (lambda: T.generate_trimap_distance(_A, dist_range=(19, 1), rng=_rng()), "dist_range"),
+    (lambda: T.generate_trimap_distance([[0]], rng=_rng()), "numpy array"),
+    (lambda: T.composite(_F, np.zeros((8, 7, 3), np.float32), _AF), "bg shape"),
+    (lambda: T.composite(_F, _F, np.zeros((7, 8), np.float32)), "alpha shape"),
+    (lambda: T.composite(_F, _F, np.full((8, 8), np.nan, np.float32)), "NaN"),
+    (lambda: T.composite(np.full((8, 8, 3), np.nan, np.float32), _F, _AF), "NaN"),
+    (lambda: T.composite(_F, _F, np.full((8, 8), 1.5, np.float32)), r"\[0, 1\]"),
+    (lambda: T.composite(_F, _F, _A), "dtype"),
+    (lambda: T.composite(_F, _F, np.zeros((8, 8, 3), np.float32)), "HxWx1"),
+    (lambda: T.merge_uint8(_F, _F, _A), "dtype"),
+    (lambda: T.merge_uint8(_F.astype(np.uint8), _F.astype(np.uint8), np.zeros((4, 4), np.uint8)), "alpha shape"),
+    (lambda: T.composite_two_foregrounds(_F, _AF, np.zeros((8, 8, 4), np.float32), _AF), "one shape"),
+    (lambda: T.composite_two_foregrounds(_F, _AF, _F, np.zeros((9, 8), np.float32)), "alpha2 shape"),
+    (lambda: T.crop_around_unknown({}, _A, rng=_rng()), "empty"),
+    (lambda: T.crop_around_unknown({"x": np.zeros((9, 8), np.float32)}, _A, rng=_rng()), "does not match"),
+    (lambda: T.crop_around_unknown({"x": _F}, _A, crop_sizes=(), rng=_rng()), "crop_sizes"),
+    (lambda: T.crop_around_unknown({"x": _F}, _A, crop_sizes=(0,), rng=_rng()), "crop_sizes"),
+    (lambda: T.crop_around_unknown({"x": _F}, _A, out_size=-1, rng=_rng()), "out_size"),
+    (lambda: T.crop_around_unknown({"x": _F}, _A, interpolations={"x": "lanczos9"}, rng=_rng()), "interpolation"),
+    (lambda: T.crop_around_unknown({"x": np.zeros((8, 8), np.int64)}, _A, rng=_rng()), "dtype"),
+    (lambda: T.crop_around_unknown({"x": np.full((8, 8), np.nan, np.float32)}, _A, rng=_rng()), "NaN"),
+    (lambda: T.crop_around_unknown("abc", _A, rng=_rng()), "dict or a list"),
+]
+
+
+@pytest.mark.parametrize("call, match", BAD_CALLS)
+def test_bad_inputs_raise_one_line_value_error(call, match):
+    with pytest.raises(ValueError, match=match) as info:
+        call()
+    assert "\n" not in str(info.value)
