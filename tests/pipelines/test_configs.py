@@ -54,6 +54,7 @@ ZOO_SR = {
     "rdn_x4c64b16_g1_1000k_div2k": (1_000_000, 1e-4, _STEP_1M, 128),
     # Named 300k, but its config (msrresnet_x4c64b16_g1_1000k_div2k.py) runs 1M iterations.
     "msrresnet_x4c64b16_1x16_300k_div2k": (1_000_000, 2e-4, _COSINE_1M, 128),
+    "esrgan_psnr_x4c64b23g32_1x16_1000k_div2k": (1_000_000, 2e-4, _COSINE_1M, 128),
 }
 
 

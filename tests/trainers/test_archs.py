@@ -32,12 +32,27 @@ def _load_reference(path: Path) -> tuple[str, dict]:
     return ARCH_OF_CLASS[generator["class"]], generator
 
 
-def _fake_zoo_state(keys: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    return {"generator." + k: torch.randn(shape) for k, shape in keys.items()}
+def _generator_copies(path: Path) -> dict[str, dict]:
+    """Prefix -> key map of every copy of the generator in the zoo checkpoint.
+
+    EMA-trained models (Real-ESRNet/Real-ESRGAN) store a second copy under
+    ``generator_ema.``; discriminator and loss modules are left out of the fake.
+    """
+    ref = json.loads(path.read_text())
+    cls = ref["generator"]["class"]
+    copies = {ref["checkpoint_prefix"]: ref["generator"]["keys"]}
+    for mod in ref["other_modules"].values():
+        if mod["class"] == cls:
+            copies[mod["checkpoint_prefix"]] = mod["keys"]
+    return copies
+
+
+def _fake_zoo_state(keys: dict[str, list[int]], prefix: str = "generator.") -> dict[str, torch.Tensor]:
+    return {prefix + k: torch.randn(shape) for k, shape in keys.items()}
 
 
 def test_reference_files_present():
-    assert len(REFERENCES) == 8
+    assert len(REFERENCES) == 11
     assert {_load_reference(p)[0] for p in REFERENCES} == set(ARCHS)
 
 
@@ -65,15 +80,20 @@ def test_state_dict_matches_zoo(path):
 def test_fake_zoo_checkpoint_loads_strictly(path, tmp_path):
     name, ref = _load_reference(path)
     model = build_arch(name, **ref["resolved_init_args"])
-    state = _fake_zoo_state(ref["keys"])
+    copies = _generator_copies(path)
+    state = {}
+    for prefix, keys in copies.items():
+        state.update(_fake_zoo_state(keys, prefix))
     file = tmp_path / "zoo.pth"
     torch.save({"meta": {"iter": 1000}, "state_dict": state}, file)
 
+    # The zoo evaluates the EMA copy where there is one.
+    prefix = "generator_ema." if "generator_ema." in copies else "generator."
     loaded, source = extract_generator_state(load_checkpoint_file(file))
-    assert source == "zoo generator"
+    assert source == f"zoo {prefix[:-1]}"
     load_strict(model, loaded)
     first = next(iter(ref["keys"]))
-    assert torch.equal(model.state_dict()[first], state["generator." + first])
+    assert torch.equal(model.state_dict()[first], state[prefix + first])
 
 
 @pytest.mark.parametrize("path", REFERENCES, ids=lambda p: p.stem)
@@ -148,6 +168,26 @@ def test_srcnn_works_on_bicubic_upsampled_input():
     assert torch.allclose(model(x), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_rrdbnet_scales_pixel_unshuffle_the_input(scale):
+    model = build_arch("rrdbnet", in_channels=3, out_channels=3, mid_channels=8, num_blocks=1,
+                       growth_channels=4, upscale_factor=scale).eval()
+    # x1/x2 fold the input into channels first, so the fixed x4 head lands on the right scale.
+    assert model.conv_first.in_channels == 3 * (4 // scale) ** 2
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 8, 12))
+    assert out.shape == (2, 3, 8 * scale, 12 * scale)
+
+
+def test_rrdbnet_init_is_scaled_down():
+    model = build_arch("rrdbnet", in_channels=3, out_channels=3, mid_channels=16, num_blocks=2, growth_channels=8)
+    conv = model.body[1].rdb3.conv5
+    # Kaiming-normal std is sqrt(2 / fan_in); the zoo scales it by 0.1. Biases start at zero.
+    expected = 0.1 * (2 / conv.weight[0].numel()) ** 0.5
+    assert abs(conv.weight.std().item() - expected) < 0.2 * expected
+    assert not conv.bias.any()
+
+
 def test_unsupported_scales_raise():
     with pytest.raises(ValueError):
         build_arch("edsr", in_channels=3, out_channels=3, upscale_factor=5)
@@ -155,3 +195,5 @@ def test_unsupported_scales_raise():
         build_arch("rdn", in_channels=3, out_channels=3, upscale_factor=8)
     with pytest.raises(ValueError):
         build_arch("msrresnet", in_channels=3, out_channels=3, upscale_factor=8)
+    with pytest.raises(ValueError):
+        build_arch("rrdbnet", in_channels=3, out_channels=3, upscale_factor=3)

@@ -10,6 +10,7 @@ from torch import nn
 from trainers.archs.edsr import EDSR
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.rdn import RDN
+from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.srcnn import SRCNN
 
 ARCHS: dict[str, type[nn.Module]] = {
@@ -17,6 +18,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "edsr": EDSR,
     "rdn": RDN,
     "msrresnet": MSRResNet,
+    "rrdbnet": RRDBNet,
 }
 
 

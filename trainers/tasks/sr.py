@@ -1,4 +1,4 @@
-"""The PSNR-oriented image super-resolution family (SRCNN, EDSR, RDN, MSRResNet).
+"""The PSNR-oriented image super-resolution family (SRCNN, EDSR, RDN, MSRResNet, ESRGAN-PSNR).
 
 Training: one pixel loss between the network output and GT. Evaluation follows
 mmedit's conventions (spec/model_zoo.md "Metrics"): per-sample PSNR/SSIM on RGB
