@@ -1,25 +1,30 @@
 """Degradation presets: GT image -> LQ image, one pure function each.
 
-Every preset has the signature ``(gt, *, scale, rng) -> lq`` where ``gt`` is a float32
-``HxWx3`` RGB image in [0, 1], ``lq`` is float32 ``(H/scale)x(W/scale)x3`` in [0, 1] and
-``rng`` is the sample's ``numpy.random.Generator``. The classic BI and BD presets are
-deterministic and ignore ``rng``; they keep it so that stochastic presets (Real-ESRGAN,
-RealBasicVSR) are interchangeable with them. ``PRESETS`` is the only registry.
+Every preset has the signature ``(gt, *, scale, rng) -> lq | {"lq": lq, "gt": target}``
+where ``gt`` is a float32 ``HxWx3`` RGB image in [0, 1], ``lq`` is float32
+``(H/scale)x(W/scale)x3`` in [0, 1] and ``rng`` is the sample's ``numpy.random.Generator``.
+A preset whose training target is not the input GT (Real-ESRGAN trains on the
+unsharp-masked GT) returns a dict with the replacement target under ``"gt"``; the others
+return the LQ array alone. ``degrade`` gives the LQ of either form, ``degrade_pair`` the
+(LQ, target) pair. The classic BI and BD presets are deterministic and ignore ``rng``;
+they keep it so that stochastic presets (Real-ESRGAN, RealBasicVSR) are interchangeable
+with them. ``PRESETS`` is the only registry.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Union
 
 import cv2
 import numpy as np
 
 from degradations.blur import filter2d, gaussian_kernel2d
 from degradations.matlab_resize import imresize
+from degradations.realesrgan import realesrgan
 
-__all__ = ["PRESETS", "Preset", "bicubic", "bd", "degrade"]
+__all__ = ["PRESETS", "Preset", "bicubic", "bd", "degrade", "degrade_pair"]
 
-Preset = Callable[..., np.ndarray]
+Preset = Callable[..., Union[np.ndarray, dict]]
 
 _BD_SIGMA = 1.6
 _BD_KERNEL_SIZE = 12
@@ -93,18 +98,44 @@ def bd(gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:
 PRESETS: dict[str, Preset] = {
     "bicubic": bicubic,
     "bd": bd,
+    "realesrgan": realesrgan,
 }
 
 
-def degrade(name: str, gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:
-    """Apply the preset ``name`` to ``gt``.
-
-    Raises:
-        ValueError: for an unknown preset name (the message lists the known ones) or an
-            invalid ``gt`` / ``scale``.
-    """
+def _run(name: str, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray | dict:
     try:
         preset = PRESETS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown degradation preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None
     return preset(gt, scale=scale, rng=rng)
+
+
+def degrade(name: str, gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:
+    """Apply the preset ``name`` to ``gt`` and return the LQ image.
+
+    A replacement training target the preset may also return (``{"lq", "gt"}`` form) is
+    dropped; use ``degrade_pair`` to get it.
+
+    Raises:
+        ValueError: for an unknown preset name (the message lists the known ones) or an
+            invalid ``gt`` / ``scale``.
+    """
+    out = _run(name, gt, scale, rng)
+    return out["lq"] if isinstance(out, dict) else out
+
+
+def degrade_pair(
+    name: str, gt: np.ndarray, *, scale: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the preset ``name`` and return ``(lq, target)``.
+
+    ``target`` is the preset's replacement GT (e.g. Real-ESRGAN's unsharp-masked GT) when
+    it returns one, else ``gt`` itself.
+
+    Raises:
+        ValueError: as ``degrade``.
+    """
+    out = _run(name, gt, scale, rng)
+    if isinstance(out, dict):
+        return out["lq"], out.get("gt", gt)
+    return out, gt

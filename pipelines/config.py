@@ -104,7 +104,7 @@ class DegradationConfig(Strict):
     official MATLAB-bicubic LR images, as the zoo EDSR/RDN configs train on).
     """
 
-    preset: Literal["bicubic", "bd", "paired"] = "bicubic"
+    preset: Literal["bicubic", "bd", "realesrgan", "paired"] = "bicubic"
     device: Literal["cpu"] = "cpu"
 
 
@@ -113,6 +113,11 @@ class DataConfig(Strict):
     val: str = Field(description="held-out shard directory for validation")
     scale: int = Field(4, ge=1, le=8)
     gt_size: int = Field(96, ge=8, description="GT patch size (LQ patch = gt_size / scale)")
+    out_size: int | None = Field(
+        None, ge=8,
+        description="if set, a final paired random crop after degradation: GT out_size, LQ out_size / scale "
+        "(Real-ESRGAN: gt_size 400 degraded, then 256 / 64 cropped)",
+    )
     use_hflip: bool = True
     use_rot: bool = True  # vertical flip + transpose, as mmedit's Flip/RandomTransposeHW
     batch_size: int = Field(16, ge=1, description="per-worker batch size (zoo '1x16' = 1 GPU x 16)")
@@ -134,6 +139,11 @@ class DataConfig(Strict):
     def _patch_divisible(self) -> "DataConfig":
         if self.gt_size % self.scale:
             raise ValueError(f"gt_size {self.gt_size} is not divisible by scale {self.scale}")
+        if self.out_size is not None:
+            if self.out_size % self.scale:
+                raise ValueError(f"out_size {self.out_size} is not divisible by scale {self.scale}")
+            if self.out_size > self.gt_size:
+                raise ValueError(f"out_size {self.out_size} is larger than gt_size {self.gt_size}")
         return self
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from degradations.presets import degrade
+from degradations.presets import degrade, degrade_pair
+from degradations.realesrgan import paired_random_crop
 from degradations.seeding import sample_rng
 from preprocessing.schema import decode_image
 
@@ -57,7 +58,13 @@ def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
 def train_pair(
     gt_bytes: bytes, lq_bytes: bytes | None, key: str, epoch: int, seed: int, data: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(lq, gt) uint8 HWC training patches for one sample."""
+    """(lq, gt) uint8 HWC training patches for one sample.
+
+    The GT patch (``gt_size``) is degraded by the preset; a preset may replace the target
+    (Real-ESRGAN: the unsharp-masked GT, quantised to 8 bits here like every image the
+    stream ships). With ``out_size`` set, a paired random crop (GT ``out_size``, LQ
+    ``out_size / scale``) follows the degradation, as Real-ESRGAN crops 256/64 from 400.
+    """
     rng = sample_rng(seed, epoch, key)
     scale, gt_size = data["scale"], data["gt_size"]
     lq_size = gt_size // scale
@@ -77,8 +84,10 @@ def train_pair(
     y = int(rng.integers(0, gt.shape[0] - gt_size + 1))
     x = int(rng.integers(0, gt.shape[1] - gt_size + 1))
     (gt,) = augment([gt[y : y + gt_size, x : x + gt_size]], data["use_hflip"], data["use_rot"], rng)
-    lq = degrade(data["degradation"]["preset"], to_float(gt), scale=scale, rng=rng)
-    return to_uint8(lq), gt
+    lq, target = degrade_pair(data["degradation"]["preset"], to_float(gt), scale=scale, rng=rng)
+    if data.get("out_size"):
+        lq, target = paired_random_crop(lq, target, data["out_size"], scale, rng)
+    return to_uint8(lq), to_uint8(target)
 
 
 def val_pair(

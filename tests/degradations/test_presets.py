@@ -108,11 +108,15 @@ def test_bd_rejects_other_scales(scale):
         degrade("bd", np.zeros((24, 24, 3), dtype=np.float32), scale=scale, rng=np.random.default_rng(0))
 
 
+DETERMINISTIC_PRESETS = {"bicubic", "bd"}  # ignore rng; stochastic presets repeat for the same rng
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_output_contract_and_determinism(name):
     gt = np.random.default_rng(1).random((16, 24, 3)).astype(np.float32)
     a = degrade(name, gt, scale=4, rng=np.random.default_rng(0))
-    b = PRESETS[name](gt, scale=4, rng=np.random.default_rng(123))
+    out = PRESETS[name](gt, scale=4, rng=np.random.default_rng(123 if name in DETERMINISTIC_PRESETS else 0))
+    b = out["lq"] if isinstance(out, dict) else out  # presets may also return a replacement target
     assert a.shape == (4, 6, 3) and a.dtype == np.float32
     assert np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1
     np.testing.assert_array_equal(a, b)
