@@ -146,12 +146,32 @@ def test_every_sr_shard_path_is_made_by_a_shard_config():
     shards = {c.dest: c for c in _load_shard_configs()}
     for path in sorted((CONFIGS / "sr").glob("*.yaml")):
         cfg = load_experiment(path, check_paths=False)
-        for field, adapter in (("train", "div2k"), ("val", "set5_14")):
+        paired = cfg.data.degradation.preset == "paired"
+        for field, adapter in (("train", "div2k" if paired else "image_folder"), ("val", "set5_14")):
             uri = getattr(cfg.data, field)
             assert uri in shards, f"{path.name}: data.{field} {uri} is not the dest of any configs/data/*.yaml"
             shard = shards[uri]
             assert shard.adapter == adapter
-            assert get_adapter(shard.adapter).resolve_params(shard.params)["scale"] == cfg.data.scale
+            params = get_adapter(shard.adapter).resolve_params(shard.params)
+            if "scale" in params:  # paired adapters are made for one scale
+                assert params["scale"] == cfg.data.scale
+            else:  # GT-only sub-images must hold a whole training patch
+                assert params["crop_size"] >= cfg.data.gt_size
+
+
+def test_realesrnet_config_reproduces_the_zoo_recipe():
+    from trainers.archs import build_arch
+
+    name = "realesrnet_c64b23g32_12x4_lr2e-4_1000k_df2k_ost"
+    cfg = load_experiment(CONFIGS / "sr" / f"{name}.yaml", check_paths=False)
+    ref = json.loads((KEYS / f"{name}.json").read_text())["generator"]
+    assert _plain(model_kwargs(cfg.model)) == _plain(ref["resolved_init_args"])
+    assert sum(p.numel() for p in build_arch("rrdbnet", **model_kwargs(cfg.model)).parameters()) == ref["num_params"]
+    assert cfg.data.degradation.preset == "realesrgan"
+    assert (cfg.data.gt_size, cfg.data.out_size, cfg.data.batch_size, cfg.scaling.num_workers) == (400, 256, 12, 4)
+    assert (cfg.optim.lr, cfg.optim.betas, cfg.schedule.name) == (2e-4, (0.9, 0.99), "constant")
+    assert cfg.train.total_steps == 1_000_000 and cfg.train.ema.enabled and cfg.train.ema.decay == 0.999
+    assert (cfg.eval.crop_border, cfg.eval.convert_to) == (0, "rgb")  # reported "RGB, no crop"
 
 
 def test_div2k_shard_configs_follow_the_zoo_preprocessing():
