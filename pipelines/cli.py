@@ -68,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--tile", type=int, default=None, help="LQ tile size in pixels (default: config eval.tile)")
     f.add_argument("--tile-overlap", type=int, default=None)
 
+    v = sub.add_parser("preview", help="PNG contact sheet of a degradation preset (GT, LQ, drawn parameters)")
+    v.add_argument("--preset", required=True, help="bicubic | bd | realesrgan")
+    v.add_argument("--out", required=True, help="PNG file to write")
+    v.add_argument("--n", type=int, default=4, help="number of samples (rows)")
+    v.add_argument("--seed", type=int, default=0)
+
+    b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core)")
+    b.add_argument("what", choices=["degradations"])
+    b.add_argument("--json", dest="json_out", required=True, help="write the records here")
+    b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
+
     d = sub.add_parser("demo", help="shard bundled sample photos, train EDSR x4 on 2 Ray workers, compare with bicubic")
     d.add_argument("--workdir", default="demo_out", help="output folder (default: demo_out)")
     d.add_argument("overrides", nargs="*", help="overrides for the demo training config")
@@ -154,6 +165,22 @@ def _cmd_infer(args) -> int:
     return 1 if errors else 0
 
 
+def _cmd_preview(args) -> int:
+    from pipelines.preview import write_preview
+
+    path = write_preview(args.preset, args.out, n=args.n, seed=args.seed)
+    print(f"[restoray] wrote {path} ({args.n} samples of preset {args.preset})")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from pipelines.bench import write_bench
+
+    write_bench(args.json_out, quick=args.quick)
+    print(f"[restoray] wrote {args.json_out}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from pipelines.demo import run_demo
 
@@ -164,6 +191,7 @@ def _cmd_demo(args) -> int:
 COMMANDS = {
     "shard": _cmd_shard, "train": _cmd_train, "eval": _cmd_eval,
     "inspect": _cmd_inspect, "infer": _cmd_infer, "demo": _cmd_demo,
+    "preview": _cmd_preview, "bench": _cmd_bench,
 }
 
 
