@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from degradations import realbasicvsr as rbv
 from degradations import realesrgan as resr
 from degradations.presets import PRESETS, degrade_pair
 from degradations.seeding import sample_rng
@@ -94,10 +95,73 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return tile
 
 
+VIDEO_PRESETS = ("realbasicvsr",)
+STRIP_FRAMES = (0, 4, 9, 14, 15, 22, 29)  # 15 loaded frames, mirrored to 30
+FRAME_TILE = 128
+
+
+def _span(values) -> str:
+    values = list(values)
+    return f"{min(values):.2f}..{max(values):.2f}" if values else "-"
+
+
+def _order_text(tag: str, o: rbv.OrderParams) -> list[str]:
+    blur = (f"{o.blur.kernels[0].kind} {o.blur.kernels[0].size}px s={_span(k.sigma_x for k in o.blur.kernels)}"
+            if o.blur.applied else "skipped")
+    noise = f"{o.noise.kind}{' gray' if o.noise.gray else ''} {_span(o.noise.levels)}" if o.noise.kind else "skipped"
+    lines = [f"{tag} blur {blur}", f"{tag} resize {o.resize.direction} {o.resize.interp} x{_span(o.resize.scales)}",
+             f"{tag} noise {noise}", f"{tag} jpeg q={_span(o.jpeg.qualities)}"]
+    if o.video is not None and o.video.codec:
+        lines.append(f"{tag} video {o.video.codec} {o.video.bitrate} b/frame")
+    return lines
+
+
+def describe_clip(p: rbv.ClipParams) -> list[str]:
+    """Per-clip choices and the range each random walk covered over the clip."""
+    f = p.final
+    final = "video, resize+sinc" if f.video_first else "resize+sinc, video"
+    return _order_text("1st", p.first) + _order_text("2nd", p.second) + [
+        f"final {final} ({f.interp}), {f.video.codec or 'no video'} {f.video.bitrate or ''}",
+    ]
+
+
+def _moving_clip(rng: np.random.Generator, frames: int = 15, size: int = 256, step: int = 6) -> list[np.ndarray]:
+    """A GT clip: a crop window panning across a photo, so frames differ like video."""
+    photo = _photo(PHOTOS[int(rng.integers(0, len(PHOTOS)))])
+    photo = cv2.resize(photo, (size + step * frames, size + step * frames), interpolation=cv2.INTER_AREA)
+    return [photo[i * step : i * step + size, i * step : i * step + size].astype(np.float32) / 255
+            for i in range(frames)]
+
+
+def clip_sheet(n: int = 2, seed: int = 0, scale: int = 4) -> np.ndarray:
+    """Per sample: a GT frame strip, the LQ strip (same frames, nearest-upscaled) and the parameters."""
+    rows = []
+    for i in range(n):
+        rng = sample_rng(seed, 0, f"preview-clip-{i}")
+        gt = _moving_clip(rng)
+        params = rbv.sample_clip_params(rng, 2 * len(gt))
+        out = rbv.apply_clip(gt, params, scale=scale)
+        full = gt + gt[::-1]
+
+        def strip(frames, label):
+            tiles = [cv2.resize((np.clip(frames[k], 0, 1) * 255).round().astype(np.uint8),
+                                (FRAME_TILE, FRAME_TILE), interpolation=cv2.INTER_NEAREST) for k in STRIP_FRAMES]
+            return np.hstack([_label(t, f"{label} {k}") for t, k in zip(tiles, STRIP_FRAMES)])
+
+        block = np.vstack([strip(full, "GT"), strip(out["lq"], "LQ")])
+        rows.append(np.hstack([block, _text_panel(describe_clip(params), block.shape[0])]))
+    return np.vstack([np.pad(r, ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in rows])
+
+
 def contact_sheet(preset: str, n: int = 4, seed: int = 0, scale: int = 4) -> np.ndarray:
     """The sheet as an RGB uint8 image (rows: GT | LQ | target | parameters)."""
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    if preset in VIDEO_PRESETS:
+        return clip_sheet(n=n, seed=seed, scale=scale)
     if preset not in PRESETS:
-        raise ValueError(f"unknown degradation preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
+        known = ", ".join(sorted([*PRESETS, *VIDEO_PRESETS]))
+        raise ValueError(f"unknown degradation preset {preset!r}; known: {known}")
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     gt_size = 400 if preset == "realesrgan" else TILE

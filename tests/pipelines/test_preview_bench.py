@@ -20,6 +20,14 @@ def test_preview_writes_a_contact_sheet(tmp_path, preset):
     assert sheet.shape[1] == 256 * (3 if preset == "realesrgan" else 2) + 360
 
 
+def test_preview_of_a_video_preset_shows_frame_strips(tmp_path):
+    out = tmp_path / "rbv.png"
+    assert main(["preview", "--preset", "realbasicvsr", "--out", str(out), "--n", "1"]) == 0
+    sheet = cv2.imread(str(out))
+    assert sheet.shape[0] == 2 * 128 + 4  # a GT strip above an LQ strip
+    assert sheet.shape[1] == 7 * 128 + 360
+
+
 def test_preview_is_reproducible_and_seeded(tmp_path):
     paths = [tmp_path / f"{i}.png" for i in range(3)]
     for path, seed in zip(paths, (1, 1, 2)):
@@ -44,3 +52,5 @@ def test_bench_writes_one_record_per_case(tmp_path):
         assert set(r) == {"preset", "device", "gt_size", "frames", "value", "unit", "machine"}
         assert r["value"] > 0 and r["device"] == "cpu"
     assert all(r["unit"] == "pairs/s/core" and r["frames"] == 1 for r in resr)
+    video = [r for r in records if r["preset"] == "realbasicvsr"]
+    assert len(video) == 1 and video[0]["frames"] == 30 and video[0]["unit"] == "s/clip/core"
