@@ -99,13 +99,16 @@ def run_train(
     step0, seen0 = (previous["step"], previous["samples_seen"]) if previous else (0, 0)
     if previous:
         print(f"[restoray] resuming run {run_name!r} from step {step0} ({seen0} samples seen)", flush=True)
-    if step0 >= cfg.train.total_steps:
-        print(f"[restoray] run {run_name!r} already finished ({step0} steps)", flush=True)
-
     cfg_dict = cfg.model_dump(mode="json")
     run_id = start_or_resume_run(
         uri, cfg.mlflow.experiment, run_name, workdir, flatten(cfg_dict), config_file
     )
+    if step0 >= cfg.train.total_steps:
+        # Nothing to do: re-running a finished command (cron, a retried job) is a no-op.
+        print(f"[restoray] run {run_name!r} already finished ({step0} steps); nothing to train", flush=True)
+        finish_run(uri, run_id)
+        metrics = {k: v for k, v in previous.items() if k != "checkpoint_path"}
+        return TrainOutcome(run_name, run_id, uri, previous["checkpoint_path"], metrics, None, time.time() - t0)
     global_batch = cfg.data.batch_size * cfg.scaling.num_workers
     # Plan a little beyond the last step: workers prefetch, and equal splits may trim a remainder.
     needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)

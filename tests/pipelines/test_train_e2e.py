@@ -144,6 +144,12 @@ def test_sigkill_driver_then_resume_continues_from_checkpoint(ray_session, tiny_
     steps = [m.step for m in client.get_metric_history(final["mlflow_run_id"], "loss/l1")]
     assert min(steps) <= step and max(steps) == 40
 
+    # running the finished command again is a no-op that keeps the run and its checkpoint
+    third = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0 and "already finished (40 steps); nothing to train" in third.stdout
+    again, _ = json.JSONDecoder().raw_decode(third.stdout[third.stdout.index("{\n"):])
+    assert again["mlflow_run_id"] == final["mlflow_run_id"] and again["checkpoint"] == final["checkpoint"]
+
 
 def test_corrupt_inputs_are_quarantined_by_the_ray_shard_job(ray_session, tmp_path):
     from pipelines.config import ShardConfig
