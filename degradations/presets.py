@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from degradations.blur import filter2d, gaussian_kernel2d
+from degradations.checks import check_gt
 from degradations.matlab_resize import imresize
 from degradations.realesrgan import realesrgan
 
@@ -32,20 +33,7 @@ _BD_ANCHOR = (5, 5)
 
 
 def _check_gt(gt: np.ndarray, scale: int) -> None:
-    """Raise a one-line ValueError unless ``gt`` / ``scale`` are a valid preset input."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"scale must be a positive int, got {scale!r}")
-    if not isinstance(gt, np.ndarray):
-        raise ValueError(f"gt must be a numpy array, got {type(gt).__name__}")
-    if gt.ndim != 3 or gt.shape[2] != 3:
-        raise ValueError(f"gt must be HxWx3 RGB, got shape {gt.shape}")
-    if not np.issubdtype(gt.dtype, np.floating):
-        raise ValueError(f"gt must be float in [0, 1], got dtype {gt.dtype}")
-    h, w = gt.shape[:2]
-    if h < scale or w < scale or h % scale or w % scale:
-        raise ValueError(f"gt height and width must be positive multiples of scale {scale}, got {h}x{w}")
-    if not np.isfinite(gt).all():
-        raise ValueError("gt contains NaN or infinite values")
+    check_gt(gt, scale)
 
 
 def bicubic(gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from degradations.checks import check_gt
 from degradations.jpeg import jpeg
 from degradations.kernels import KernelParams, filter2d, make_kernel, sample_kernel_params
 from degradations.noise import gaussian_noise, poisson_noise
@@ -216,23 +217,8 @@ def sample_params(rng: np.random.Generator, cfg: RealESRGANConfig = X4PLUS) -> R
 
 
 def _check_gt(gt: np.ndarray, scale: int) -> None:
-    """One-line ValueError unless ``gt`` is a finite float HxWx3 image, sides multiples of ``scale``."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"scale must be a positive int, got {scale!r}")
-    if not isinstance(gt, np.ndarray):
-        raise ValueError(f"gt must be a numpy array, got {type(gt).__name__}")
-    if gt.ndim != 3 or gt.shape[2] != 3:
-        raise ValueError(f"gt must be HxWx3 RGB, got shape {gt.shape}")
-    if not np.issubdtype(gt.dtype, np.floating):
-        raise ValueError(f"gt must be float in [0, 1], got dtype {gt.dtype}")
-    h, w = gt.shape[:2]
-    min_side = max(2 * scale, 8)
-    if h < min_side or w < min_side or h % scale or w % scale:
-        raise ValueError(
-            f"gt height and width must be multiples of scale {scale} and at least {min_side}, got {h}x{w}"
-        )
-    if not np.isfinite(gt).all():
-        raise ValueError("gt contains NaN or infinite values")
+    """The x4plus pipeline needs at least 8 px (and two LQ pixels) per side."""
+    check_gt(gt, scale, min_side=max(2 * scale, 8))
 
 
 def _noise(img: np.ndarray, draw: NoiseDraw, rng: np.random.Generator) -> np.ndarray:
