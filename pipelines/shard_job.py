@@ -48,8 +48,10 @@ def run_shard(cfg: ShardConfig) -> dict[str, Any]:
         source_uri=plan.source_uri, source_fingerprint=plan.fingerprint,
         expected_shards=len(plan.shards),
     )
+    reused = sum(bool(r.get("skipped")) for r in results)
     print(
-        f"[restoray] wrote {manifest['num_samples']} samples in {len(manifest['shards'])} shards "
+        f"[restoray] {manifest['num_samples']} samples in {len(manifest['shards'])} shards "
+        f"({len(results) - reused} written, {reused} reused from an earlier run) "
         f"({manifest['num_bytes'] / 1e6:.1f} MB), quarantined {manifest['quarantined']} input(s), "
         f"{time.time() - t0:.1f}s -> {plan.dest_uri}/manifest.json",
         flush=True,
