@@ -1,4 +1,4 @@
-"""Throughput of the CPU Real-ESRGAN preset on one core (pure: no I/O, synthetic GT).
+"""Throughput of the Real-ESRGAN degradation: CPU preset on one core, batched torch path (pure: no I/O, synthetic GT).
 
 ``bench_realesrgan_cpu`` limits OpenCV to one thread (``cv2.setNumThreads(1)``) and the
 BLAS/OpenMP pools numpy may use to one (``threadpoolctl``, when installed; the environment
@@ -19,7 +19,7 @@ import numpy as np
 from degradations.realesrgan import realesrgan
 from degradations.seeding import sample_rng
 
-__all__ = ["bench_realesrgan_cpu", "synthetic_gt"]
+__all__ = ["bench_realesrgan_cpu", "bench_realesrgan_torch", "synthetic_gt"]
 
 
 def synthetic_gt(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -75,3 +75,68 @@ def bench_realesrgan_cpu(
         finally:
             cv2.setNumThreads(old_threads)
     return n / best
+
+
+def bench_realesrgan_torch(
+    gt_size: int = 400, batch: int = 12, batches: int = 2, device: str = "cpu", seed: int = 0, jpeg: str = "auto"
+) -> float:
+    """Pairs per second of ``torch_path.apply_batch`` (x4) on ``batch``-sized batches.
+
+    On ``cpu`` torch, OpenCV and BLAS are limited to one thread and CPU time is measured
+    (``time.process_time``), so the figure is per core as ``bench_realesrgan_cpu``'s; on
+    ``cuda`` it is wall time between synchronisations. Parameters are drawn per sample by
+    the shared sampler (as the stream draws them), outside the timed region; the GT upload
+    is not timed either (the stream delivers it to the device).
+
+    Args:
+        gt_size: Side of the square GT.
+        batch: Samples per ``apply_batch`` call (Real-ESRGAN: 12 per GPU).
+        batches: Timed calls (after one untimed warm-up call); the best is reported.
+        device: ``cpu`` or ``cuda``.
+        seed: Seeds the synthetic GTs and the parameters.
+        jpeg: ``apply_batch``'s JPEG route.
+    """
+    import torch
+
+    from degradations.realesrgan import sample_params
+    from degradations.torch_path import apply_batch
+
+    dev = torch.device(device)
+    cpu = dev.type == "cpu"
+    rng = np.random.default_rng(seed)
+    imgs = np.stack([synthetic_gt(gt_size, rng) for _ in range(min(batch, 4))])
+    gt = torch.from_numpy(imgs[np.arange(batch) % len(imgs)]).permute(0, 3, 1, 2).contiguous().to(dev)
+
+    def draw(tag: str):
+        return [sample_params(sample_rng(seed, 0, f"{tag}{i}")) for i in range(batch)]
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    timer = time.process_time if cpu else time.perf_counter
+    old = (torch.get_num_threads(), cv2.getNumThreads())
+    with ExitStack() as stack:
+        if cpu:
+            try:
+                from threadpoolctl import threadpool_limits
+
+                stack.enter_context(threadpool_limits(1))
+            except ImportError:  # pragma: no cover
+                pass
+            torch.set_num_threads(1)
+            cv2.setNumThreads(1)
+        try:
+            apply_batch(gt, draw("warmup"), jpeg=jpeg)
+            sync()
+            best = float("inf")
+            for r in range(batches):
+                params = draw(f"run{r}-")
+                t0 = timer()
+                apply_batch(gt, params, jpeg=jpeg)
+                sync()
+                best = min(best, timer() - t0)
+        finally:
+            torch.set_num_threads(old[0])
+            cv2.setNumThreads(old[1])
+    return batch / best

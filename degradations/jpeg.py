@@ -5,7 +5,8 @@ quality, 4:2:0 chroma, rounding in the quantiser, pads to multiples of 16); its 
 (``add_jpg_compression``) and this module run the real codec, which is what "JPEG at
 quality q" means at inference time. Differences vs DiffJPEG: integer quality (``int(q)``,
 as the reference CPU path truncates), libjpeg's own DCT/colour conversion rounding, and
-edge padding by libjpeg instead of zero-padding to 16.
+edge padding by libjpeg instead of zero-padding to 16. ``torch_jpeg.jpeg_batch`` is this
+codec re-implemented in torch for the batched GPU path, bit-identical to it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ return the LQ array alone. ``degrade`` gives the LQ of either form, ``degrade_pa
 (LQ, target) pair. The classic BI and BD presets are deterministic and ignore ``rng``;
 they keep it so that stochastic presets (Real-ESRGAN, RealBasicVSR) are interchangeable
 with them. ``PRESETS`` is the only registry.
+
+Clip presets (``CLIP_PRESETS``: ``realbasicvsr``) have the same signature with a clip for
+``gt``: ``T`` frames as a ``[T, H, W, 3]`` array (or a list of ``HxWx3`` frames); they return
+``{"lq": [T', H/scale, W/scale, 3], "gt": [T', H, W, 3]}`` (RealBasicVSR mirrors the clip,
+``T' = 2T``, and sharpens the GT). ``degrade`` / ``degrade_pair`` accept both kinds and say
+so clearly when an image meets a clip preset or the other way round.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import numpy as np
 from degradations.blur import filter2d, gaussian_kernel2d
 from degradations.checks import check_gt
 from degradations.matlab_resize import imresize
+from degradations.realbasicvsr import realbasicvsr_clip
 from degradations.realesrgan import realesrgan
 
-__all__ = ["PRESETS", "Preset", "bicubic", "bd", "degrade", "degrade_pair"]
+__all__ = ["CLIP_PRESETS", "IMAGE_PRESETS", "PRESETS", "Preset", "bicubic", "bd", "degrade", "degrade_pair"]
 
 Preset = Callable[..., Union[np.ndarray, dict]]
 
@@ -87,7 +94,13 @@ PRESETS: dict[str, Preset] = {
     "bicubic": bicubic,
     "bd": bd,
     "realesrgan": realesrgan,
+    "realbasicvsr": realbasicvsr_clip,
 }
+
+#: Presets that degrade a clip ``[T, H, W, 3]`` instead of one image.
+CLIP_PRESETS = frozenset({"realbasicvsr"})
+#: Presets that degrade one ``HxWx3`` image.
+IMAGE_PRESETS = frozenset(PRESETS) - CLIP_PRESETS
 
 
 def _run(name: str, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray | dict:
@@ -95,6 +108,11 @@ def _run(name: str, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.
         preset = PRESETS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown degradation preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None
+    ndim = getattr(gt, "ndim", None)
+    if name in CLIP_PRESETS and ndim is not None and ndim != 4:
+        raise ValueError(f"preset {name!r} degrades clips: gt must be [T, H, W, 3], got shape {gt.shape}")
+    if name not in CLIP_PRESETS and ndim == 4:
+        raise ValueError(f"preset {name!r} degrades single images: gt must be HxWx3, got a clip {gt.shape}")
     return preset(gt, scale=scale, rng=rng)
 
 

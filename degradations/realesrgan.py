@@ -13,8 +13,11 @@ operations of ``RealESRGANDataset`` + ``RealESRGANModel.feed_data`` (spec/degrad
 5. ``lq = round(clamp(out) * 255) / 255``.
 
 ``sample_params`` draws everything one sample needs into a ``RealESRGANParams`` (the
-sampler, shared with a future batched torch path); ``apply`` is deterministic given the
-params (the noise values come from a generator seeded by ``params.noise_seed``).
+sampler, shared with the batched torch path ``torch_path.apply_batch``); ``apply`` is
+deterministic given the params (the noise values come from a generator seeded by
+``params.noise_seed``). ``pack_params`` / ``unpack_params`` turn the params into a fixed
+float64 vector and back (exactly), so they can travel in numeric batches from the Ray Data
+actors that draw them to the training worker that applies them (``device: gpu``).
 
 Per-sample vs per-batch: the reference draws the resize direction/scale/mode, the
 Gaussian-vs-Poisson choice, the second-blur coin and the final-order coin once per GPU
@@ -37,21 +40,25 @@ import numpy as np
 
 from degradations.checks import check_gt
 from degradations.jpeg import jpeg
-from degradations.kernels import KernelParams, filter2d, make_kernel, sample_kernel_params
+from degradations.kernels import KERNEL_KINDS, KernelParams, filter2d, make_kernel, sample_kernel_params
 from degradations.noise import gaussian_noise, poisson_noise
 from degradations.resize import RESIZE_MODES, resize
 from degradations.usm import usm_sharp
 
 __all__ = [
+    "PARAMS_WIDTH",
     "X4PLUS",
     "NoiseDraw",
     "RealESRGANConfig",
     "RealESRGANParams",
     "ResizeDraw",
     "apply",
+    "pack_params",
+    "paired_crop_corner",
     "paired_random_crop",
     "realesrgan",
     "sample_params",
+    "unpack_params",
 ]
 
 _KINDS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
@@ -152,6 +159,81 @@ class RealESRGANParams:
     noise_seed: int = 0
 
 
+# ----------------------------------------------------------------------------- packing
+# A RealESRGANParams as one fixed-size float64 vector, so that parameters drawn on the CPU
+# travel in numeric (Ray Data / torch) batches to the device that applies them. Names
+# become indices into these tuples; every value is exact in float64 (the 63-bit noise seed
+# travels as two 32-bit halves).
+_DIRECTIONS = ("up", "down", "keep")
+_NOISE_KINDS = ("gaussian", "poisson")
+_KERNEL_FIELDS = 7  # kind (-1: none), size, sigma_x, sigma_y, theta, beta, omega
+_RESIZE_FIELDS = 3  # direction, scale, mode
+_NOISE_FIELDS = 4  # kind, sigma, scale, gray
+#: Length of ``pack_params``' vector.
+PARAMS_WIDTH = 3 * _KERNEL_FIELDS + 2 * _RESIZE_FIELDS + 2 * _NOISE_FIELDS + 7
+
+
+def _index(options: tuple, value: str, what: str) -> float:
+    try:
+        return float(options.index(value))
+    except ValueError:
+        raise ValueError(f"cannot pack {what} {value!r}; known: {', '.join(options)}") from None
+
+
+def _pack_kernel(k: KernelParams | None) -> list[float]:
+    if k is None:
+        return [-1.0] + [0.0] * (_KERNEL_FIELDS - 1)
+    return [_index(KERNEL_KINDS, k.kind, "kernel kind"), float(k.size), k.sigma_x, k.sigma_y, k.theta, k.beta, k.omega]
+
+
+def _unpack_kernel(v) -> KernelParams | None:
+    if v[0] < 0:
+        return None
+    return KernelParams(KERNEL_KINDS[int(v[0])], int(v[1]), float(v[2]), float(v[3]), float(v[4]), float(v[5]),
+                        float(v[6]))
+
+
+def pack_params(p: RealESRGANParams) -> np.ndarray:
+    """``p`` as a float64 vector of ``PARAMS_WIDTH`` values (``unpack_params`` inverts it exactly)."""
+    seed = int(p.noise_seed)
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"noise_seed must be in [0, 2**64), got {seed}")
+    v = _pack_kernel(p.kernel1) + _pack_kernel(p.kernel2) + _pack_kernel(p.sinc)
+    for r in (p.resize1, p.resize2):
+        v += [_index(_DIRECTIONS, r.direction, "resize direction"), r.scale,
+              _index(RESIZE_MODES, r.mode, "resize mode")]
+    for n in (p.noise1, p.noise2):
+        v += [_index(_NOISE_KINDS, n.kind, "noise kind"), n.sigma, n.scale, float(n.gray)]
+    v += [p.jpeg1, float(p.second_blur), float(p.final_resize_first),
+          _index(RESIZE_MODES, p.final_mode, "resize mode"), p.jpeg2, float(seed >> 32), float(seed & 0xFFFFFFFF)]
+    return np.asarray(v, dtype=np.float64)
+
+
+def unpack_params(v) -> RealESRGANParams:
+    """The ``RealESRGANParams`` packed in ``v`` (a ``PARAMS_WIDTH`` vector; any array-like)."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != (PARAMS_WIDTH,):
+        raise ValueError(f"packed params must have shape ({PARAMS_WIDTH},), got {v.shape}")
+    kernels = [_unpack_kernel(v[i * _KERNEL_FIELDS : (i + 1) * _KERNEL_FIELDS]) for i in range(3)]
+    o = 3 * _KERNEL_FIELDS
+    resizes = []
+    for _ in range(2):
+        resizes.append(ResizeDraw(_DIRECTIONS[int(v[o])], float(v[o + 1]), RESIZE_MODES[int(v[o + 2])]))
+        o += _RESIZE_FIELDS
+    noises = []
+    for _ in range(2):
+        noises.append(NoiseDraw(_NOISE_KINDS[int(v[o])], float(v[o + 1]), float(v[o + 2]), bool(v[o + 3])))
+        o += _NOISE_FIELDS
+    jpeg1, second_blur, final_first, final_mode, jpeg2, hi, lo = v[o : o + 7]
+    return RealESRGANParams(
+        kernel1=kernels[0], kernel2=kernels[1], sinc=kernels[2], resize1=resizes[0], noise1=noises[0],
+        jpeg1=float(jpeg1), second_blur=bool(second_blur), resize2=resizes[1], noise2=noises[1],
+        final_resize_first=bool(final_first), final_mode=RESIZE_MODES[int(final_mode)], jpeg2=float(jpeg2),
+        noise_seed=(int(hi) << 32) | int(lo),
+    )
+
+
+# ----------------------------------------------------------------------------- sampling
 def _choice(rng: np.random.Generator, options, probs=None):
     if probs is None:
         return options[int(rng.integers(len(options)))]
@@ -306,17 +388,31 @@ def paired_random_crop(
     As BasicSR's ``paired_random_crop``: the LQ corner is uniform over all valid positions
     (``randint(0, h_lq - lq_size)`` inclusive), the GT corner is ``scale`` times it.
     """
-    if gt_size % scale:
-        raise ValueError(f"gt_size {gt_size} is not divisible by scale {scale}")
-    lq_size = gt_size // scale
     h, w = lq.shape[:2]
     if gt.shape[0] != h * scale or gt.shape[1] != w * scale:
         raise ValueError(f"gt {gt.shape[:2]} is not {scale}x lq {lq.shape[:2]}")
-    if h < lq_size or w < lq_size:
-        raise ValueError(f"lq {h}x{w} is smaller than the patch {lq_size}x{lq_size}")
-    top = int(rng.integers(0, h - lq_size + 1))
-    left = int(rng.integers(0, w - lq_size + 1))
+    top, left = paired_crop_corner((h, w), gt_size, scale, rng)
+    lq_size = gt_size // scale
     return (
         lq[top : top + lq_size, left : left + lq_size],
         gt[top * scale : top * scale + gt_size, left * scale : left * scale + gt_size],
     )
+
+
+def paired_crop_corner(
+    lq_hw: tuple[int, int], gt_size: int, scale: int, rng: np.random.Generator
+) -> tuple[int, int]:
+    """The LQ ``(top, left)`` corner ``paired_random_crop`` draws (same draws, same order).
+
+    Lets a caller draw the crop on the CPU and cut it later elsewhere (the batched torch
+    path crops on the training device).
+    """
+    if gt_size % scale:
+        raise ValueError(f"gt_size {gt_size} is not divisible by scale {scale}")
+    lq_size = gt_size // scale
+    h, w = lq_hw
+    if h < lq_size or w < lq_size:
+        raise ValueError(f"lq {h}x{w} is smaller than the patch {lq_size}x{lq_size}")
+    top = int(rng.integers(0, h - lq_size + 1))
+    left = int(rng.integers(0, w - lq_size + 1))
+    return top, left

@@ -1,8 +1,10 @@
 """``restoray bench degradations``: throughput of the degradation engine, one record per case.
 
-Figures are per core: the benchmark pins OpenCV and BLAS to one thread (see
-``degradations.bench``). Records: ``{"preset", "device", "gt_size", "frames",
-"value", "unit", "machine"}``.
+CPU figures are per core: the benchmark pins OpenCV, BLAS and torch to one thread (see
+``degradations.bench``); the ``gpu`` record (CUDA present) is pairs/s of the whole GPU.
+Devices: ``cpu`` (the numpy/OpenCV path of the Ray Data actors), ``cpu-torch`` (the
+batched torch path on a CPU-only training worker), ``gpu``. Records: ``{"preset",
+"device", "gt_size", "frames", "value", "unit", "machine"}``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def bench_degradations(quick: bool = False) -> list[dict[str, Any]]:
         records.append({"preset": "realesrgan", "device": "cpu", "gt_size": size, "frames": 1,
                         "value": round(value, 2), "unit": "pairs/s/core", "machine": where})
         print(f"[restoray] realesrgan cpu {size}px: {value:.1f} pairs/s/core", flush=True)
+    records += _torch_path_records(quick, where)
     try:
         from degradations.video_bench import bench_realbasicvsr_cpu
     except ImportError:
@@ -47,6 +50,28 @@ def bench_degradations(quick: bool = False) -> list[dict[str, Any]]:
         records.append({"preset": "realbasicvsr", "device": "cpu", "gt_size": 256, "frames": 30,
                         "value": round(value, 3), "unit": "s/clip/core", "machine": where})
         print(f"[restoray] realbasicvsr cpu 30x256px: {value:.3f} s/clip/core", flush=True)
+    return records
+
+
+def _torch_path_records(quick: bool, where: str) -> list[dict[str, Any]]:
+    """The batched torch path (``data.degradation.device: gpu``): on CUDA when present
+    (``"device": "gpu"``, pairs/s of the whole GPU), and on one CPU core (``"cpu-torch"``,
+    what a CPU-only training worker gets; a few seconds)."""
+    import torch
+
+    from degradations.bench import bench_realesrgan_torch
+
+    records = []
+    cases = [("cpu-torch", "cpu", 4 if quick else 12, 1 if quick else 2, "pairs/s/core", where)]
+    if torch.cuda.is_available():
+        gpu = f"{torch.cuda.get_device_name(0)} (+ {where})"
+        cases.append(("gpu", "cuda", 12 if quick else 48, 2 if quick else 5, "pairs/s", gpu))
+    for label, device, batch, batches, unit, machine_name in cases:
+        for size in (256, 400):
+            value = bench_realesrgan_torch(gt_size=size, batch=batch, batches=batches, device=device)
+            records.append({"preset": "realesrgan", "device": label, "gt_size": size, "frames": 1,
+                            "value": round(value, 2), "unit": unit, "machine": machine_name})
+            print(f"[restoray] realesrgan {label} {size}px (batch {batch}): {value:.1f} {unit}", flush=True)
     return records
 
 

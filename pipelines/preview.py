@@ -15,7 +15,7 @@ import numpy as np
 
 from degradations import realbasicvsr as rbv
 from degradations import realesrgan as resr
-from degradations.presets import PRESETS, degrade_pair
+from degradations.presets import CLIP_PRESETS, PRESETS, degrade_pair
 from degradations.seeding import sample_rng
 
 PHOTOS = ["astronaut", "rocket", "hubble_deep_field", "coffee", "chelsea", "retina", "immunohistochemistry"]
@@ -95,7 +95,7 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return tile
 
 
-VIDEO_PRESETS = ("realbasicvsr",)
+VIDEO_PRESETS = tuple(sorted(CLIP_PRESETS))
 STRIP_FRAMES = (0, 4, 9, 14, 15, 22, 29)  # 15 loaded frames, mirrored to 30
 FRAME_TILE = 128
 
@@ -160,7 +160,7 @@ def contact_sheet(preset: str, n: int = 4, seed: int = 0, scale: int = 4) -> np.
     if preset in VIDEO_PRESETS:
         return clip_sheet(n=n, seed=seed, scale=scale)
     if preset not in PRESETS:
-        known = ", ".join(sorted([*PRESETS, *VIDEO_PRESETS]))
+        known = ", ".join(sorted(PRESETS))
         raise ValueError(f"unknown degradation preset {preset!r}; known: {known}")
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")

@@ -31,7 +31,7 @@ from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from degradations.seeding import epoch_rng, sample_rng
 from pipelines.fs import join, resolve
-from pipelines.transforms import train_pair, val_pair
+from pipelines.transforms import train_gt_params, train_pair, val_pair
 
 
 def shard_table(uri: str, manifest: dict[str, Any]) -> list[tuple[str, int]]:
@@ -106,12 +106,25 @@ def read_shard(task: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 class TrainTransform:
-    """Actor: decode + crop + augment + degrade a batch of raw samples."""
+    """Actor: decode + crop + augment + degrade a batch of raw samples.
+
+    With ``degradation.device: gpu`` it degrades nothing: it ships the GT patches with
+    their sampled degradation parameters and crop corners (``transforms.train_gt_params``)
+    as numeric columns ``gt`` / ``params`` / ``crop``, and the training worker degrades.
+    """
 
     def __init__(self, data: dict[str, Any], seed: int):
         self.data, self.seed = data, seed
+        self.on_device = data["degradation"].get("device", "cpu") == "gpu"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.on_device:
+            out = [
+                train_gt_params(gt, str(key), int(epoch), self.seed, self.data)
+                for key, epoch, gt in zip(batch["key"], batch["epoch"], batch["gt"])
+            ]
+            return {"gt": np.stack([o[0] for o in out]), "params": np.stack([o[1] for o in out]),
+                    "crop": np.stack([o[2] for o in out])}
         pairs = [
             train_pair(gt, lq or None, str(key), int(epoch), self.seed, self.data)
             for key, epoch, gt, lq in zip(batch["key"], batch["epoch"], batch["gt"], batch["lq"])

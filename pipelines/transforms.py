@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from degradations.presets import degrade, degrade_pair
-from degradations.realesrgan import paired_random_crop
+from degradations.realesrgan import X4PLUS, pack_params, paired_crop_corner, paired_random_crop, sample_params
 from degradations.seeding import sample_rng
 from preprocessing.schema import decode_image
 
@@ -80,14 +80,45 @@ def train_pair(
         gt = gt[y * scale : y * scale + gt_size, x * scale : x * scale + gt_size]
         lq, gt = augment([lq, gt], data["use_hflip"], data["use_rot"], rng)
         return lq, gt
-    gt = _pad_to(gt, gt_size)
-    y = int(rng.integers(0, gt.shape[0] - gt_size + 1))
-    x = int(rng.integers(0, gt.shape[1] - gt_size + 1))
-    (gt,) = augment([gt[y : y + gt_size, x : x + gt_size]], data["use_hflip"], data["use_rot"], rng)
+    gt = _gt_patch(gt, gt_size, data, rng)
     lq, target = degrade_pair(data["degradation"]["preset"], to_float(gt), scale=scale, rng=rng)
     if data.get("out_size"):
         lq, target = paired_random_crop(lq, target, data["out_size"], scale, rng)
     return to_uint8(lq), to_uint8(target)
+
+
+def _gt_patch(gt: np.ndarray, gt_size: int, data: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """Pad, random-crop and augment the GT patch (the first draws of a sample's generator)."""
+    gt = _pad_to(gt, gt_size)
+    y = int(rng.integers(0, gt.shape[0] - gt_size + 1))
+    x = int(rng.integers(0, gt.shape[1] - gt_size + 1))
+    (gt,) = augment([gt[y : y + gt_size, x : x + gt_size]], data["use_hflip"], data["use_rot"], rng)
+    return gt
+
+
+def train_gt_params(
+    gt_bytes: bytes, key: str, epoch: int, seed: int, data: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``degradation.device: gpu`` ships for one sample: ``(gt, params, crop)``.
+
+    ``gt`` is the uint8 HWC GT patch (``gt_size``, cropped and flipped as ``train_pair``
+    does), ``params`` the ``realesrgan.pack_params`` vector of the degradation parameters
+    and ``crop`` the LQ ``(top, left)`` of the final paired crop (zeros without
+    ``out_size``). The sample's generator is consumed in ``train_pair``'s order (patch,
+    flips, ``sample_params``, crop corner), so a sample gets the same parameters and crop
+    on both devices; the training worker degrades it (``trainers.device_degradation``).
+    """
+    preset = data["degradation"]["preset"]
+    if preset != "realesrgan":
+        raise ValueError(f"degradation.device 'gpu' has no torch path for preset {preset!r}")
+    rng = sample_rng(seed, epoch, key)
+    scale, gt_size = data["scale"], data["gt_size"]
+    gt = _gt_patch(decode_image(gt_bytes), gt_size, data, rng)
+    params = pack_params(sample_params(rng, X4PLUS))
+    crop = (0, 0)
+    if data.get("out_size"):
+        crop = paired_crop_corner((gt_size // scale, gt_size // scale), data["out_size"], scale, rng)
+    return gt, params, np.asarray(crop, dtype=np.int64)
 
 
 def val_pair(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from degradations import PRESETS, degrade
+from degradations.presets import CLIP_PRESETS, IMAGE_PRESETS, degrade_pair
 from degradations.matlab_resize import imresize
 
 
@@ -111,7 +112,7 @@ def test_bd_rejects_other_scales(scale):
 DETERMINISTIC_PRESETS = {"bicubic", "bd"}  # ignore rng; stochastic presets repeat for the same rng
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(IMAGE_PRESETS))
 def test_every_preset_output_contract_and_determinism(name):
     gt = np.random.default_rng(1).random((16, 24, 3)).astype(np.float32)
     a = degrade(name, gt, scale=4, rng=np.random.default_rng(0))
@@ -120,6 +121,27 @@ def test_every_preset_output_contract_and_determinism(name):
     assert a.shape == (4, 6, 3) and a.dtype == np.float32
     assert np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1
     np.testing.assert_array_equal(a, b)
+
+
+def test_registry_holds_image_and_clip_presets():
+    assert IMAGE_PRESETS | CLIP_PRESETS == set(PRESETS) and not IMAGE_PRESETS & CLIP_PRESETS
+    assert CLIP_PRESETS == {"realbasicvsr"}
+
+
+def test_clip_preset_degrades_a_clip_through_the_registry():
+    clip = np.random.default_rng(2).random((3, 32, 32, 3)).astype(np.float32)
+    lq, gt = degrade_pair("realbasicvsr", clip, scale=4, rng=np.random.default_rng(0))
+    assert lq.shape == (6, 8, 8, 3) and gt.shape == (6, 32, 32, 3)  # mirrored: 2T frames
+    again = degrade("realbasicvsr", clip, scale=4, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(again, lq)
+
+
+def test_image_and_clip_presets_refuse_the_other_kind_in_one_line():
+    with pytest.raises(ValueError, match=r"'realbasicvsr' degrades clips: gt must be \[T, H, W, 3\]") as info:
+        degrade("realbasicvsr", np.zeros((32, 32, 3), np.float32), scale=4, rng=np.random.default_rng(0))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="'realesrgan' degrades single images"):
+        degrade("realesrgan", np.zeros((2, 32, 32, 3), np.float32), scale=4, rng=np.random.default_rng(0))
 
 
 def test_unknown_preset_names_the_known_ones():
@@ -133,7 +155,7 @@ def _nan_image():
     return img
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(IMAGE_PRESETS))
 @pytest.mark.parametrize(
     "gt, scale, match",
     [

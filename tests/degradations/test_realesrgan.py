@@ -208,3 +208,43 @@ def test_train_pair_with_realesrgan_and_out_size():
 
 def test_bench_runs():
     assert bench_realesrgan_cpu(gt_size=64, n=2) > 0
+
+
+# ---------------------------------------------------------------- packing (device: gpu ships params as numbers)
+
+
+def test_pack_unpack_round_trip_is_exact():
+    from degradations.realesrgan import PARAMS_WIDTH, pack_params, unpack_params
+
+    rng = np.random.default_rng(21)
+    packed = []
+    for _ in range(500):
+        p = sample_params(rng)
+        v = pack_params(p)
+        assert v.shape == (PARAMS_WIDTH,) and v.dtype == np.float64
+        assert unpack_params(v) == p  # every field, incl. the 63-bit noise seed
+        packed.append(v)
+    batch = np.stack(packed)  # what travels in a Ray Data batch
+    assert unpack_params(batch[7].astype(np.float64).tolist()) == unpack_params(packed[7])
+    big = dataclasses.replace(sample_params(rng), noise_seed=2**63 - 2, sinc=None)
+    assert unpack_params(pack_params(big)) == big
+
+
+def test_pack_rejects_unknown_names_and_unpack_bad_shapes():
+    from degradations.realesrgan import pack_params, unpack_params
+
+    p = sample_params(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="resize mode 'nearest'"):
+        pack_params(dataclasses.replace(p, final_mode="nearest"))
+    with pytest.raises(ValueError, match="shape"):
+        unpack_params(np.zeros(5))
+
+
+def test_paired_crop_corner_draws_what_paired_random_crop_draws():
+    from degradations.realesrgan import paired_crop_corner
+
+    lq = np.arange(16 * 20, dtype=np.float32).reshape(16, 20, 1)
+    gt = np.zeros((64, 80, 1), np.float32)
+    a = paired_random_crop(lq, gt, 32, 4, np.random.default_rng(5))[0]
+    top, left = paired_crop_corner((16, 20), 32, 4, np.random.default_rng(5))
+    assert a[0, 0, 0] == lq[top, left, 0]

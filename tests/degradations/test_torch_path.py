@@ -177,3 +177,24 @@ def test_bad_inputs(gts, params):
         apply_batch(torch.rand(1, 3, 30, 30), params[:1])
     with pytest.raises(ValueError, match="float"):
         apply_batch(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), params[:1])
+
+
+def test_torch_jpeg_route_gives_the_libjpeg_pixels(gts, params):
+    # torch_jpeg is bit-identical to libjpeg, so the routes agree exactly on the whole pipeline
+    a = apply_batch(to_t(gts), params, jpeg="torch")
+    b = apply_batch(to_t(gts), params, jpeg="libjpeg")
+    c = apply_batch(to_t(gts), params)  # auto: libjpeg for CPU tensors
+    assert torch.equal(a["lq"], b["lq"]) and torch.equal(b["lq"], c["lq"])
+    with pytest.raises(ValueError, match="jpeg must be one of auto, torch, libjpeg"):
+        apply_batch(to_t(gts), params, jpeg="diff")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batch_is_deterministic_and_agrees_with_cpu_statistically(gts, params):
+    a = apply_batch(to_t(gts).cuda(), params)
+    b = apply_batch(to_t(gts).cuda(), params)
+    assert torch.equal(a["lq"], b["lq"])
+    cpu = apply_batch(to_t(gts), params)
+    assert torch.allclose(a["gt"].cpu(), cpu["gt"], atol=1e-4)
+    assert (a["lq"].cpu() - cpu["lq"]).abs().mean() < 0.08  # different noise draws, same distribution
