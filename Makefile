@@ -3,8 +3,12 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The cluster image tag: pyproject.toml's version is the single source of truth.
+# Push elsewhere with e.g. `make image IMAGE=registry.example.com/ml/restoray:0.1.0`.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= restoray:$(VERSION)
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean image
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -q
+
+image:
+	docker build -f infra/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
