@@ -19,6 +19,8 @@ EPILOG = """\
 typical session:
   restoray shard configs/data/div2k_train_x4.yaml       # raw images -> WebDataset shards
   restoray train configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml train.total_steps=1000
+  restoray tune  configs/tune/edsr_x2_asha.yaml             # schedule search; --summary to watch it
+  restoray retrain configs/retrain/edsr_x2_retrain.yaml     # cron: shard new data, fine-tune, gate, promote
   restoray eval  configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml --checkpoint CKPT
   restoray infer configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml --checkpoint CKPT --out out/ photo.png
   restoray demo --workdir demo_out                      # the whole pipeline on bundled sample photos
@@ -46,6 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="field overrides a.b=value")
     t.add_argument("--workdir", default=".", help="where the default MLflow database lives (default: .)")
     t.add_argument("--no-register", action="store_true", help="do not register the final model in MLflow")
+
+    u = sub.add_parser("tune", help="Ray Tune sweep over the config's tune.space (re-run to resume)")
+    u.add_argument("config", help="experiment config YAML with a tune section (see configs/tune/)")
+    u.add_argument("overrides", nargs="*", help="field overrides a.b=value")
+    u.add_argument("--workdir", default=".", help="default MLflow database and sweeps/<name>/ outputs (default: .)")
+    u.add_argument("--summary", action="store_true", help="print the sweep's trials (from its Tune state) and exit")
+    u.add_argument("--json", dest="json_out", help="with --summary: also write the summary as JSON here")
+
+    r = sub.add_parser("retrain", help="cron-safe: shard new data, fine-tune the champion, promote only if better")
+    r.add_argument("config", help="experiment config YAML with a retrain section (see configs/retrain/)")
+    r.add_argument("overrides", nargs="*", help="field overrides a.b=value")
+    r.add_argument("--workdir", default=".", help="where the default MLflow database lives (default: .)")
+    r.add_argument("--json", dest="json_out", help="also write the report here")
 
     e = sub.add_parser("eval", help="PSNR/SSIM of a checkpoint and of bicubic on held-out shards")
     e.add_argument("config")
@@ -110,6 +125,45 @@ def _cmd_train(args) -> int:
         "checkpoint": out.checkpoint_dir, "registered_version": out.registered_version,
         "metrics": {k: v for k, v in out.metrics.items() if isinstance(v, (int, float))},
     }, indent=1))
+    return 0
+
+
+def _cmd_tune(args) -> int:
+    cfg = load_experiment(args.config, args.overrides, check_paths=not args.summary)
+    if cfg.tune is None:
+        raise ConfigError(f"{args.config}: tune: this config has no tune section (see configs/tune/)")
+    from pipelines import tune_job
+
+    if args.summary:
+        summary = tune_job.read_summary(cfg)
+        print(tune_job.format_summary(summary))
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(summary, indent=1))
+        return 0
+    from pipelines.tracking import check_reachable, tracking_uri
+
+    check_reachable(tracking_uri(cfg.mlflow.tracking_uri, args.workdir))
+    from pipelines.cluster import init_ray
+
+    init_ray()
+    out = tune_job.run_tune(cfg, config_file=args.config, workdir=args.workdir)
+    return 0 if out.best_config else 1
+
+
+def _cmd_retrain(args) -> int:
+    cfg = load_experiment(args.config, args.overrides, check_paths=False)
+    if cfg.retrain is None:
+        raise ConfigError(f"{args.config}: retrain: this config has no retrain section (see configs/retrain/)")
+    from pipelines.tracking import check_reachable, tracking_uri
+
+    check_reachable(tracking_uri(cfg.mlflow.tracking_uri, args.workdir))
+    from pipelines.retrain import run_retrain
+
+    report = run_retrain(cfg, config_file=args.config, workdir=args.workdir)
+    text = json.dumps(report, indent=1)
+    if args.json_out:
+        Path(args.json_out).write_text(text)
+    print(text)
     return 0
 
 
@@ -189,7 +243,7 @@ def _cmd_demo(args) -> int:
 
 
 COMMANDS = {
-    "shard": _cmd_shard, "train": _cmd_train, "eval": _cmd_eval,
+    "shard": _cmd_shard, "train": _cmd_train, "tune": _cmd_tune, "retrain": _cmd_retrain, "eval": _cmd_eval,
     "inspect": _cmd_inspect, "infer": _cmd_infer, "demo": _cmd_demo,
     "preview": _cmd_preview, "bench": _cmd_bench,
 }

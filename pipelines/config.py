@@ -11,12 +11,13 @@ path (``train.total_steps: ...``); the CLI turns them into exit code 2.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from preprocessing.adapters import get_adapter
 
@@ -96,6 +97,9 @@ def model_kwargs(model: BaseModel) -> dict[str, Any]:
 # --------------------------------------------------------------------------- data
 
 
+_TORCH_PATH_PRESETS = ("realesrgan",)  # presets degradations/torch_path.py implements
+
+
 class DegradationConfig(Strict):
     """How LQ inputs are made from GT patches.
 
@@ -104,8 +108,36 @@ class DegradationConfig(Strict):
     official MATLAB-bicubic LR images, as the zoo EDSR/RDN configs train on).
     """
 
-    preset: Literal["bicubic", "bd", "realesrgan", "paired"] = "bicubic"
-    device: Literal["cpu"] = "cpu"
+    preset: Literal["bicubic", "bd", "realesrgan", "realbasicvsr", "paired"] = "bicubic"
+    device: Literal["cpu", "gpu"] = Field(
+        "cpu",
+        description="cpu: Ray Data actors make the LQ/target pairs; gpu: the actors ship the GT patch plus the "
+        "sampled parameters and the batched torch path (degradations/torch_path.py) degrades inside the "
+        "training worker, on its device (CUDA when the worker has a GPU, else CPU torch)",
+    )
+    pool_size: int = Field(
+        0, ge=0,
+        description="Real-ESRGAN's training-pair pool (queue_size, 180 in the official config): pairs are "
+        "swapped through a shuffled per-worker pool to decorrelate batches; 0 = off; a multiple of batch_size",
+    )
+
+    @field_validator("preset")
+    @classmethod
+    def _image_preset(cls, preset: str) -> str:
+        # The only task today is image SR; a clip preset belongs to the video SR family.
+        if preset == "realbasicvsr":
+            raise ValueError("realbasicvsr needs a video task; video shards come with the video SR family")
+        return preset
+
+    @field_validator("device")
+    @classmethod
+    def _device_has_torch_path(cls, device: str, info) -> str:
+        preset = info.data.get("preset")
+        if device == "gpu" and preset is not None and preset not in _TORCH_PATH_PRESETS:
+            raise ValueError(
+                f"gpu needs a preset with a batched torch path ({', '.join(_TORCH_PATH_PRESETS)}), got {preset!r}"
+            )
+        return device
 
 
 class DataConfig(Strict):
@@ -144,6 +176,12 @@ class DataConfig(Strict):
                 raise ValueError(f"out_size {self.out_size} is not divisible by scale {self.scale}")
             if self.out_size > self.gt_size:
                 raise ValueError(f"out_size {self.out_size} is larger than gt_size {self.gt_size}")
+        pool = self.degradation.pool_size
+        if pool % self.batch_size:
+            raise ValueError(
+                f"degradation.pool_size {pool} is not divisible by batch_size {self.batch_size} "
+                "(the pool swaps whole batches, as Real-ESRGAN's queue)"
+            )
         return self
 
 
@@ -158,7 +196,10 @@ class AdamConfig(Strict):
 
 
 class ConstantSchedule(Strict):
+    """Constant rate, optionally after a linear warm-up from 0 over ``warmup_steps``."""
+
     name: Literal["constant"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
 
 
 class MultiStepSchedule(Strict):
@@ -183,8 +224,20 @@ class CosineRestartSchedule(Strict):
         return self
 
 
+class OneCycleSchedule(Strict):
+    """One cycle (Smith; ``torch.optim.lr_scheduler.OneCycleLR`` with cosine annealing):
+    from ``lr / div_factor`` up to ``optim.lr`` over the first ``pct_start`` of
+    ``train.total_steps``, then down to ``lr / (div_factor * final_div_factor)``."""
+
+    name: Literal["onecycle"]
+    pct_start: float = Field(0.3, gt=0, lt=1)
+    div_factor: float = Field(25.0, gt=0)
+    final_div_factor: float = Field(1e4, gt=0)
+
+
 ScheduleConfig = Annotated[
-    Union[ConstantSchedule, MultiStepSchedule, CosineRestartSchedule], Field(discriminator="name")
+    Union[ConstantSchedule, MultiStepSchedule, CosineRestartSchedule, OneCycleSchedule],
+    Field(discriminator="name"),
 ]
 
 
@@ -223,6 +276,11 @@ class ScalingConfig(Strict):
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
+    autoscaling: bool = Field(
+        False,
+        description="the cluster grows on demand: skip the up-front check that it can hold the workers "
+        "(without it Ray Train waits forever for resources that never come)",
+    )
 
 
 class RunConfig(Strict):
@@ -239,8 +297,108 @@ class MLflowConfig(Strict):
     log_images: bool = True
 
 
+# --------------------------------------------------------------------------- tune / retrain
+
+
+class SearchDist(Strict):
+    """One searched config value: exactly one of the fields is set.
+
+    ``grid`` tries every value in every sample (Tune's grid_search); ``choice``
+    draws one; ``uniform``/``loguniform`` draw a float in [low, high];
+    ``randint`` an int in [low, high).
+    """
+
+    choice: list[Any] | None = None
+    grid: list[Any] | None = None
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SearchDist":
+        set_ = [k for k, v in self.__dict__.items() if v is not None]
+        if len(set_) != 1:
+            raise ValueError(f"give exactly one of choice/grid/uniform/loguniform/randint (got {set_ or 'none'})")
+        kind = set_[0]
+        value = getattr(self, kind)
+        if kind in ("choice", "grid") and not value:
+            raise ValueError(f"{kind} needs at least one value")
+        if kind in ("uniform", "loguniform", "randint") and not value[0] < value[1]:
+            raise ValueError(f"{kind} needs low < high, got {list(value)}")
+        if kind == "loguniform" and value[0] <= 0:
+            raise ValueError("loguniform needs low > 0")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k, v in self.__dict__.items() if v is not None)
+
+    def candidates(self) -> list[Any]:
+        """Values that must all give a valid config: every listed value, or both ends of a range."""
+        value = getattr(self, self.kind)
+        if self.kind in ("choice", "grid"):
+            return list(value)
+        return [value[0], value[1] - 1] if self.kind == "randint" else list(value)
+
+
+class TuneConfig(Strict):
+    """``restoray tune``: a Ray Tune sweep over this experiment.
+
+    ``space`` maps config paths (``optim.lr``, ``schedule``, ``data.batch_size``,
+    ``train.ema.decay`` ...) to distributions; each trial trains the experiment
+    with its sampled values applied as overrides.
+    """
+
+    name: str | None = Field(None, description="sweep name (default: <name>-sweep); re-running it resumes")
+    metric: str = Field("val/psnr", pattern=r"^(val|loss)/\w+$")
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(4, ge=1)
+    max_concurrent_trials: int | None = Field(
+        None, ge=1, description="default: as many trials as the cluster's CPUs/GPUs hold at once"
+    )
+    scheduler: Literal["asha", "median", "fifo"] = Field(
+        "asha",
+        description="asha (default) and median stop weak trials early from reported metrics; fifo runs all. "
+        "PBT/PB2 are not offered: they clone trial checkpoints through Tune, and with Ray Train V2 "
+        "trials report checkpoint paths only",
+    )
+    grace_period: int = Field(1, ge=1, description="validations a trial gets before it may be stopped")
+    reduction_factor: float = Field(2.0, gt=1)
+    space: dict[str, SearchDist] = Field(min_length=1)
+
+
+class RetrainConfig(Strict):
+    """``restoray retrain``: shard new raw data, fine-tune the champion, promote if better.
+
+    The new shards are appended to ``data.train`` (a new manifest version);
+    challenger and champion are scored on the fixed ``data.val`` shards.
+    """
+
+    source: str = Field(description="raw dataset root (local path or s3://) watched for new images")
+    adapter: Literal["image_folder", "div2k", "set5_14"] = "image_folder"
+    params: dict[str, Any] = Field(default_factory=dict, description="adapter parameters")
+    items_per_shard: int = Field(8, ge=1)
+    alias: str = Field("champion", pattern=r"^[A-Za-z][\w-]*$")
+    metric: Literal["psnr", "ssim"] = "psnr"
+    margin: float = Field(0.0, ge=0, description="the challenger must beat the champion by more than this")
+    require_champion: bool = Field(False, description="fail instead of training from scratch when no champion")
+    finetune: list[str] = Field(
+        default_factory=list,
+        description="overrides (a.b=value) used when fine-tuning from the champion, e.g. train.total_steps=2000",
+    )
+    report_dir: str | None = Field(None, description="where reports go (default: <run.storage_path>/retrain)")
+
+    @model_validator(mode="after")
+    def _adapter_params(self) -> "RetrainConfig":
+        try:
+            get_adapter(self.adapter).resolve_params(self.params)
+        except ValueError as exc:
+            raise ValueError(f"params: {exc}") from None
+        return self
+
+
 class ExperimentConfig(Strict):
-    """One runnable experiment (``restoray train``)."""
+    """One runnable experiment (``restoray train``; ``tune`` / ``retrain`` sections for those commands)."""
 
     name: str
     task: Literal["sr"] = "sr"
@@ -255,6 +413,8 @@ class ExperimentConfig(Strict):
     scaling: ScalingConfig = ScalingConfig()
     run: RunConfig = RunConfig()
     mlflow: MLflowConfig = MLflowConfig()
+    tune: TuneConfig | None = None
+    retrain: RetrainConfig | None = None
 
     @model_validator(mode="after")
     def _scale_matches_model(self) -> "ExperimentConfig":
@@ -309,6 +469,8 @@ def _format_error(err: ValidationError) -> str:
     if len(parts) >= 2 and parts[0] in _UNION_SECTIONS:
         parts.pop(1)
     msg = first["msg"].removeprefix("Value error, ")
+    if msg.startswith("Unable to extract tag using discriminator"):
+        msg = "needs a 'name' field saying which kind it is"
     extra = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{'.'.join(parts)}: {msg}{extra}" if parts else f"{msg}{extra}"
 
@@ -364,9 +526,55 @@ def load_experiment(
     """Validate an experiment YAML (+ overrides); ``check_paths`` also requires local shards to exist."""
     raw = apply_overrides(read_yaml(path), list(overrides))
     cfg = _validate(ExperimentConfig, raw, str(path))
+    if cfg.tune is not None:
+        for key, dist in cfg.tune.space.items():
+            check_path(key, f"{path}: tune.space.{key}")
+            for value in dist.candidates():
+                try_overrides(raw, {key: value}, f"{path}: tune.space.{key}={value!r}")
+    if cfg.retrain is not None and cfg.retrain.finetune:
+        sub = apply_overrides(_without(raw, "retrain"), list(cfg.retrain.finetune))
+        _validate(ExperimentConfig, sub, f"{path}: retrain.finetune")
     if check_paths:
         _check_local_paths(cfg, str(path))
     return cfg
+
+
+def _without(raw: dict[str, Any], *sections: str) -> dict[str, Any]:
+    """A deep copy of ``raw`` minus top-level ``sections``."""
+    return {k: copy.deepcopy(v) for k, v in raw.items() if k not in sections}
+
+
+def check_path(key: str, origin: str) -> None:
+    """``key`` (``a.b.c``) must name a field of ExperimentConfig; union sections accept any member's fields."""
+    parts = key.split(".")
+    models: list[type[BaseModel]] = [ExperimentConfig]
+    for i, part in enumerate(parts):
+        prefix = ".".join(parts[: i + 1])
+        if not models:
+            raise ConfigError(f"{origin}: {'.'.join(parts[:i])} is a value, not a section")
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if not fields or prefix in ("tune", "retrain"):
+            raise ConfigError(f"{origin}: unknown config field {prefix!r}")
+        models = [c for f in fields for c in _model_classes(f.annotation)]
+
+
+def _model_classes(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (unwrapping Optional/Union/Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [c for arg in get_args(annotation) for c in _model_classes(arg)]
+
+
+def try_overrides(raw: dict[str, Any], values: dict[str, Any], origin: str) -> ExperimentConfig:
+    """The experiment with ``values`` (path -> value) applied, validated; ConfigError names ``origin``."""
+    sub = _without(raw, "tune")
+    for key, value in values.items():
+        node = sub
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = copy.deepcopy(value)
+    return _validate(ExperimentConfig, sub, origin)
 
 
 def load_shard_config(path: str | os.PathLike, overrides: list[str] = ()) -> ShardConfig:

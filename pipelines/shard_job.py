@@ -14,8 +14,9 @@ from typing import Any
 import ray
 import ray.data
 
+from pipelines.cluster import init_ray
 from pipelines.config import ShardConfig
-from preprocessing.shards import build_shard, commit_manifest, plan_job
+from preprocessing.shards import ManifestNotFound, ShardPlan, build_shard, commit_append, commit_manifest, plan_append, plan_job
 
 
 def _build(row: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
@@ -25,35 +26,77 @@ def _build(row: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
     return {"result": result.to_dict()}
 
 
-def run_shard(cfg: ShardConfig) -> dict[str, Any]:
-    """Shard ``cfg.source`` into ``cfg.dest``; returns the committed manifest."""
-    t0 = time.time()
-    plan = plan_job(cfg.source, cfg.dest, cfg.adapter, cfg.params, cfg.items_per_shard)
-    print(
-        f"[restoray] {plan.num_items} source items -> {len(plan.shards)} shards "
-        f"({cfg.adapter}, {cfg.items_per_shard} items/shard) into {plan.dest_uri}",
-        flush=True,
-    )
+def build_shards(plan: ShardPlan, concurrency: int | None = None) -> list[dict[str, Any]]:
+    """One Ray Data task per planned shard; their results sorted by shard name."""
+    init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = True
     plan_info = {
         "source_uri": plan.source_uri, "dest_uri": plan.dest_uri,
         "adapter": plan.adapter, "params": dict(plan.params),
     }
     ds = ray.data.from_items([{"spec": s.to_dict()} for s in plan.shards], override_num_blocks=len(plan.shards))
-    ds = ds.map(_build, fn_kwargs={"plan": plan_info}, concurrency=cfg.concurrency)
+    ds = ds.map(_build, fn_kwargs={"plan": plan_info}, concurrency=concurrency)
     results = [row["result"] for row in ds.take_all()]
-    results.sort(key=lambda r: r["name"])
+    return sorted(results, key=lambda r: r["name"])
+
+
+def append_new(source: str, dest: str, adapter: str, params: dict[str, Any], items_per_shard: int,
+               concurrency: int | None = None) -> tuple[dict[str, Any], int]:
+    """Shard only the items of ``source`` not yet in ``dest`` (a new manifest version).
+
+    Returns (the manifest now in force, number of new items). With nothing new the
+    manifest is left untouched.
+    """
+    try:
+        append = plan_append(source, dest, adapter, params, items_per_shard)
+    except ManifestNotFound:
+        print(f"[restoray] no shards at {dest} yet: sharding all of {source}", flush=True)
+        manifest = shard_all(source, dest, adapter, params, items_per_shard, concurrency)
+        return manifest, len(manifest["item_ids"])
+    if append.changed:
+        print(f"[restoray] warning: {len(append.changed)} already-sharded item(s) changed at the source "
+              f"(e.g. {append.changed[0]!r}); they keep their old shards - run `restoray shard` to rebuild",
+              flush=True)
+    if not append.plan.shards:
+        print(f"[restoray] no new items under {append.plan.source_uri} "
+              f"(manifest v{append.base.get('version', 1)} has {len(append.base['item_ids'])})", flush=True)
+        return append.base, 0
+    plan = append.plan
+    print(f"[restoray] {plan.num_items} new source item(s) -> {len(plan.shards)} new shard(s) "
+          f"appended to {plan.dest_uri} (manifest v{plan.version})", flush=True)
+    manifest = commit_append(append, build_shards(plan, concurrency))
+    print(f"[restoray] manifest v{manifest['version']}: {manifest['num_samples']} samples in "
+          f"{len(manifest['shards'])} shards", flush=True)
+    return manifest, plan.num_items
+
+
+def run_shard(cfg: ShardConfig) -> dict[str, Any]:
+    """Shard ``cfg.source`` into ``cfg.dest``; returns the committed manifest."""
+    return shard_all(cfg.source, cfg.dest, cfg.adapter, cfg.params, cfg.items_per_shard, cfg.concurrency)
+
+
+def shard_all(source: str, dest: str, adapter: str, params: dict[str, Any], items_per_shard: int,
+              concurrency: int | None = None) -> dict[str, Any]:
+    """Plan, build (reusing finished shards) and commit the whole source."""
+    t0 = time.time()
+    plan = plan_job(source, dest, adapter, params, items_per_shard)
+    print(
+        f"[restoray] {plan.num_items} source items -> {len(plan.shards)} shards "
+        f"({adapter}, {items_per_shard} items/shard) into {plan.dest_uri}",
+        flush=True,
+    )
+    results = build_shards(plan, concurrency)
     manifest = commit_manifest(
         plan.dest_uri, results, adapter=plan.adapter, params=plan.params,
         source_uri=plan.source_uri, source_fingerprint=plan.fingerprint,
-        expected_shards=len(plan.shards),
+        expected_shards=len(plan.shards), version=plan.version,
     )
     reused = sum(bool(r.get("skipped")) for r in results)
     print(
         f"[restoray] {manifest['num_samples']} samples in {len(manifest['shards'])} shards "
         f"({len(results) - reused} written, {reused} reused from an earlier run) "
         f"({manifest['num_bytes'] / 1e6:.1f} MB), quarantined {manifest['quarantined']} input(s), "
-        f"{time.time() - t0:.1f}s -> {plan.dest_uri}/manifest.json",
+        f"{time.time() - t0:.1f}s -> {plan.dest_uri}/manifest.json (v{manifest['version']})",
         flush=True,
     )
     return manifest

@@ -64,9 +64,13 @@ def check_reachable(uri: str) -> None:
 
 def start_or_resume_run(
     uri: str, experiment: str, run_name: str, workdir: str | os.PathLike, params: dict[str, Any],
-    config_file: str | None,
+    config_file: str | None, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
 ) -> str:
-    """The MLflow run for ``run_name``: the existing one on resume, else a new one with params."""
+    """The MLflow run for ``run_name``: the existing one on resume, else a new one with params.
+
+    ``parent_run_id`` nests the run under another (a sweep's trials under the sweep),
+    which the MLflow UI shows as a tree.
+    """
     client = MlflowClient(tracking_uri=uri)
     exp_id = _experiment_id(client, experiment, uri, workdir)
     found = client.search_runs(
@@ -78,7 +82,10 @@ def start_or_resume_run(
         if found[0].info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")
         return run_id
-    run = client.create_run(exp_id, run_name=run_name, tags={RUN_NAME_TAG: run_name})
+    new_tags = {RUN_NAME_TAG: run_name, **(tags or {})}
+    if parent_run_id:
+        new_tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(exp_id, run_name=run_name, tags=new_tags)
     run_id = run.info.run_id
     items = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in params.items()]
     for i in range(0, len(items), 100):

@@ -9,12 +9,11 @@ the workers.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import ray
 import ray.train
@@ -22,8 +21,9 @@ import torch
 from ray.train import CheckpointConfig, DataConfig, FailureConfig
 from ray.train.torch import TorchTrainer
 
+from pipelines.cluster import check_fits, init_ray
 from pipelines.config import ExperimentConfig, flatten, model_kwargs
-from pipelines.fs import resolve, s3_filesystem
+from pipelines.fs import s3_filesystem
 from pipelines.stream import configure_data_context, train_dataset, val_dataset
 from pipelines.tracking import finish_run, register_model, start_or_resume_run, tracking_uri
 from preprocessing.shards import read_manifest
@@ -89,9 +89,19 @@ def load_final_model(checkpoint: ray.train.Checkpoint, cfg: ExperimentConfig) ->
 
 def run_train(
     cfg: ExperimentConfig, *, config_file: str | None = None, workdir: str | os.PathLike = ".",
-    register: bool = True,
+    register: bool = True, callbacks: Sequence[Any] = (), parent_run_id: str | None = None,
+    init_weights: Any = None,
 ) -> TrainOutcome:
+    """Train (or resume, or do nothing for a finished run) and register the EMA model.
+
+    ``callbacks`` are Ray Train ``UserCallback``s (``restoray tune`` passes
+    ``TuneReportCallback``); ``parent_run_id`` makes the MLflow run a child (a sweep
+    trial); ``init_weights`` (a state dict or an object ref to one) starts a new
+    run from given generator weights (``restoray retrain`` fine-tuning the champion).
+    """
     t0 = time.time()
+    init_ray()
+    check_fits(cfg)
     uri = tracking_uri(cfg.mlflow.tracking_uri, workdir)
     train_manifest, val_manifest = read_manifest(cfg.data.train), read_manifest(cfg.data.val)
     run_name = cfg.run_name
@@ -101,7 +111,8 @@ def run_train(
         print(f"[restoray] resuming run {run_name!r} from step {step0} ({seen0} samples seen)", flush=True)
     cfg_dict = cfg.model_dump(mode="json")
     run_id = start_or_resume_run(
-        uri, cfg.mlflow.experiment, run_name, workdir, flatten(cfg_dict), config_file
+        uri, cfg.mlflow.experiment, run_name, workdir, flatten(cfg_dict), config_file,
+        parent_run_id=parent_run_id,
     )
     if step0 >= cfg.train.total_steps:
         # Nothing to do: re-running a finished command (cron, a retried job) is a no-op.
@@ -118,6 +129,8 @@ def run_train(
         "val": val_dataset(cfg.data.val, val_manifest, cfg_dict["data"], cfg.seed),
     }
     loop_cfg = dict(cfg_dict, _stream_start=seen0, _mlflow={"tracking_uri": uri, "run_id": run_id})
+    if init_weights is not None and previous is None:
+        loop_cfg["_init_weights"] = init_weights
     path, fs = storage_location(cfg.run.storage_path)
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -130,6 +143,7 @@ def run_train(
             name=run_name, storage_path=path, storage_filesystem=fs,
             failure_config=FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_checkpoints_to_keep),
+            callbacks=list(callbacks) or None,
         ),
         datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=["train"], execution_options=_ingest_options(cfg)),

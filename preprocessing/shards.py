@@ -52,6 +52,10 @@ __all__ = [
     "ShardPlan",
     "ShardResult",
     "ShardSpec",
+    "AppendPlan",
+    "commit_append",
+    "manifest_digest",
+    "plan_append",
     "build_shard",
     "commit_manifest",
     "plan_fingerprint",
@@ -69,6 +73,7 @@ PNG_COMPRESSION = 3
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine.json"
 PARTS_DIR = "_parts"
+VERSIONS_DIR = "_versions"
 TMP_DIR = "_tmp"
 _SHARD_RE = re.compile(r"^shard-\d{6,}\.tar$")
 _SPOOL_BYTES = 64 << 20
@@ -106,6 +111,7 @@ class ShardResult:
     keys: list[str] = field(default_factory=list)
     quarantined: list[dict] = field(default_factory=list)
     skipped: bool = False
+    item_ids: list[str] = field(default_factory=list)  # source items this shard was built from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,7 +120,7 @@ class ShardResult:
     def from_dict(cls, d: Mapping[str, Any]) -> "ShardResult":
         return cls(**{k: d[k] for k in ("name", "num_samples", "bytes", "sha256")},
                    keys=list(d.get("keys", [])), quarantined=[dict(q) for q in d.get("quarantined", [])],
-                   skipped=bool(d.get("skipped", False)))
+                   skipped=bool(d.get("skipped", False)), item_ids=list(d.get("item_ids", [])))
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class ShardPlan:
     shards: list[ShardSpec]
     fingerprint: str
     num_items: int
+    version: int = 1
 
 
 def _sha256_json(obj) -> str:
@@ -199,6 +206,7 @@ def _reuse_finished(dest: Storage, spec: ShardSpec, fingerprint: str, verify: bo
     if verify and hashlib.sha256(dest.read_bytes(spec.name)).hexdigest() != result.sha256:
         return None
     result.skipped = True
+    result.item_ids = result.item_ids or [i.item_id for i in spec.items]
     return result
 
 
@@ -320,14 +328,17 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
         tmp_key = f"{TMP_DIR}/{spec.name}.{uuid.uuid4().hex}"
         dest.write_fileobj(tmp_key, buf)
     dest.rename(tmp_key, spec.name)
-    result = ShardResult(spec.name, len(keys), size, digest.hexdigest(), keys, quarantined)
-    dest.write_bytes(_part_key(spec.name), encode_json({"fingerprint": fingerprint, "result": result.to_dict()}))
+    result = ShardResult(spec.name, len(keys), size, digest.hexdigest(), keys, quarantined,
+                         item_ids=[i.item_id for i in spec.items])
+    dest.write_bytes(_part_key(spec.name), encode_json({
+        "fingerprint": fingerprint, "result": result.to_dict(), "items": [_item_row(i) for i in spec.items],
+    }))
     return result
 
 
 def commit_manifest(dest_uri: str, results: Sequence[ShardResult | Mapping[str, Any]], *, adapter: str,
                     params: Mapping[str, Any], source_uri: str, source_fingerprint: str,
-                    expected_shards: int | None = None) -> dict:
+                    expected_shards: int | None = None, version: int = 1) -> dict:
     """Writes quarantine.json, removes stale shards, then writes manifest.json (the commit point).
 
     ``manifest["shards"]`` lists only shards holding samples; tars whose
@@ -391,10 +402,22 @@ def commit_manifest(dest_uri: str, results: Sequence[ShardResult | Mapping[str, 
         # left out of "shards" because WebDataset refuses to read a sample-less source.
         "empty_shards": [r.name for r in results if not r.num_samples],
         "quarantined": len(quarantined),
+        # Every source item already in a shard (incl. quarantined ones): what
+        # `restoray retrain` compares the raw location with to find new data.
+        "item_ids": sorted({i for r in results for i in r.item_ids}),
+        "version": version,
     }
-    dest.write_bytes(MANIFEST, json.dumps(manifest, indent=1).encode())
+    manifest["digest"] = manifest_digest(manifest)
+    body = json.dumps(manifest, indent=1).encode()
+    dest.write_bytes(f"{VERSIONS_DIR}/manifest-v{version:06d}.json", body)
+    dest.write_bytes(MANIFEST, body)
     dest.delete_prefix(f"{TMP_DIR}/")
     return manifest
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 over the shard list (names and content hashes): equal digests, equal training data."""
+    return _sha256_json([[s["name"], s["sha256"]] for s in manifest["shards"]] + sorted(manifest.get("empty_shards", [])))
 
 
 def read_manifest(dest_uri: str) -> dict:
@@ -438,7 +461,103 @@ def plan_job(source_uri: str, dest_uri: str, adapter: str, params: Mapping[str, 
         old = None
     if old is not None and old.get("source_fingerprint") != fingerprint:
         dest.delete(MANIFEST)
-    return ShardPlan(source_uri, dest_uri, ad.name, resolved, items_per_shard, shards, fingerprint, len(items))
+    same = old is not None and old.get("source_fingerprint") == fingerprint
+    version = int(old.get("version", 1)) if same else _last_version(dest) + 1
+    return ShardPlan(source_uri, dest_uri, ad.name, resolved, items_per_shard, shards, fingerprint, len(items),
+                     version)
+
+
+def _last_version(dest: Storage) -> int:
+    """Highest manifest version ever committed in ``dest`` (0 for none)."""
+    found = [int(m.group(1)) for o in dest.list(f"{VERSIONS_DIR}/")
+             if (m := re.search(r"manifest-v(\d+)\.json$", o.key))]
+    return max(found, default=0)
+
+
+@dataclass(frozen=True)
+class AppendPlan:
+    """New source items to add to an existing shard set (``restoray retrain``).
+
+    ``plan.shards`` holds only the new shards, numbered after the existing ones;
+    ``base`` is the manifest they extend. ``changed`` lists items already sharded
+    whose source bytes changed since: they keep their old shards (a full
+    ``restoray shard`` rebuilds everything).
+    """
+
+    plan: ShardPlan
+    base: dict
+    changed: list[str]
+
+
+def plan_append(source_uri: str, dest_uri: str, adapter: str, params: Mapping[str, Any] | None = None,
+                items_per_shard: int = 64) -> AppendPlan:
+    """Driver side: which items under ``source_uri`` are not yet in ``dest_uri``'s manifest.
+
+    Raises:
+        ManifestNotFound: no manifest yet (shard the whole source first).
+        ValueError: the manifest was built with another adapter/parameters, or predates
+            item tracking (re-run ``restoray shard`` once).
+        StorageError: the source location does not exist (any more).
+    """
+    source_uri, dest_uri = normalize_uri(source_uri), normalize_uri(dest_uri)
+    src = open_storage(source_uri)  # first: a vanished source must fail before anything else
+    open_storage(dest_uri, create=True)
+    base = read_manifest(dest_uri)
+    ad = get_adapter(adapter)
+    resolved = ad.resolve_params(params)
+    if base.get("adapter") != ad.name or dict(base.get("params", {})) != resolved:
+        raise ValueError(
+            f"{dest_uri} was sharded with adapter {base.get('adapter')!r} {base.get('params')}, not "
+            f"{ad.name!r} {resolved}: new shards must be cut the same way"
+        )
+    if "item_ids" not in base:
+        raise ValueError(f"{dest_uri}/{MANIFEST} predates item tracking: re-run `restoray shard` on it once")
+    items = ad.list_items(src, resolved)
+    if not items:
+        raise ValueError(f"{adapter}: no input images found under {source_uri}")
+    known = set(base["item_ids"])
+    new = [i for i in items if i.item_id not in known]
+    dest = open_storage(dest_uri)
+    changed = _changed_items(dest, base, {i.item_id: i for i in items if i.item_id in known})
+    start = 1 + max((int(n[len("shard-"):-len(".tar")]) for n in
+                     [s["name"] for s in base["shards"]] + list(base.get("empty_shards", []))), default=-1)
+    shards = [ShardSpec(start + s.index, f"shard-{start + s.index:06d}.tar", s.items)
+              for s in (plan_shards(new, items_per_shard) if new else [])]
+    fingerprint = _sha256_json({"append_to": base["digest"], "items": [_item_row(i) for i in sorted(new)]})
+    plan = ShardPlan(source_uri, dest_uri, ad.name, resolved, items_per_shard, shards, fingerprint, len(new),
+                     _last_version(dest) + 1)
+    return AppendPlan(plan, base, changed)
+
+
+def _changed_items(dest: Storage, base: Mapping[str, Any], current: Mapping[str, SourceItem]) -> list[str]:
+    """Item ids whose source fingerprint differs from the one their shard was built from."""
+    changed = []
+    for name in [s["name"] for s in base["shards"]] + list(base.get("empty_shards", [])):
+        try:
+            record = json.loads(dest.read_bytes(_part_key(name)))
+        except (FileNotFoundError, ValueError):
+            continue
+        for row in record.get("items", []):
+            item = current.get(row[0])
+            if item is not None and _item_row(item) != row:
+                changed.append(row[0])
+    return sorted(changed)
+
+
+def commit_append(append: AppendPlan, new_results: Sequence[ShardResult | Mapping[str, Any]]) -> dict:
+    """Commit base shards + new shards as the next manifest version (old shards are referenced, not copied)."""
+    plan, base = append.plan, append.base
+    dest = open_storage(plan.dest_uri)
+    old = []
+    for name in [s["name"] for s in base["shards"]] + list(base.get("empty_shards", [])):
+        try:
+            old.append(ShardResult.from_dict(json.loads(dest.read_bytes(_part_key(name)))["result"]))
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise ValueError(f"{dest.uri(_part_key(name))} is missing or unreadable ({exc}): "
+                             f"re-run `restoray shard` on {plan.dest_uri}") from None
+    return commit_manifest(plan.dest_uri, old + list(new_results), adapter=plan.adapter, params=plan.params,
+                           source_uri=plan.source_uri, source_fingerprint=plan.fingerprint,
+                           expected_shards=len(old) + len(plan.shards), version=plan.version)
 
 
 def shard_dataset(source_uri: str, dest_uri: str, adapter: str, params: Mapping[str, Any] | None = None,
@@ -449,4 +568,4 @@ def shard_dataset(source_uri: str, dest_uri: str, adapter: str, params: Mapping[
                for s in plan.shards]
     return commit_manifest(plan.dest_uri, results, adapter=plan.adapter, params=plan.params,
                            source_uri=plan.source_uri, source_fingerprint=plan.fingerprint,
-                           expected_shards=len(plan.shards))
+                           expected_shards=len(plan.shards), version=plan.version)

@@ -6,8 +6,9 @@ stream starting at the checkpoint's data position and passes ``cfg`` as a plain
 dict plus two private keys: ``_stream_start`` (samples consumed before the first
 row of the stream) and ``_mlflow`` (tracking URI and run id).
 
-Resumption is exact: a checkpoint holds model, EMA, optimizer, scheduler, step
-and ``samples_seen``. After a job-level resume the driver starts the stream at
+Resumption is exact: a checkpoint holds model, EMA, optimizer, scheduler, step,
+``samples_seen`` and every rank's training-pair pool (``trainers/pair_pool.py``;
+degradation noise is seeded per sample, so it needs no state). After a job-level resume the driver starts the stream at
 ``samples_seen``; after an in-``fit`` worker-group restart (``FailureConfig``)
 the stream restarts at ``_stream_start`` and the loop skips forward to
 ``samples_seen`` itself, so neither replays nor skips data.
@@ -16,7 +17,6 @@ the stream restarts at ``_stream_start`` and the loop skips forward to
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import tempfile
@@ -30,9 +30,11 @@ import torch
 import torch.distributed as dist
 
 from trainers.archs import build_arch
-from trainers.checkpoint_io import RESTORAY_FORMAT
+from trainers.checkpoint_io import RESTORAY_FORMAT, load_strict
+from trainers.device_degradation import DeviceDegradation
 from trainers.ema import EMA
 from trainers.optim import build_optimizer, build_scheduler
+from trainers.pair_pool import PairPool, gather_states, restore as restore_pool
 from trainers.tasks import TASKS
 from trainers.tasks.sr import image_grid
 from trainers.tracking import RunLogger
@@ -98,11 +100,18 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     model = build_arch(cfg["model"]["name"], **{k: v for k, v in cfg["model"].items() if k != "name"})
     ema = EMA(model, train_cfg["ema"]["decay"]) if train_cfg["ema"]["enabled"] else None
     state = _restore(model, ema, ray.train.get_checkpoint())
+    if state is None and cfg.get("_init_weights") is not None:
+        # Fine-tuning (``restoray retrain``): start from given generator weights,
+        # shipped by the driver as an object ref so every node can read them.
+        init = cfg["_init_weights"]
+        load_strict(model, ray.get(init) if isinstance(init, ray.ObjectRef) else init)
+        if ema is not None:
+            ema = EMA(model, train_cfg["ema"]["decay"])
     model = ray.train.torch.prepare_model(model)
     if ema is not None:
         ema.state = {k: v.to(device) for k, v in ema.state.items()}
     optimizer = build_optimizer(model.parameters(), cfg["optim"])
-    scheduler = build_scheduler(optimizer, cfg["schedule"], cfg["optim"]["lr"])
+    scheduler = build_scheduler(optimizer, cfg["schedule"], cfg["optim"]["lr"], train_cfg["total_steps"])
     step, samples_seen = 0, 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -112,6 +121,14 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             _say(f"[restoray] resumed at step {step} ({samples_seen} samples seen)")
 
     task = TASKS[cfg["task"]](cfg)
+    # data.degradation.device == "gpu": the stream ships GT + sampled parameters and the
+    # batch is degraded here, on this worker's device; pool_size > 0: Real-ESRGAN's pair pool.
+    deg_cfg = data_cfg["degradation"]
+    degrade = DeviceDegradation(data_cfg) if deg_cfg.get("device") == "gpu" else None
+    pool = PairPool(deg_cfg["pool_size"], cfg["seed"], rank) if deg_cfg.get("pool_size") else None
+    if pool is not None and state is not None and not restore_pool(pool, state.get("pair_pool"), rank, world, device):
+        if rank == 0:
+            _say("[restoray] the checkpoint has no pair pool for this many workers; the pool refills")
     use_amp = train_cfg["amp"] == "bf16" or (train_cfg["amp"] == "auto" and device.type == "cuda")
     mlcfg = cfg.get("_mlflow")
     logger = RunLogger(mlcfg["tracking_uri"], mlcfg["run_id"]) if (rank == 0 and mlcfg) else None
@@ -131,15 +148,17 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
 
     def save_and_report(metrics: dict[str, float]) -> None:
         checkpoint = None
+        pools = gather_states(pool, device) if pool is not None else None  # every rank takes part
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:
                 payload = {
                     "format": RESTORAY_FORMAT, "model": _unwrap(model).state_dict(),
                     "ema": ema.state_dict() if ema else None,
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "step": step, "samples_seen": samples_seen,
+                    "step": step, "samples_seen": samples_seen, "last_val": metrics,
                     "data_position": {"samples_seen": samples_seen, "seed": cfg["seed"]},
                     "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
+                    "pair_pool": pools,
                 }
                 torch.save(payload, os.path.join(tmp, CHECKPOINT_FILE))
                 with open(os.path.join(tmp, "meta.json"), "w") as f:
@@ -179,6 +198,9 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     t_start = time.time()
     window_t, window_wait, window_steps = time.time(), 0.0, 0
     loss_sum = {}
+    # Every report carries the latest validation scores, so Tune schedulers (which
+    # read one metric from each report) and checkpoint meta always have them.
+    last_val: dict[str, float] = dict(state.get("last_val", {})) if state else {}
     while step < total:
         t0 = time.time()
         try:
@@ -186,7 +208,10 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         except StopIteration:
             _say(f"[restoray] rank {rank}: data stream ended at step {step}")
             break
-        batch = {"lq": _to_float(raw["lq"]), "gt": _to_float(raw["gt"])}
+        # device-side degradation and the pair pool count as data time (wait_fraction)
+        batch = degrade(raw) if degrade is not None else {"lq": _to_float(raw["lq"]), "gt": _to_float(raw["gt"])}
+        if pool is not None:
+            batch = pool(batch, step)
         window_wait += time.time() - t0
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, logs = task.train_step(model, batch)
@@ -231,6 +256,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             if logger and val:
                 logger.metrics(val, step)
                 _say(f"[restoray] step {step} validation: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
-            save_and_report(val)
+            last_val.update(val)
+            save_and_report(dict(last_val))
         if last:
             break

@@ -40,11 +40,33 @@ def cosine_restart_factor(
     return min_lr / base_lr
 
 
-def schedule_factor(cfg: dict[str, Any], base_lr: float) -> Callable[[int], float]:
+def onecycle_factor(step: int, total_steps: int, pct_start: float, div_factor: float,
+                    final_div_factor: float) -> float:
+    """OneCycleLR (cosine): ``1/div_factor`` -> 1 over ``pct_start * total``, then -> the floor.
+
+    Same phase boundaries as ``torch.optim.lr_scheduler.OneCycleLR(three_phase=False)``;
+    written as a factor so the schedule's whole state is the step.
+    """
+    start, floor = 1.0 / div_factor, 1.0 / (div_factor * final_div_factor)
+    up_end = float(pct_start * total_steps) - 1
+    if step <= up_end:
+        lo, hi, pct = start, 1.0, step / max(up_end, 1e-12)
+    else:
+        lo, hi, pct = 1.0, floor, min((step - up_end) / max(total_steps - 1 - up_end, 1e-12), 1.0)
+    return hi + (lo - hi) / 2.0 * (1 + math.cos(math.pi * pct))
+
+
+def schedule_factor(cfg: dict[str, Any], base_lr: float, total_steps: int | None = None) -> Callable[[int], float]:
     """The multiplicative lr factor at each step for a schedule config."""
     name = cfg["name"]
     if name == "constant":
-        return lambda step: 1.0
+        warmup = cfg.get("warmup_steps", 0)
+        return lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if name == "onecycle":
+        if not total_steps:
+            raise ValueError("the onecycle schedule needs train.total_steps")
+        args = (total_steps, cfg["pct_start"], cfg["div_factor"], cfg["final_div_factor"])
+        return lambda step: onecycle_factor(step, *args)
     if name == "multistep":
         milestones = sorted(cfg["milestones"])
         gamma = cfg["gamma"]
@@ -55,5 +77,6 @@ def schedule_factor(cfg: dict[str, Any], base_lr: float) -> Callable[[int], floa
     raise ValueError(f"unknown schedule {name!r}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], base_lr: float):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(cfg, base_lr))
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], base_lr: float,
+                    total_steps: int | None = None):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(cfg, base_lr, total_steps))

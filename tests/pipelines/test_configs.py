@@ -278,6 +278,18 @@ BAD_EXPERIMENTS = {
         ["schedule", "restart_weights"],
     ),
     "malformed-override": (None, ["train.total_steps"], ["train.total_steps", "a.b.c=value"]),
+    "gpu-degradation-without-torch-path": (
+        None, ["data.degradation.device=gpu"], ["data.degradation.device", "torch path", "'paired'"],
+    ),
+    "unknown-degradation-device": (None, ["data.degradation.device=tpu"], ["data.degradation.device"]),
+    "clip-preset-for-image-task": (
+        None, ["data.degradation.preset=realbasicvsr"],
+        ["data.degradation.preset", "realbasicvsr needs a video task", "video SR family"],
+    ),
+    "pool-not-divisible-by-batch": (
+        None, ["data.degradation.pool_size=20"], ["degradation.pool_size 20", "batch_size 16"],
+    ),
+    "negative-pool": (None, ["data.degradation.pool_size=-16"], ["data.degradation.pool_size"]),
     "override-through-a-scalar": (None, ["train.total_steps.x=1"], ["train.total_steps.x", "not a section"]),
 }
 
@@ -290,6 +302,13 @@ def test_bad_experiment_config_names_the_field(tmp_path: Path, case: str):
     with pytest.raises(ConfigError) as err:
         load_experiment(path, overrides, check_paths=False)
     _assert_one_line_naming(err.value, *names)
+
+
+def test_realesrgan_degradation_on_the_worker_device_with_a_pool_validates():
+    path = CONFIGS / "sr" / "realesrnet_c64b23g32_12x4_lr2e-4_1000k_df2k_ost.yaml"
+    cfg = load_experiment(path, ["data.degradation.device=gpu", "data.degradation.pool_size=180"], check_paths=False)
+    assert cfg.data.degradation.device == "gpu" and cfg.data.degradation.pool_size == 180  # 180 = 15 x 12
+    assert load_experiment(path, check_paths=False).data.degradation.pool_size == 0  # off by default
 
 
 def test_union_field_errors_use_the_user_visible_path(tmp_path: Path):

@@ -6,6 +6,7 @@ import json
 
 import cv2
 import pytest
+import torch
 
 from pipelines.cli import main
 
@@ -46,11 +47,15 @@ def test_bench_writes_one_record_per_case(tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", "degradations", "--json", str(out), "--quick"]) == 0
     records = json.loads(out.read_text())
-    resr = [r for r in records if r["preset"] == "realesrgan"]
+    resr = [r for r in records if r["preset"] == "realesrgan" and r["device"] == "cpu"]
     assert [r["gt_size"] for r in resr] == [256, 400]
     for r in records:
         assert set(r) == {"preset", "device", "gt_size", "frames", "value", "unit", "machine"}
-        assert r["value"] > 0 and r["device"] == "cpu"
+        assert r["value"] > 0 and r["device"] in ("cpu", "cpu-torch", "gpu")
     assert all(r["unit"] == "pairs/s/core" and r["frames"] == 1 for r in resr)
+    torch_cpu = [r for r in records if r["device"] == "cpu-torch"]  # the batched path on a CPU worker
+    assert [r["gt_size"] for r in torch_cpu] == [256, 400] and all(r["unit"] == "pairs/s/core" for r in torch_cpu)
+    gpu = [r for r in records if r["device"] == "gpu"]
+    assert len(gpu) == (2 if torch.cuda.is_available() else 0) and all(r["unit"] == "pairs/s" for r in gpu)
     video = [r for r in records if r["preset"] == "realbasicvsr"]
     assert len(video) == 1 and video[0]["frames"] == 30 and video[0]["unit"] == "s/clip/core"

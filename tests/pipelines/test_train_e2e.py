@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import boto3
@@ -24,40 +22,6 @@ from conftest import REPO, tiny_experiment, write_config, write_photos
 
 pytestmark = pytest.mark.slow
 RESTORAY = [sys.executable, "-m", "pipelines.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` process on loopback (sqlite backend, proxied artifacts)."""
-    root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen(
-        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "wb"), start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("mlflow server did not start: " + (root / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
 
 
 def test_shard_to_s3_train_from_s3_track_on_mlflow_server(ray_session, s3_bucket, tiny_shards, mlflow_server,
@@ -110,8 +74,10 @@ def _committed(storage: Path, name: str) -> bool:
 
 def test_sigkill_driver_then_resume_continues_from_checkpoint(ray_session, tiny_shards, tmp_path):
     storage = tmp_path / "runs"
+    # with the training-pair pool on: its state must come back from the checkpoint too
     cfg = tiny_experiment(tiny_shards["train"], tiny_shards["val"], str(storage), name="tiny_resume",
-                          train={"total_steps": 40, "checkpoint_every": 4, "val_every": 40, "log_every": 4})
+                          train={"total_steps": 40, "checkpoint_every": 4, "val_every": 40, "log_every": 4},
+                          data={"degradation": {"preset": "bicubic", "pool_size": 8}})
     cfg_path = write_config(tmp_path / "resume.yaml", cfg)
     cmd = [*RESTORAY, "train", str(cfg_path), "--workdir", str(tmp_path)]
     log1 = open(tmp_path / "first.log", "wb")
@@ -137,6 +103,7 @@ def test_sigkill_driver_then_resume_continues_from_checkpoint(ray_session, tiny_
     assert step >= killed_at and step % 4 == 0
     assert f"({step * 8} samples seen)" in resumed[0]
     assert f"resumed at step {step} ({step * 8} samples seen)" in output  # the workers got the checkpoint
+    assert "the pool refills" not in output  # ... and their pair pools
     final, _ = json.JSONDecoder().raw_decode(second.stdout[second.stdout.index("{\n"):])
     assert final["metrics"]["step"] == 40 and final["metrics"]["samples_seen"] == 40 * 8
     # one MLflow run across both attempts, with loss logged before and after the kill
@@ -214,3 +181,41 @@ def test_realesrgan_degradation_trains_rrdbnet_through_the_stream(ray_session, t
     out = run_train(load_experiment(path), config_file=str(path), workdir=tmp_path, register=False)
     assert out.metrics["step"] == 6 and out.metrics["samples_seen"] == 6 * 8
     assert 0 < out.metrics["val/psnr"] < 60  # scored (an untrained net is far from GT)
+
+
+def test_realesrgan_degradation_on_the_worker_device_with_pair_pool(ray_session, tiny_shards, tmp_path):
+    """``data.degradation.device=gpu`` on CPU workers: the stream ships GT + packed parameters,
+    the loop degrades with the torch path (CPU torch here) and swaps pairs through the pool,
+    whose state lands in the checkpoint (every rank's, gathered over gloo)."""
+    import math
+
+    import torch
+
+    from pipelines.config import load_experiment
+    from pipelines.train_job import run_train
+
+    cfg = tiny_experiment(
+        tiny_shards["train"], tiny_shards["val"], str(tmp_path / "runs"), name="tiny_realesrnet_dev",
+        model={"name": "rrdbnet", "in_channels": 3, "out_channels": 3, "mid_channels": 8, "num_blocks": 1,
+               "growth_channels": 4, "upscale_factor": 4},
+        data={"gt_size": 48, "out_size": 32, "use_rot": False,
+              "degradation": {"preset": "realesrgan", "device": "gpu", "pool_size": 8}},
+        train={"total_steps": 6, "val_every": 100, "checkpoint_every": 6, "log_every": 3,
+               "ema": {"enabled": False}},
+        optim={"name": "adam", "lr": 2e-4, "betas": [0.9, 0.99]},
+    )
+    path = write_config(tmp_path / "realesrnet_dev.yaml", cfg)
+    out = run_train(load_experiment(path), config_file=str(path), workdir=tmp_path, register=False)
+    assert out.metrics["step"] == 6 and out.metrics["samples_seen"] == 6 * 8
+
+    losses = MlflowClient(tracking_uri=out.tracking_uri).get_metric_history(out.mlflow_run_id, "loss/l1")
+    assert sorted(m.step for m in losses) == [3, 6] and all(math.isfinite(m.value) for m in losses)
+    ckpt = Path(out.checkpoint_dir) / "checkpoint.pt"
+    assert ckpt.is_file()
+    pools = torch.load(ckpt, map_location="cpu", weights_only=True)["pair_pool"]
+    assert len(pools) == 2  # one per worker
+    for pool in pools:  # 2 steps filled it, 4 swapped batches through it
+        assert pool["filled"] == 8
+        assert pool["lq"].shape == (8, 3, 8, 8) and pool["gt"].shape == (8, 3, 32, 32)
+        assert pool["lq"].dtype == torch.uint8 and pool["gt"].float().std() > 0
+    assert not torch.equal(pools[0]["lq"], pools[1]["lq"])  # each rank pools its own share

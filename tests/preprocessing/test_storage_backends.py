@@ -88,7 +88,8 @@ def test_s3_round_trip_div2k(tmp_path, s3_bucket, monkeypatch):
     assert [s["name"] for s in manifest["shards"]] == ["shard-000000.tar", "shard-000001.tar"]
 
     st = open_storage(dest)
-    assert [o.key for o in st.list()] == ["_parts/shard-000000.json", "_parts/shard-000001.json", "manifest.json",
+    assert [o.key for o in st.list()] == ["_parts/shard-000000.json", "_parts/shard-000001.json",
+                                          "_versions/manifest-v000001.json", "manifest.json",
                                           "quarantine.json", "shard-000000.tar", "shard-000001.tar"]
     q = json.loads(st.read_bytes("quarantine.json"))
     assert q["quarantined"][0]["uri"] == f"{src}/DIV2K_train_HR/0004.png"

@@ -15,7 +15,7 @@ from trainers.optim import build_optimizer, build_scheduler, cosine_restart_fact
 def _lrs(schedule, steps, base=1.0):
     p = torch.nn.Parameter(torch.zeros(1))
     opt = build_optimizer([p], {"name": "adam", "lr": base, "betas": (0.9, 0.999), "weight_decay": 0.0})
-    sched = build_scheduler(opt, schedule, base)
+    sched = build_scheduler(opt, schedule, base, total_steps=steps)
     out = []
     for _ in range(steps):
         out.append(opt.param_groups[0]["lr"])
@@ -41,6 +41,31 @@ def test_cosine_restart_matches_mmcv_definition():
             expected.append(min_lr + 0.5 * weights[i] * (base - min_lr) * (1 + math.cos(math.pi * t / periods[i])))
     assert lrs == pytest.approx(expected)
     assert lrs[0] == pytest.approx(base) and lrs[4] == pytest.approx(min_lr + 0.5 * (base - min_lr))
+
+
+def test_onecycle_matches_torch_onecyclelr():
+    """Our step-factor form gives torch's OneCycleLR rates (cosine, two phases) at every step."""
+    steps, base = 50, 3e-4
+    ours = _lrs({"name": "onecycle", "pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4}, steps, base)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=base)
+    ref_sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=base, total_steps=steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4,
+        cycle_momentum=False,
+    )
+    ref = []
+    for _ in range(steps):
+        ref.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref_sched.step()
+    assert ours == pytest.approx(ref, rel=1e-6)
+    assert max(ours) == pytest.approx(base) and ours[0] == pytest.approx(base / 25)
+
+
+def test_constant_warmup_ramps_linearly_then_holds():
+    lrs = _lrs({"name": "constant", "warmup_steps": 4}, 7, base=1e-3)
+    assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3, 1e-3])
+    assert _lrs({"name": "constant", "warmup_steps": 0}, 3, base=1e-3) == pytest.approx([1e-3] * 3)
 
 
 def test_cosine_restart_factor_is_continuous_within_a_period():

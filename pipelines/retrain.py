@@ -1,0 +1,210 @@
+"""``restoray retrain``: the scheduled-retraining workflow (cron / RayCronJob).
+
+One invocation does, in order, and stops at the first failure:
+
+(a) shard what is new under ``retrain.source`` into ``data.train`` (a new
+    manifest version that references the old shards plus the new ones);
+(b) train a challenger: fine-tune the registered version holding the
+    ``retrain.alias`` alias (default ``champion``) with ``retrain.finetune``
+    overrides, or train from scratch when there is no champion;
+(c) score challenger and champion on the same fixed ``data.val`` shards;
+(d) move the alias to the challenger only if it beats the champion by more
+    than ``retrain.margin`` on ``retrain.metric``; otherwise record why not;
+(e) write a JSON report (``<report_dir>/report-<data digest>.json`` and
+    ``latest.json``) and log it, with the scores and decision, to the
+    challenger's MLflow run.
+
+Idempotent: the report is keyed by the training data's digest, so running
+again with no new data finds it and does nothing. The alias is moved by the
+last step that changes anything, so a failure anywhere before it leaves the
+previous champion in place; a re-run after a crash resumes the same
+challenger run (same run name) instead of training another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from pipelines.config import ExperimentConfig, apply_overrides
+from pipelines.evaluate import evaluate
+from pipelines.tracking import register_model, tracking_uri
+from preprocessing.storage import open_storage
+
+DECISION_TAG = "restoray.retrain.decision"
+DATA_TAG = "restoray.retrain.data_digest"
+
+
+def model_name(cfg: ExperimentConfig) -> str:
+    return cfg.mlflow.register_as or cfg.name
+
+
+def find_champion(uri: str, name: str, alias: str) -> dict[str, Any] | None:
+    """The version holding ``alias`` ({version, run_id}), or None (no model, or no alias yet)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+    return {"version": str(mv.version), "run_id": mv.run_id}
+
+
+def load_registered(uri: str, name: str, version: str) -> torch.nn.Module:
+    import mlflow.pytorch
+
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pytorch.load_model(f"models:/{name}/{version}", map_location="cpu")
+    return model.eval()
+
+
+def _report_store(cfg: ExperimentConfig):
+    root = cfg.retrain.report_dir or f"{cfg.run.storage_path.rstrip('/')}/retrain"
+    return open_storage(root if root.startswith("s3://") else os.path.abspath(root), create=True)
+
+
+def challenger_config(cfg: ExperimentConfig, digest: str, version: int, fine_tune: bool) -> ExperimentConfig:
+    """The experiment that trains this data version's challenger (fine-tune overrides applied)."""
+    raw = cfg.model_dump(mode="json", exclude={"retrain", "tune"})
+    if fine_tune:
+        raw = apply_overrides(raw, list(cfg.retrain.finetune))
+    out = ExperimentConfig.model_validate(raw)
+    out.run.name = f"{cfg.run_name}-retrain-v{version}-{digest[:8]}"
+    return out
+
+
+def run_retrain(cfg: ExperimentConfig, *, config_file: str | None = None, workdir: str | os.PathLike = ".") -> dict[str, Any]:
+    """Run the workflow once; returns the report (``status`` noop | promoted | kept)."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.shard_job import append_new
+
+    r = cfg.retrain
+    if r is None:
+        raise ValueError("this config has no retrain section (see configs/retrain/)")
+    t0 = time.time()
+    uri = tracking_uri(cfg.mlflow.tracking_uri, workdir)
+    name = model_name(cfg)
+    champion = find_champion(uri, name, r.alias)
+    if champion is None and r.require_champion:
+        raise ValueError(f"registered model {name!r} has no version with alias @{r.alias} "
+                         f"(retrain.require_champion is set); nothing was changed")
+    store = _report_store(cfg)
+
+    # (a) new data -> new manifest version
+    manifest, new_items = append_new(r.source, cfg.data.train, r.adapter, r.params, r.items_per_shard)
+    digest, version = manifest["digest"], int(manifest.get("version", 1))
+    report_key = f"report-{digest[:16]}.json"
+    if store.exists(report_key):
+        previous = json.loads(store.read_bytes(report_key))
+        print(f"[restoray] retrain: data v{version} ({digest[:8]}) was already handled on {previous['finished']} "
+              f"({previous['status']}); nothing to do", flush=True)
+        return {**previous, "status": "noop", "noop_reason": "no new data since the last retrain"}
+
+    # (b) challenger
+    fine_tune = champion is not None
+    ccfg = challenger_config(cfg, digest, version, fine_tune)
+    champion_model = load_registered(uri, name, champion["version"]) if champion else None
+    init = None
+    if champion_model is not None:
+        import ray
+
+        from pipelines.cluster import init_ray
+
+        init_ray()
+        init = ray.put({k: v.detach().cpu() for k, v in champion_model.state_dict().items()})
+        print(f"[restoray] retrain: fine-tuning {name} v{champion['version']} (@{r.alias}) on data v{version} "
+              f"({new_items} new item(s)) as run {ccfg.run_name!r}", flush=True)
+    else:
+        print(f"[restoray] retrain: no @{r.alias} for {name!r}; training from scratch as run {ccfg.run_name!r}",
+              flush=True)
+    from pipelines.train_job import load_final_model, run_train
+
+    outcome = run_train(ccfg, config_file=config_file, workdir=workdir, register=False, init_weights=init)
+    if outcome.checkpoint_dir is None:
+        raise ValueError(f"challenger run {ccfg.run_name!r} produced no checkpoint")
+    import ray.train
+
+    challenger_model = load_final_model(ray.train.Checkpoint(outcome.checkpoint_dir, _filesystem(ccfg)), ccfg)
+
+    # (c) both on the same fixed validation shards
+    metric = r.metric
+    scores = {"challenger": evaluate(cfg, challenger_model)[f"model_{metric}"]}
+    if champion_model is not None:
+        scores["champion"] = evaluate(cfg, champion_model)[f"model_{metric}"]
+
+    # (d) gate; register first (a version without the alias changes nothing users read)
+    client = MlflowClient(tracking_uri=uri)
+    challenger_version = _registered_version_of(client, name, outcome.mlflow_run_id) or register_model(
+        uri, outcome.mlflow_run_id, challenger_model, name)
+    promote, reason = decide(scores, metric, r.margin, r.alias, champion["version"] if champion else None)
+    client.set_model_version_tag(name, challenger_version, DATA_TAG, digest)
+    client.set_model_version_tag(name, challenger_version, DECISION_TAG, "promoted" if promote else "kept")
+    if promote:
+        client.set_registered_model_alias(name, r.alias, challenger_version)
+    print(f"[restoray] retrain: {'PROMOTED' if promote else 'kept champion'}: {reason}", flush=True)
+
+    # (e) report
+    report = {
+        "status": "promoted" if promote else "kept", "reason": reason,
+        "model": name, "alias": r.alias, "metric": metric, "margin": r.margin,
+        "champion_before": champion["version"] if champion else None,
+        "champion_after": challenger_version if promote else (champion["version"] if champion else None),
+        "challenger_version": challenger_version, "challenger_run_id": outcome.mlflow_run_id,
+        "challenger_run_name": ccfg.run_name, "fine_tuned": fine_tune,
+        "scores": scores, "val_shards": cfg.data.val,
+        "data": {"shards": cfg.data.train, "manifest_version": version, "digest": digest,
+                 "new_items": new_items, "num_samples": manifest["num_samples"]},
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - t0, 1),
+    }
+    _log_report(client, outcome.mlflow_run_id, report)
+    body = json.dumps(report, indent=1).encode()
+    store.write_bytes(report_key, body)
+    store.write_bytes("latest.json", body)
+    print(f"[restoray] retrain report: {store.uri(report_key)}", flush=True)
+    return report
+
+
+def decide(scores: dict[str, float], metric: str, margin: float, alias: str,
+           champion_version: str | None) -> tuple[bool, str]:
+    """The gate: (promote?, why). Higher is better for both PSNR and SSIM; ties keep the champion."""
+    if champion_version is None:
+        return True, f"no @{alias} yet: the first model becomes champion"
+    ch, cp = scores["challenger"], scores["champion"]
+    if ch != ch:  # NaN: a diverged challenger never wins
+        return False, f"challenger {metric} is NaN"
+    verb = "beats" if ch > cp + margin else "does not beat"
+    return ch > cp + margin, (f"challenger {metric} {ch:.4f} {verb} champion v{champion_version} "
+                              f"{cp:.4f} by more than {margin:g}")
+
+
+def _filesystem(cfg: ExperimentConfig):
+    from pipelines.train_job import storage_location
+
+    return storage_location(cfg.run.storage_path)[1]
+
+
+def _registered_version_of(client, name: str, run_id: str) -> str | None:
+    """A version already registered from this run (a re-run after a crash must not add another)."""
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return str(max(int(v.version) for v in found)) if found else None
+
+
+def _log_report(client, run_id: str, report: dict[str, Any]) -> None:
+    """The decision as metrics, tags and the report artifact on the challenger run."""
+    for who, value in report["scores"].items():
+        client.log_metric(run_id, f"retrain/{who}_{report['metric']}", value)
+    client.log_metric(run_id, "retrain/promoted", 1.0 if report["status"] == "promoted" else 0.0)
+    client.set_tag(run_id, DECISION_TAG, report["status"])
+    client.set_tag(run_id, "restoray.retrain.reason", report["reason"][:5000])
+    client.log_dict(run_id, report, "retrain/report.json")
