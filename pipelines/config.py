@@ -390,10 +390,7 @@ class RetrainConfig(Strict):
 
     @model_validator(mode="after")
     def _adapter_params(self) -> "RetrainConfig":
-        try:
-            get_adapter(self.adapter).resolve_params(self.params)
-        except ValueError as exc:
-            raise ValueError(f"params: {exc}") from None
+        _check_adapter_params(self.adapter, self.params)
         return self
 
 
@@ -444,12 +441,16 @@ class ShardConfig(Strict):
 
     @model_validator(mode="after")
     def _adapter_params(self) -> "ShardConfig":
-        # The adapter owns its parameter names and defaults; ask it now, before Ray starts.
-        try:
-            get_adapter(self.adapter).resolve_params(self.params)
-        except ValueError as exc:
-            raise ValueError(f"params: {exc}") from None
+        _check_adapter_params(self.adapter, self.params)
         return self
+
+
+def _check_adapter_params(adapter: str, params: dict[str, Any]) -> None:
+    """The adapter owns its parameter names and defaults; ask it now, before Ray starts."""
+    try:
+        get_adapter(adapter).resolve_params(params)
+    except ValueError as exc:
+        raise ValueError(f"params: {exc}") from None
 
 
 # --------------------------------------------------------------------------- loading
