@@ -58,13 +58,8 @@ def install() -> None:
 
 
 def save_golden(path: str, **arrays) -> None:
-    """Write a compressed ``.npz`` golden (float arrays as float32 unless they are integer)."""
+    """Write a compressed ``.npz`` golden (tensors become numpy arrays, dtypes kept)."""
     import numpy as np
 
-    out = {}
-    for key, value in arrays.items():
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu().numpy()
-        value = np.asarray(value)
-        out[key] = value.astype(np.float32) if value.dtype == np.float64 else value
+    out = {k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in arrays.items()}
     np.savez_compressed(path, **out)
