@@ -1,17 +1,19 @@
 """Architectures, registered by hand in ``ARCHS`` under the name of their file.
 
 The name is the one used everywhere (config ``model.name``, file name, builder
-name); constructor arguments are MMEditing 0.x's, so a zoo config's generator
-arguments can be passed through unchanged and its checkpoint loads strictly.
+name); constructor arguments are MMEditing 0.x's, so a zoo config's generator or
+discriminator arguments can be passed through unchanged and its checkpoint loads strictly.
 """
 
 from torch import nn
 
 from trainers.archs.edsr import EDSR
+from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.rdn import RDN
 from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.srcnn import SRCNN
+from trainers.archs.unet_disc_sn import UNetDiscriminatorWithSpectralNorm
 
 ARCHS: dict[str, type[nn.Module]] = {
     "srcnn": SRCNN,
@@ -19,6 +21,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    # discriminators
+    "modified_vgg": ModifiedVGG,
+    "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
 }
 
 
