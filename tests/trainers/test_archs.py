@@ -2,7 +2,8 @@
 
 The JSON files in tests/data/mmedit_checkpoint_keys were produced from the real
 zoo configs (constructor args, key -> shape map, parameter count), so matching
-them means the published checkpoints load with strict=True.
+them means the published checkpoints load with strict=True. GAN configs have a
+``discriminator`` section too, checked the same way.
 """
 
 import importlib
@@ -24,12 +25,16 @@ from trainers.checkpoint_io import (
 
 KEY_DIR = Path(__file__).resolve().parents[1] / "data" / "mmedit_checkpoint_keys"
 REFERENCES = sorted(KEY_DIR.glob("*.json"))
+DISC_REFERENCES = [p for p in REFERENCES if json.loads(p.read_text()).get("discriminator")]
+# Every network a zoo checkpoint holds that restoray builds: (key map, section).
+NETWORKS = [(p, "generator") for p in REFERENCES] + [(p, "discriminator") for p in DISC_REFERENCES]
 ARCH_OF_CLASS = {cls.__name__: name for name, cls in ARCHS.items()}
 
 
-def _load_reference(path: Path) -> tuple[str, dict]:
-    generator = json.loads(path.read_text())["generator"]
-    return ARCH_OF_CLASS[generator["class"]], generator
+def _load_reference(path: Path, section: str = "generator") -> tuple[str, dict]:
+    """``(ARCHS name, section of the key map)`` for the zoo's generator or discriminator."""
+    net = json.loads(path.read_text())[section]
+    return ARCH_OF_CLASS[net["class"]], net
 
 
 def _generator_copies(path: Path) -> dict[str, dict]:
@@ -47,13 +52,21 @@ def _generator_copies(path: Path) -> dict[str, dict]:
     return copies
 
 
-def _fake_zoo_state(keys: dict[str, list[int]], prefix: str = "generator.") -> dict[str, torch.Tensor]:
-    return {prefix + k: torch.randn(shape) for k, shape in keys.items()}
+def _fake_zoo_state(
+    keys: dict[str, list[int]], prefix: str = "generator.", dtypes: dict[str, str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Random tensors of the zoo's shapes; integer entries (BN ``num_batches_tracked``) stay integer."""
+    dtypes = dtypes or {}
+    return {
+        prefix + k: torch.randint(0, 1000, shape) if dtypes.get(k) == "int64" else torch.randn(shape)
+        for k, shape in keys.items()
+    }
 
 
 def test_reference_files_present():
-    assert len(REFERENCES) == 11
-    assert {_load_reference(p)[0] for p in REFERENCES} == set(ARCHS)
+    assert len(REFERENCES) == 13
+    assert len(DISC_REFERENCES) == 3
+    assert {_load_reference(p, section)[0] for p, section in NETWORKS} == set(ARCHS)
 
 
 def test_archs_named_after_their_files():
@@ -67,13 +80,15 @@ def test_build_arch_unknown_name_lists_known():
         build_arch("nope")
 
 
-@pytest.mark.parametrize("path", REFERENCES, ids=lambda p: p.stem)
-def test_state_dict_matches_zoo(path):
-    name, ref = _load_reference(path)
+@pytest.mark.parametrize("path, section", NETWORKS, ids=[f"{p.stem}-{s}" for p, s in NETWORKS])
+def test_state_dict_matches_zoo(path, section):
+    name, ref = _load_reference(path, section)
     model = build_arch(name, **ref["resolved_init_args"])
     got = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert got == ref["keys"]
     assert sum(p.numel() for p in model.parameters()) == ref["num_params"]
+    # Persistent buffers: BN running statistics, spectral norm's power-iteration vectors.
+    assert sum(v.numel() for v in model.state_dict().values()) - ref["num_params"] == ref["num_buffer_elems"]
 
 
 @pytest.mark.parametrize("path", REFERENCES, ids=lambda p: p.stem)
@@ -105,6 +120,50 @@ def test_forward_shape(path):
         out = model(torch.rand(1, 3, 12, 12))
     scale = args["upscale_factor"]
     assert out.shape == (1, 3, 12 * scale, 12 * scale)
+
+
+@pytest.mark.parametrize("path", DISC_REFERENCES, ids=lambda p: p.stem)
+def test_fake_zoo_discriminator_loads_strictly(path, tmp_path):
+    name, ref = _load_reference(path, "discriminator")
+    prefix = json.loads(path.read_text())["discriminator_checkpoint_prefix"]
+    gen_keys = _load_reference(path)[1]["keys"]
+    state = _fake_zoo_state(gen_keys) | _fake_zoo_state(ref["keys"], prefix, ref["non_float32_keys"])
+    file = tmp_path / "zoo.pth"
+    torch.save({"meta": {"iter": 1000}, "state_dict": state}, file)
+
+    zoo_state = load_checkpoint_file(file)["state_dict"]
+    disc_state = {k[len(prefix):]: v for k, v in zoo_state.items() if k.startswith(prefix)}
+    model = build_arch(name, **ref["kwargs"])
+    load_strict(model, disc_state)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[prefix + key]), key
+
+
+@pytest.mark.parametrize("path", DISC_REFERENCES, ids=lambda p: p.stem)
+def test_discriminator_forward_shape(path):
+    name, ref = _load_reference(path, "discriminator")
+    model = build_arch(name, **ref["kwargs"]).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 128, 128))
+    # ModifiedVGG judges the whole image, the U-Net every pixel.
+    assert out.shape == ((2, 1) if name == "modified_vgg" else (2, 1, 128, 128))
+
+
+def test_modified_vgg_refuses_other_sizes():
+    model = build_arch("modified_vgg", in_channels=3, mid_channels=4)
+    with pytest.raises(ValueError, match="128x128"):
+        model(torch.rand(1, 3, 96, 96))
+
+
+def test_unet_disc_sn_power_iteration_runs_in_training_only():
+    model = build_arch("unet_disc_sn", in_channels=3, mid_channels=4)
+    x = torch.rand(1, 3, 16, 16)
+    u = model.conv_1.weight_u.clone()
+    with torch.no_grad():
+        model.eval()(x)
+        assert torch.equal(model.conv_1.weight_u, u)
+        model.train()(x)
+        assert not torch.equal(model.conv_1.weight_u, u)
 
 
 def test_key_report_flags_missing_extra_and_mismatched():
