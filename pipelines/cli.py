@@ -65,23 +65,26 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="PSNR/SSIM of a checkpoint and of bicubic on held-out shards")
     e.add_argument("config")
     e.add_argument("overrides", nargs="*")
-    e.add_argument("--checkpoint", help="checkpoint file (zoo or restoray); omit to score bicubic only")
+    e.add_argument("--checkpoint", help="zoo .pth, restoray checkpoint or models:/<name>@<alias>; omit to score "
+                   "the family's baseline (bicubic for SR) only")
     e.add_argument("--shards", help="shard directory to evaluate on (default: data.val)")
     e.add_argument("--json", dest="json_out", help="also write the full result (per-sample scores) here")
 
     i = sub.add_parser("inspect", help="parameter count; with --checkpoint, whether it loads strictly")
     i.add_argument("config")
     i.add_argument("overrides", nargs="*")
-    i.add_argument("--checkpoint", help="checkpoint file: zoo {'meta','state_dict'} or restoray")
+    i.add_argument("--checkpoint", help="zoo {'meta','state_dict'}, restoray checkpoint or models:/<name>@<alias>")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     f = sub.add_parser("infer", help="upscale images with a checkpoint (tiled for large inputs)")
     f.add_argument("config")
     f.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    f.add_argument("--checkpoint", required=True)
+    f.add_argument("--checkpoint", required=True, help="zoo .pth, restoray checkpoint, or models:/<name>@<alias>")
     f.add_argument("--out", required=True, help="output folder for PNGs")
-    f.add_argument("--tile", type=int, default=None, help="LQ tile size in pixels (default: config eval.tile)")
+    f.add_argument("--tile", type=int, default=None, help="LQ tile size in pixels (default: task.eval.tile)")
     f.add_argument("--tile-overlap", type=int, default=None)
+    f.add_argument("--set", dest="overrides", action="append", default=[], metavar="A.B=VALUE",
+                   help="config override (repeatable)")
 
     v = sub.add_parser("preview", help="PNG contact sheet of a degradation preset (GT, LQ, drawn parameters)")
     v.add_argument("--preset", required=True, help="bicubic | bd | realesrgan")
@@ -170,14 +173,15 @@ def _cmd_retrain(args) -> int:
 def _cmd_eval(args) -> int:
     cfg = load_experiment(args.config, args.overrides)
     from pipelines.evaluate import evaluate
-    from pipelines.infer import load_model
+    from pipelines.infer import load_nets
+    from pipelines.tracking import tracking_uri
 
-    model = load_model(cfg, args.checkpoint)[0] if args.checkpoint else None
-    result = evaluate(cfg, model, shards=args.shards)
+    nets = load_nets(cfg, args.checkpoint, tracking_uri(cfg.mlflow.tracking_uri, "."))[0] if args.checkpoint else None
+    result = evaluate(cfg, nets, shards=args.shards)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1))
     for k, v in result.items():
-        if k != "per_sample":
+        if k not in ("per_sample", "directions"):
             print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     return 0
 
@@ -185,22 +189,35 @@ def _cmd_eval(args) -> int:
 def _cmd_inspect(args) -> int:
     cfg = _load_for_model(args)
     from pipelines.infer import inspect_model
+    from pipelines.tracking import tracking_uri
 
-    info = inspect_model(cfg, args.checkpoint)
+    info = inspect_model(cfg, args.checkpoint, tracking_uri(cfg.mlflow.tracking_uri, "."))
     if args.json:
         print(json.dumps(info, indent=1))
     else:
-        print(f"model {info['model']}: {info['num_params']:,} parameters, {info['num_state_dict_keys']} state-dict keys")
-        if args.checkpoint:
-            print(f"checkpoint {info['checkpoint']} ({info['source']}): "
-                  + ("loads strictly" if info["loads_strictly"] else "does NOT load strictly"))
-            for key in info["missing"]:
-                print(f"  missing     {key}")
-            for key in info["unexpected"]:
-                print(f"  unexpected  {key}")
-            for key, want, got in info["mismatched"]:
-                print(f"  mismatched  {key}: model {want}, checkpoint {got}")
+        _print_inspect(info)
     return 0 if not args.checkpoint or info["loads_strictly"] else 1
+
+
+def _print_inspect(info: dict) -> None:
+    for role, net in info["nets"].items():
+        print(f"{role}: {net['arch']}, {net['num_params']:,} parameters, {net['num_state_dict_keys']} state-dict keys")
+    if "checkpoint" not in info:
+        return
+    print(f"checkpoint {info['checkpoint']} holds: {', '.join(info['checkpoint_roles']) or 'no networks'}")
+    for role, net in info["nets"].items():
+        if not net.get("present"):
+            print(f"  {role}: not in the checkpoint")
+            continue
+        print(f"  {role} ({net['source']}): " + ("loads strictly" if net["loads_strictly"] else "does NOT load strictly"))
+        for key in net["missing"]:
+            print(f"    missing     {key}")
+        for key in net["unexpected"]:
+            print(f"    unexpected  {key}")
+        for key, want, got in net["mismatched"]:
+            print(f"    mismatched  {key}: model {want}, checkpoint {got}")
+    for role in info["other_roles"]:
+        print(f"  {role}: in the checkpoint, not in this config")
 
 
 def _load_for_model(args):
@@ -209,12 +226,17 @@ def _load_for_model(args):
 
 
 def _cmd_infer(args) -> int:
-    cfg = _load_for_model(args)
+    overrides = list(args.overrides)
+    if args.tile is not None:
+        overrides.append(f"task.eval.tile={args.tile}")
+    if args.tile_overlap is not None:
+        overrides.append(f"task.eval.tile_overlap={args.tile_overlap}")
+    cfg = load_experiment(args.config, overrides, check_paths=False)
     from pipelines.infer import run_infer
+    from pipelines.tracking import tracking_uri
 
-    tile = args.tile if args.tile is not None else cfg.eval.tile
-    overlap = args.tile_overlap if args.tile_overlap is not None else cfg.eval.tile_overlap
-    written, errors = run_infer(cfg, args.checkpoint, args.out, args.inputs, tile, overlap)
+    written, errors = run_infer(cfg, args.checkpoint, args.out, args.inputs,
+                                tracking_uri(cfg.mlflow.tracking_uri, "."))
     print(f"[restoray] wrote {len(written)} image(s) to {args.out}" + (f", {len(errors)} failed" if errors else ""))
     return 1 if errors else 0
 

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import yaml
 
-from pipelines.config import ShardConfig, load_experiment
+from pipelines.config import load_experiment
+from pipelines.schema import ShardConfig
 from pipelines.tracking import tracking_uri
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "edsr_x4c32b4_demo.yaml"
@@ -51,7 +52,7 @@ def run_demo(workdir: str, overrides: list[str] = ()) -> dict:
     from pipelines.cluster import init_ray
     from pipelines.evaluate import evaluate
     from pipelines.shard_job import run_shard
-    from pipelines.train_job import load_final_model, run_train
+    from pipelines.train_job import load_final_nets, run_train
 
     t0 = time.time()
     work = Path(workdir).resolve()
@@ -72,13 +73,13 @@ def run_demo(workdir: str, overrides: list[str] = ()) -> dict:
     out = run_train(cfg, config_file=str(DEMO_CONFIG), workdir=work)
     from ray.train import Checkpoint
 
-    model = load_final_model(Checkpoint(out.checkpoint_dir, _resolve_fs(cfg.run.storage_path)), cfg)
-    result = evaluate(cfg, model)
+    nets = load_final_nets(Checkpoint(out.checkpoint_dir, _resolve_fs(cfg.run.storage_path)), cfg)
+    result = evaluate(cfg, nets)
     summary = {
         "psnr_model": result["model_psnr"], "psnr_bicubic": result["bicubic_psnr"],
         "ssim_model": result["model_ssim"], "ssim_bicubic": result["bicubic_ssim"],
         "psnr_gain_db": result["model_psnr"] - result["bicubic_psnr"],
-        "eval_convention": f"RGB, crop_border={cfg.eval.crop_border}, mean over {result['num_samples']} held-out photos",
+        "eval_convention": f"RGB, crop_border={cfg.task.eval.crop_border}, mean over {result['num_samples']} held-out photos",
         "per_sample": result["per_sample"],
         "mlflow_run_id": out.mlflow_run_id, "tracking_uri": out.tracking_uri,
         "registered_model": f"{cfg.mlflow.register_as or cfg.name} v{out.registered_version}",

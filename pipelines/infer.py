@@ -9,43 +9,58 @@ import cv2
 import numpy as np
 import torch
 
-from pipelines.config import ExperimentConfig, model_kwargs
-from trainers.archs import build_arch
-from trainers.checkpoint_io import compare_state_dict, extract_generator_state, load_checkpoint_file, load_strict
-from trainers.tiling import tiled_forward
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from pipelines.schema import ExperimentConfig
+from pipelines.train_job import build_nets, read_weights
+from trainers.checkpoint_io import CheckpointError, compare_state_dict, load_checkpoint_file, load_strict, roles
+from trainers.tasks import get_task
 
 
-def build_model(cfg: ExperimentConfig) -> torch.nn.Module:
-    return build_arch(cfg.model.name, **model_kwargs(cfg.model))
-
-
-def inspect_model(cfg: ExperimentConfig, checkpoint: str | None) -> dict[str, Any]:
-    """Parameter count and, given a checkpoint, the strict-load key report."""
-    model = build_model(cfg)
-    info: dict[str, Any] = {
-        "model": cfg.model.name,
-        "num_params": sum(p.numel() for p in model.parameters()),
-        "num_state_dict_keys": len(model.state_dict()),
-    }
-    if checkpoint:
-        state, source = extract_generator_state(load_checkpoint_file(checkpoint), prefer_ema=True)
-        report = compare_state_dict(model, state)
-        info.update(
-            checkpoint=str(checkpoint), source=source, loads_strictly=report.ok,
-            missing=report.missing, unexpected=report.unexpected,
-            mismatched=[[k, list(a), list(b)] for k, a, b in report.mismatched],
-        )
+def inspect_model(cfg: ExperimentConfig, checkpoint: str | None, uri: str | None = None) -> dict[str, Any]:
+    """Every network's parameter count and, given a checkpoint (zoo, restoray or ``models:/``),
+    whether each network it holds loads strictly (EMA copies preferred, as for inference)."""
+    nets = build_nets(cfg, "meta")
+    info: dict[str, Any] = {"nets": {
+        role: {"arch": cfg.nets[role]["name"], "num_params": sum(p.numel() for p in net.parameters()),
+               "num_state_dict_keys": len(net.state_dict())}
+        for role, net in nets.items()}}
+    if not checkpoint:
+        return info
+    held = roles(load_checkpoint_file(checkpoint)) if not checkpoint.startswith("models:/") else list(nets)
+    info.update(checkpoint=str(checkpoint), checkpoint_roles=held,
+                other_roles=[r for r in held if r not in nets])
+    for role, net in nets.items():
+        entry = info["nets"][role]
+        try:
+            state, source = read_weights(checkpoint, role, uri or "")
+        except (CheckpointError, ValueError) as exc:
+            entry.update(present=False, note=str(exc))
+            continue
+        report = compare_state_dict(net, state)
+        entry.update(present=True, source=source, loads_strictly=report.ok, missing=report.missing,
+                     unexpected=report.unexpected, mismatched=[[k, list(a), list(b)] for k, a, b in report.mismatched])
+    present = [e for e in info["nets"].values() if e.get("present")]
+    info["loads_strictly"] = bool(present) and info["nets"]["generator"].get("present", False) and all(
+        e["loads_strictly"] for e in present)
     return info
 
 
-def load_model(cfg: ExperimentConfig, checkpoint: str) -> tuple[torch.nn.Module, str]:
-    """The model with checkpoint weights (EMA where present), strictly loaded, in eval mode."""
-    model = build_model(cfg)
-    state, source = extract_generator_state(load_checkpoint_file(checkpoint), prefer_ema=True)
-    load_strict(model, state)
-    return model.eval(), source
+def load_nets(cfg: ExperimentConfig, checkpoint: str, uri: str | None = None) -> tuple[dict[str, torch.nn.Module], str]:
+    """The networks a checkpoint holds (EMA weights preferred), strictly loaded, in eval mode.
+
+    The generator must be there; other roles (a discriminator) are loaded when present.
+    """
+    nets, sources = {}, []
+    for role, net in build_nets(cfg).items():
+        try:
+            state, source = read_weights(checkpoint, role, uri or "")
+        except (CheckpointError, ValueError):
+            if role == "generator":
+                raise
+            continue
+        load_strict(net, state)
+        nets[role] = net.eval()
+        sources.append(source)
+    return nets, ", ".join(sources)
 
 
 def list_inputs(inputs: list[str]) -> list[Path]:
@@ -79,22 +94,22 @@ def read_rgb(path: Path) -> np.ndarray:
     return img
 
 
-@torch.no_grad()
-def upscale(model: torch.nn.Module, img: np.ndarray, scale: int, tile: int | None, overlap: int,
-            device: torch.device) -> np.ndarray:
-    """Same pre/post-processing as the zoo SR models: RGB in [0,1] in, clamp, round to uint8 out."""
+def restore_image(task, nets: dict[str, torch.nn.Module], img: np.ndarray, device: torch.device) -> np.ndarray:
+    """One image through the family's prediction (RGB in [0, 1] in; clamped, rounded uint8 out)."""
     lq = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(device)
-    out = tiled_forward(model, lq, scale, tile, overlap)[0].clamp(0, 1)
+    with torch.no_grad():
+        out = task.predict(nets, {"lq": lq})[0].clamp(0, 1)
     return (out.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
 
 
 def run_infer(cfg: ExperimentConfig, checkpoint: str, out_dir: str, inputs: list[str],
-              tile: int | None, overlap: int) -> tuple[list[Path], list[str]]:
-    """Upscale every input into ``out_dir``; returns (written files, one-line errors)."""
+              uri: str | None = None) -> tuple[list[Path], list[str]]:
+    """Restore every input into ``out_dir``; returns (written files, one-line errors)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, source = load_model(cfg, checkpoint)
-    model.to(device)
-    print(f"[restoray] {cfg.model.name} x{cfg.data.scale} weights: {source} from {checkpoint}", flush=True)
+    nets, source = load_nets(cfg, checkpoint, uri)
+    nets = {r: n.to(device) for r, n in nets.items()}
+    task = get_task(cfg.task.name)(cfg.task)
+    print(f"[restoray] {cfg.task.name} {cfg.nets['generator']['name']} weights: {source} from {checkpoint}", flush=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, errors = [], []
@@ -106,10 +121,10 @@ def run_infer(cfg: ExperimentConfig, checkpoint: str, out_dir: str, inputs: list
             errors.append(str(exc))
             print(f"[restoray] skip {exc}", flush=True)
             continue
-        sr = upscale(model, img, cfg.data.scale, tile, overlap, device)
+        result = restore_image(task, nets, img, device)
         target = out / f"{path.stem}.png"
-        cv2.imwrite(str(target), cv2.cvtColor(sr, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(target), cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
         written.append(target)
         print(f"[restoray] {i}/{len(files)} {path.name} {img.shape[1]}x{img.shape[0]} -> "
-              f"{sr.shape[1]}x{sr.shape[0]} {target}", flush=True)
+              f"{result.shape[1]}x{result.shape[0]} {target}", flush=True)
     return written, errors

@@ -29,11 +29,11 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import torch
-
-from pipelines.config import ExperimentConfig, apply_overrides
+from pipelines import registry
+from pipelines.config import apply_overrides, validate
 from pipelines.evaluate import evaluate
-from pipelines.tracking import register_model, tracking_uri
+from pipelines.schema import ExperimentConfig
+from pipelines.tracking import tracking_uri
 from preprocessing.storage import open_storage
 
 DECISION_TAG = "restoray.retrain.decision"
@@ -42,29 +42,6 @@ DATA_TAG = "restoray.retrain.data_digest"
 
 def model_name(cfg: ExperimentConfig) -> str:
     return cfg.mlflow.register_as or cfg.name
-
-
-def find_champion(uri: str, name: str, alias: str) -> dict[str, Any] | None:
-    """The version holding ``alias`` ({version, run_id}), or None (no model, or no alias yet)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    try:
-        mv = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
-        raise
-    return {"version": str(mv.version), "run_id": mv.run_id}
-
-
-def load_registered(uri: str, name: str, version: str) -> torch.nn.Module:
-    import mlflow.pytorch
-
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.pytorch.load_model(f"models:/{name}/{version}", map_location="cpu")
-    return model.eval()
 
 
 def _report_store(cfg: ExperimentConfig):
@@ -77,7 +54,7 @@ def challenger_config(cfg: ExperimentConfig, digest: str, version: int, fine_tun
     raw = cfg.model_dump(mode="json", exclude={"retrain", "tune"})
     if fine_tune:
         raw = apply_overrides(raw, list(cfg.retrain.finetune))
-    out = ExperimentConfig.model_validate(raw)
+    out = validate(ExperimentConfig, raw, "retrain.finetune")
     out.run.name = f"{cfg.run_name}-retrain-v{version}-{digest[:8]}"
     return out
 
@@ -94,7 +71,7 @@ def run_retrain(cfg: ExperimentConfig, *, config_file: str | None = None, workdi
     t0 = time.time()
     uri = tracking_uri(cfg.mlflow.tracking_uri, workdir)
     name = model_name(cfg)
-    champion = find_champion(uri, name, r.alias)
+    champion = registry.find_version(uri, name, r.alias)
     if champion is None and r.require_champion:
         raise ValueError(f"registered model {name!r} has no version with alias @{r.alias} "
                          f"(retrain.require_champion is set); nothing was changed")
@@ -113,40 +90,44 @@ def run_retrain(cfg: ExperimentConfig, *, config_file: str | None = None, workdi
     # (b) challenger
     fine_tune = champion is not None
     ccfg = challenger_config(cfg, digest, version, fine_tune)
-    champion_model = load_registered(uri, name, champion["version"]) if champion else None
+    champion_nets = registry.load(uri, f"models:/{name}/{champion['version']}")["nets"] if champion else None
     init = None
-    if champion_model is not None:
+    if champion_nets is not None:
         import ray
 
         from pipelines.cluster import init_ray
 
         init_ray()
-        init = ray.put({k: v.detach().cpu() for k, v in champion_model.state_dict().items()})
+        init = {role: ray.put(state) for role, state in champion_nets.items() if role in ccfg.nets}
         print(f"[restoray] retrain: fine-tuning {name} v{champion['version']} (@{r.alias}) on data v{version} "
               f"({new_items} new item(s)) as run {ccfg.run_name!r}", flush=True)
     else:
         print(f"[restoray] retrain: no @{r.alias} for {name!r}; training from scratch as run {ccfg.run_name!r}",
               flush=True)
-    from pipelines.train_job import load_final_model, run_train
+    from pipelines.train_job import arch_spec, build_nets, final_weights, load_final_nets, run_train
 
-    outcome = run_train(ccfg, config_file=config_file, workdir=workdir, register=False, init_weights=init)
+    outcome = run_train(ccfg, config_file=config_file, workdir=workdir, register=False, init_states=init)
     if outcome.checkpoint_dir is None:
         raise ValueError(f"challenger run {ccfg.run_name!r} produced no checkpoint")
     import ray.train
 
-    challenger_model = load_final_model(ray.train.Checkpoint(outcome.checkpoint_dir, _filesystem(ccfg)), ccfg)
+    checkpoint = ray.train.Checkpoint(outcome.checkpoint_dir, _filesystem(ccfg))
+    challenger_nets = load_final_nets(checkpoint, ccfg)
 
     # (c) both on the same fixed validation shards
-    metric = r.metric
-    scores = {"challenger": evaluate(cfg, challenger_model)[f"model_{metric}"]}
-    if champion_model is not None:
-        scores["champion"] = evaluate(cfg, champion_model)[f"model_{metric}"]
+    metric, direction = cfg.retrain_objective()
+    scores = {"challenger": evaluate(cfg, challenger_nets)[f"model_{metric}"]}
+    if champion_nets is not None:
+        nets = build_nets(cfg)
+        for role, state in champion_nets.items():
+            nets[role].load_state_dict(state, strict=True)
+        scores["champion"] = evaluate(cfg, {k: v.eval() for k, v in nets.items()})[f"model_{metric}"]
 
     # (d) gate; register first (a version without the alias changes nothing users read)
     client = MlflowClient(tracking_uri=uri)
-    challenger_version = _registered_version_of(client, name, outcome.mlflow_run_id) or register_model(
-        uri, outcome.mlflow_run_id, challenger_model, name)
-    promote, reason = decide(scores, metric, r.margin, r.alias, champion["version"] if champion else None)
+    challenger_version = _registered_version_of(client, name, outcome.mlflow_run_id) or registry.register(
+        uri, outcome.mlflow_run_id, name, ccfg.task.name, arch_spec(ccfg), final_weights(checkpoint))
+    promote, reason = decide(scores, metric, direction, r.margin, r.alias, champion["version"] if champion else None)
     client.set_model_version_tag(name, challenger_version, DATA_TAG, digest)
     client.set_model_version_tag(name, challenger_version, DECISION_TAG, "promoted" if promote else "kept")
     if promote:
@@ -156,7 +137,7 @@ def run_retrain(cfg: ExperimentConfig, *, config_file: str | None = None, workdi
     # (e) report
     report = {
         "status": "promoted" if promote else "kept", "reason": reason,
-        "model": name, "alias": r.alias, "metric": metric, "margin": r.margin,
+        "model": name, "alias": r.alias, "metric": metric, "direction": direction, "margin": r.margin,
         "champion_before": champion["version"] if champion else None,
         "champion_after": challenger_version if promote else (champion["version"] if champion else None),
         "challenger_version": challenger_version, "challenger_run_id": outcome.mlflow_run_id,
@@ -175,17 +156,20 @@ def run_retrain(cfg: ExperimentConfig, *, config_file: str | None = None, workdi
     return report
 
 
-def decide(scores: dict[str, float], metric: str, margin: float, alias: str,
+def decide(scores: dict[str, float], metric: str, direction: str, margin: float, alias: str,
            champion_version: str | None) -> tuple[bool, str]:
-    """The gate: (promote?, why). Higher is better for both PSNR and SSIM; ties keep the champion."""
+    """The gate: (promote?, why). ``direction`` is the task's for ``metric``: ``max`` (PSNR, SSIM)
+    or ``min`` (NIQE, SAD); the challenger must be better by more than ``margin``; ties keep the champion."""
     if champion_version is None:
         return True, f"no @{alias} yet: the first model becomes champion"
     ch, cp = scores["challenger"], scores["champion"]
     if ch != ch:  # NaN: a diverged challenger never wins
         return False, f"challenger {metric} is NaN"
-    verb = "beats" if ch > cp + margin else "does not beat"
-    return ch > cp + margin, (f"challenger {metric} {ch:.4f} {verb} champion v{champion_version} "
-                              f"{cp:.4f} by more than {margin:g}")
+    better = ch > cp + margin if direction == "max" else ch < cp - margin
+    side = "higher" if direction == "max" else "lower"
+    verb = "beats" if better else "does not beat"
+    return better, (f"challenger {metric} {ch:.4f} {verb} champion v{champion_version} "
+                    f"{cp:.4f} by more than {margin:g} ({side} is better)")
 
 
 def _filesystem(cfg: ExperimentConfig):

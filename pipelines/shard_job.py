@@ -15,7 +15,7 @@ import ray
 import ray.data
 
 from pipelines.cluster import init_ray
-from pipelines.config import ShardConfig
+from pipelines.schema import ShardConfig
 from preprocessing.shards import ManifestNotFound, ShardPlan, build_shard, commit_append, commit_manifest, plan_append, plan_job
 
 

@@ -31,7 +31,7 @@ from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from degradations.seeding import epoch_rng, sample_rng
 from pipelines.fs import join, resolve
-from pipelines.transforms import train_gt_params, train_pair, val_pair
+from trainers.tasks import get_task
 
 
 def shard_table(uri: str, manifest: dict[str, Any]) -> list[tuple[str, int]]:
@@ -90,47 +90,45 @@ def in_shard_order(num_samples: int, seed: int, epoch: int, url: str) -> np.ndar
 def read_shard(task: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Raw (undecoded) samples ``[skip, skip + take)`` of one shard's epoch order.
 
-    The shard is read whole (shards are sized to fit a read task's memory) and
-    permuted with (seed, epoch, shard name).
+    The shard is read whole (shards are sized to fit a read task's memory) and permuted with
+    (seed, epoch, shard name). Every member of a sample travels, as two list columns (member
+    names and their bytes), so a family's sampler sees all of them whatever the dataset holds.
     """
     samples = list(_tar_samples(task["url"]))
     order = in_shard_order(len(samples), task["seed"], task["epoch"], task["url"])
     for i in order[task["skip"] : task["skip"] + task["take"]]:
-        sample = samples[i]
-        yield {
-            "key": sample["__key__"],
-            "epoch": task["epoch"],
-            "gt": sample["gt.png"],
-            "lq": sample.get("lq.png", b""),
-        }
+        members = {k: v for k, v in samples[i].items() if not k.startswith("__")}
+        yield {"key": samples[i]["__key__"], "epoch": task["epoch"],
+               "names": list(members), "blobs": list(members.values())}
+
+
+def _stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One column per batch-schema key (only numeric arrays leave the actors: Ray Train makes
+    every column a tensor)."""
+    keys = list(samples[0])
+    for s in samples[1:]:
+        if list(s) != keys:
+            raise ValueError(f"samples of one batch have different keys: {keys} vs {list(s)}")
+    return {k: np.stack([s[k] for s in samples]) for k in keys}
 
 
 class TrainTransform:
-    """Actor: decode + crop + augment + degrade a batch of raw samples.
+    """Actor: the family's sampler over a batch of raw samples (decode, crop, augment, degrade).
 
-    With ``degradation.device: gpu`` it degrades nothing: it ships the GT patches with
-    their sampled degradation parameters and crop corners (``transforms.train_gt_params``)
-    as numeric columns ``gt`` / ``params`` / ``crop``, and the training worker degrades.
+    Each sample's generator comes from (run seed, epoch, sample key), so its result does not
+    depend on the actor that makes it.
     """
 
-    def __init__(self, data: dict[str, Any], seed: int):
-        self.data, self.seed = data, seed
-        self.on_device = data["degradation"].get("device", "cpu") == "gpu"
+    def __init__(self, task_cfg: Any, seed: int):
+        self.sampler = get_task(task_cfg.name).sampler(task_cfg)
+        self.seed = seed
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.on_device:
-            out = [
-                train_gt_params(gt, str(key), int(epoch), self.seed, self.data)
-                for key, epoch, gt in zip(batch["key"], batch["epoch"], batch["gt"])
-            ]
-            return {"gt": np.stack([o[0] for o in out]), "params": np.stack([o[1] for o in out]),
-                    "crop": np.stack([o[2] for o in out])}
-        pairs = [
-            train_pair(gt, lq or None, str(key), int(epoch), self.seed, self.data)
-            for key, epoch, gt, lq in zip(batch["key"], batch["epoch"], batch["gt"], batch["lq"])
-        ]
-        # Only tensors leave the actor: Ray Train converts every column to torch.
-        return {"lq": np.stack([p[0] for p in pairs]), "gt": np.stack([p[1] for p in pairs])}
+        out = []
+        for key, epoch, names, blobs in zip(batch["key"], batch["epoch"], batch["names"], batch["blobs"]):
+            members = {**dict(zip(names, blobs)), "__key__": str(key)}
+            out.append(self.sampler.train(members, sample_rng(self.seed, int(epoch), str(key))))
+        return _stack(out)
 
 
 def configure_data_context(progress_bars: bool) -> None:
@@ -141,43 +139,51 @@ def configure_data_context(progress_bars: bool) -> None:
 
 
 def train_dataset(
-    uri: str, manifest: dict[str, Any], data: dict[str, Any], seed: int, start: int, needed: int
+    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int
 ) -> ray.data.Dataset:
-    tasks = plan_reads(shard_table(uri, manifest), seed, start, needed)
+    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long."""
+    data = cfg.data
+    tasks = plan_reads(shard_table(uri, manifest), cfg.seed, start, needed)
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
     # Reading is I/O-bound: a fractional CPU lets it run beside the transform
     # actors and the train workers on small machines instead of deadlocking.
     ds = ds.flat_map(read_shard, num_cpus=0.25)
     return ds.map_batches(
         TrainTransform,
-        fn_constructor_kwargs={"data": data, "seed": seed},
-        compute=ray.data.ActorPoolStrategy(size=data["transform_actors"]),
-        num_cpus=data["cpus_per_actor"],
-        batch_size=data["transform_batch_size"],
+        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed},
+        compute=ray.data.ActorPoolStrategy(size=data.transform_actors),
+        num_cpus=data.cpus_per_actor,
+        batch_size=data.transform_batch_size,
         batch_format="numpy",
     )
 
 
-def _val_rows(batch: dict[str, np.ndarray], data: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
-    lqs, gts = [], []
-    n = len(batch["__key__"])
-    lq_col = batch.get("lq.png", [None] * n)
-    for key, gt, lq in zip(batch["__key__"], batch["gt.png"], lq_col):
-        lq_img, gt_img = val_pair(gt, lq or None, str(key), seed, data)
-        lqs.append(lq_img)
-        gts.append(gt_img)
-    return {"key": batch["__key__"], "lq": np.stack(lqs), "gt": np.stack(gts)}
+def val_members(row: dict[str, Any]) -> dict[str, Any]:
+    """A webdataset row's members (``gt.png`` ...) plus ``__key__``; absent members dropped."""
+    out = {k: v for k, v in row.items() if not k.startswith("__") and v is not None and len(v)}
+    out["__key__"] = str(row["__key__"])
+    return out
 
 
-def val_dataset(uri: str, manifest: dict[str, Any], data: dict[str, Any], seed: int) -> ray.data.Dataset:
-    """Full-size validation pairs (one image per row; sizes may differ)."""
+def _val_rows(batch: dict[str, np.ndarray], task_cfg: Any, seed: int) -> dict[str, np.ndarray]:
+    sampler = get_task(task_cfg.name).sampler(task_cfg)
+    rows = []
+    for i, key in enumerate(batch["__key__"]):
+        members = val_members({k: v[i] for k, v in batch.items()})
+        rows.append(sampler.val(members, sample_rng(seed, 0, str(key))))
+    return {"key": batch["__key__"], **_stack(rows)}
+
+
+def val_dataset(uri: str, manifest: dict[str, Any], cfg: Any) -> ray.data.Dataset:
+    """Full-size validation samples (one per row; sizes may differ)."""
     fs, _ = resolve(uri)
     paths = [resolve(url)[1] for url, _ in shard_table(uri, manifest)]
     # Fractional CPUs: validation runs while the train workers and the training
     # stream hold their resources; whole-CPU tasks would wait forever on a small node.
     ds = ray.data.read_webdataset(paths, filesystem=fs, decoder=None, ray_remote_args={"num_cpus": 0.25})
     return ds.map_batches(
-        _val_rows, fn_kwargs={"data": data, "seed": seed}, batch_size=1, batch_format="numpy", num_cpus=0.25
+        _val_rows, fn_kwargs={"task_cfg": cfg.task, "seed": cfg.seed}, batch_size=1, batch_format="numpy",
+        num_cpus=0.25,
     )
 
 

@@ -21,15 +21,17 @@ import torch
 from ray.train import CheckpointConfig, DataConfig, FailureConfig
 from ray.train.torch import TorchTrainer
 
+from pipelines import registry
 from pipelines.cluster import check_fits, init_ray
-from pipelines.config import ExperimentConfig, flatten, model_kwargs
+from pipelines.config import flatten
 from pipelines.fs import s3_filesystem
+from pipelines.schema import ExperimentConfig
 from pipelines.stream import configure_data_context, train_dataset, val_dataset
-from pipelines.tracking import finish_run, register_model, start_or_resume_run, tracking_uri
+from pipelines.tracking import finish_run, start_or_resume_run, tracking_uri
 from preprocessing.shards import read_manifest
+from trainers import checkpoint_io
 from trainers.archs import build_arch
-from trainers.checkpoint_io import extract_generator_state, load_strict
-from trainers.loop import CHECKPOINT_FILE, train_loop_per_worker
+from trainers.loop import RunContext, train_loop_per_worker
 
 
 @dataclass
@@ -72,32 +74,80 @@ def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
     if result.checkpoint is None:
         return None
     with result.checkpoint.as_directory() as d:
-        meta = json.loads((Path(d) / "meta.json").read_text())
+        meta = json.loads((Path(d) / checkpoint_io.META_FILE).read_text())
     meta["checkpoint_path"] = result.checkpoint.path
     return meta
 
 
-def load_final_model(checkpoint: ray.train.Checkpoint, cfg: ExperimentConfig) -> torch.nn.Module:
-    """The trained network from a restoray checkpoint, EMA weights where present."""
+def build_nets(cfg: ExperimentConfig, device: str | torch.device = "cpu") -> dict[str, torch.nn.Module]:
+    """Every network of the experiment, freshly initialised (``meta``: shapes only, no memory)."""
+    with torch.device(device):
+        return {r: build_arch(s["name"], **{k: v for k, v in s.items() if k != "name"}) for r, s in cfg.nets.items()}
+
+
+def arch_spec(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
+    return {r: {"name": s["name"], "kwargs": {k: v for k, v in s.items() if k != "name"}} for r, s in cfg.nets.items()}
+
+
+def read_weights(source: str, role: str, uri: str) -> tuple[dict[str, torch.Tensor], str]:
+    """One network's weights from a file/URI (zoo .pth, restoray checkpoint) or ``models:/...``."""
+    if source.startswith("models:/"):
+        nets = registry.load(uri, source)["nets"]
+        if role not in nets:
+            raise ValueError(f"{source} holds no {role!r} network (it has {', '.join(nets)})")
+        return nets[role], f"registered {source}"
+    return checkpoint_io.extract_net_state(checkpoint_io.load_checkpoint_file(source), role, prefer_ema=True)
+
+
+def resolve_init(cfg: ExperimentConfig, uri: str) -> dict[str, Any]:
+    """``init_from`` read on the driver and checked against the networks' keys and shapes, so a
+    wrong file fails here in one line; the states travel to the workers as object refs.
+
+    A non-strict source keeps the tensors that fit; the workers then load the rest from their
+    own initialisation (``load_state_dict(strict=False)``), as mmcv's ``load_from`` does.
+    """
+    out = {}
+    shapes = build_nets(cfg, "meta")
+    for role, init in cfg.init_from.items():
+        state, where = read_weights(init.source, role, uri)
+        report = checkpoint_io.compare_state_dict(shapes[role], state)
+        if not report.ok and init.strict:
+            raise checkpoint_io.CheckpointError(f"init_from.{role}: {init.source} does not fit: {report.summary()}")
+        if not report.ok:
+            skipped = set(report.unexpected) | {k for k, _, _ in report.mismatched}
+            state = {k: v for k, v in state.items() if k not in skipped}
+            print(f"[restoray] init_from.{role} (strict: false) skips: {report.summary()}", flush=True)
+        print(f"[restoray] {role} starts from {where} ({init.source})", flush=True)
+        out[role] = (ray.put(state), init.strict)
+    return out
+
+
+def final_weights(checkpoint: ray.train.Checkpoint) -> dict[str, dict[str, torch.Tensor]]:
+    """role -> trained weights (EMA where kept) of a restoray training checkpoint."""
     with checkpoint.as_directory() as d:
-        state = torch.load(Path(d) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-    weights, _ = extract_generator_state(state, prefer_ema=True)
-    model = build_arch(cfg.model.name, **model_kwargs(cfg.model))
-    load_strict(model, weights)
-    return model.eval()
+        state = checkpoint_io.read_training_checkpoint(d)
+    return {role: checkpoint_io.extract_net_state(state, role, prefer_ema=True)[0] for role in state["nets"]}
+
+
+def load_final_nets(checkpoint: ray.train.Checkpoint, cfg: ExperimentConfig) -> dict[str, torch.nn.Module]:
+    """The trained networks of a checkpoint, EMA weights where kept, in eval mode."""
+    nets = build_nets(cfg)
+    for role, weights in final_weights(checkpoint).items():
+        checkpoint_io.load_strict(nets[role], weights)
+    return {r: n.eval() for r, n in nets.items()}
 
 
 def run_train(
     cfg: ExperimentConfig, *, config_file: str | None = None, workdir: str | os.PathLike = ".",
     register: bool = True, callbacks: Sequence[Any] = (), parent_run_id: str | None = None,
-    init_weights: Any = None,
+    init_states: dict[str, Any] | None = None,
 ) -> TrainOutcome:
-    """Train (or resume, or do nothing for a finished run) and register the EMA model.
+    """Train (or resume, or do nothing for a finished run) and register the networks.
 
     ``callbacks`` are Ray Train ``UserCallback``s (``restoray tune`` passes
     ``TuneReportCallback``); ``parent_run_id`` makes the MLflow run a child (a sweep
-    trial); ``init_weights`` (a state dict or an object ref to one) starts a new
-    run from given generator weights (``restoray retrain`` fine-tuning the champion).
+    trial); ``init_states`` (role -> state dict or object ref) starts a new run from given
+    weights (``restoray retrain`` fine-tuning the champion); it wins over ``init_from``.
     """
     t0 = time.time()
     init_ray()
@@ -123,18 +173,18 @@ def run_train(
     global_batch = cfg.data.batch_size * cfg.scaling.num_workers
     # Plan a little beyond the last step: workers prefetch, and equal splits may trim a remainder.
     needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)
+    ctx = RunContext(tracking_uri=uri, run_id=run_id, stream_start=seen0)
+    if previous is None:
+        ctx.init_states = {**resolve_init(cfg, uri), **{r: (s, True) for r, s in (init_states or {}).items()}}
     configure_data_context(progress_bars=False)
     datasets = {
-        "train": train_dataset(cfg.data.train, train_manifest, cfg_dict["data"], cfg.seed, seen0, needed),
-        "val": val_dataset(cfg.data.val, val_manifest, cfg_dict["data"], cfg.seed),
+        "train": train_dataset(cfg.data.train, train_manifest, cfg, seen0, needed),
+        "val": val_dataset(cfg.data.val, val_manifest, cfg),
     }
-    loop_cfg = dict(cfg_dict, _stream_start=seen0, _mlflow={"tracking_uri": uri, "run_id": run_id})
-    if init_weights is not None and previous is None:
-        loop_cfg["_init_weights"] = init_weights
     path, fs = storage_location(cfg.run.storage_path)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_cfg,
+        train_loop_config={"cfg": cfg, "ctx": ctx},
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
             resources_per_worker={"CPU": cfg.scaling.cpus_per_worker},
@@ -155,8 +205,8 @@ def run_train(
         raise
     version = None
     if register and result.checkpoint is not None:
-        model = load_final_model(result.checkpoint, cfg)
-        version = register_model(uri, run_id, model, cfg.mlflow.register_as or cfg.name)
+        version = registry.register(uri, run_id, cfg.mlflow.register_as or cfg.name, cfg.task.name,
+                                    arch_spec(cfg), final_weights(result.checkpoint))
     finish_run(uri, run_id)
     return TrainOutcome(
         run_name=run_name, mlflow_run_id=run_id, tracking_uri=uri,

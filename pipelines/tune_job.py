@@ -28,7 +28,8 @@ from typing import Any
 import yaml
 
 from pipelines.cluster import check_fits, run_resources
-from pipelines.config import ExperimentConfig, SearchDist, flatten, try_overrides
+from pipelines.config import flatten, try_overrides
+from pipelines.schema import ExperimentConfig, SearchDist
 from pipelines.tracking import RUN_NAME_TAG, start_or_resume_run, tracking_uri
 
 SWEEP_TAG = "restoray.sweep"
@@ -152,7 +153,7 @@ def run_tune(
             trainable,
             param_space=tune_space(cfg.tune.space),
             tune_config=tune.TuneConfig(
-                metric=cfg.tune.metric, mode=cfg.tune.mode, scheduler=_scheduler(cfg),
+                metric=cfg.tune_objective()[0], mode=cfg.tune_objective()[1], scheduler=_scheduler(cfg),
                 num_samples=cfg.tune.num_samples, max_concurrent_trials=concurrency,
             ),
             run_config=tune.RunConfig(name=sweep, storage_path=path, storage_filesystem=fs, verbose=1),
@@ -179,7 +180,7 @@ def run_tune(
 
 def summarize(grid, cfg: ExperimentConfig, sweep: str) -> dict[str, Any]:
     """A plain-data view of a Tune ResultGrid: one record per trial, best first."""
-    metric, mode = cfg.tune.metric, cfg.tune.mode
+    metric, mode = cfg.tune_objective()
     trials = []
     for result in grid:
         df = result.metrics_dataframe

@@ -5,12 +5,23 @@ fetched from the internet cannot run code. Zoo files written by mmcv sometimes
 carry numpy scalars in ``meta``; the numpy scalar/dtype constructors (and nothing
 else) are allow-listed for that, under both their numpy 1.x and 2.x names.
 
-Layouts understood by :func:`extract_generator_state`:
+This module owns restoray's training checkpoint (format ``restoray/2``, written by the train
+loop, one file ``checkpoint.pt`` plus ``meta.json`` per Ray Train checkpoint)::
 
-* restoray: ``{"format": "restoray/1", "model": sd, "ema": sd | None, ...}``;
+    {"format": "restoray/2", "step", "samples_seen", "data_position", "last_val", "config",
+     "arch": {role: {"name", "kwargs"}}, "nets": {role: state dict}, "ema": {role: state dict},
+     "optimizers": {role: ...}, "schedulers": {role: ...}, "pair_pool": [per-rank state] | None}
+
+``restoray/1`` files (one network: ``model``, ``ema``, ``optimizer``, ``scheduler``) are read as
+the ``generator`` of a v2 file, so runs started before v2 resume.
+
+Layouts understood by :func:`extract_net_state` (the weights of one network role):
+
+* restoray v2 and v1 (above);
 * zoo (mmcv ``save_checkpoint``): ``{"meta": ..., "state_dict": {"generator.<k>": ...,
-  "generator_ema.<k>": ..., "discriminator.<k>": ...}}``;
-* a bare state dict ``{"<k>": Tensor}``.
+  "generator_ema.<k>": ..., "discriminator.<k>": ...}}``: role ``r`` is under ``r.`` and its
+  EMA under ``r_ema.``;
+* a bare state dict ``{"<k>": Tensor}`` (taken as the generator).
 
 Problems surface as :class:`CheckpointError` with a one-line message, so a CLI can
 print it as is instead of a pickle traceback.
@@ -18,7 +29,9 @@ print it as is instead of a pickle traceback.
 
 import dataclasses
 import io
+import json
 import os
+import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
@@ -26,7 +39,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-RESTORAY_FORMAT = "restoray/1"
+RESTORAY_FORMAT = "restoray/2"
+V1_FORMAT = "restoray/1"
+CHECKPOINT_FILE = "checkpoint.pt"
+META_FILE = "meta.json"
 
 
 class CheckpointError(ValueError):
@@ -56,6 +72,12 @@ def _read_bytes(path_or_uri: str | os.PathLike) -> bytes:
             raise CheckpointError(f"checkpoint not found: {text}")
         with open(local, "rb") as f:
             return f.read()
+    if parsed.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(text, timeout=60) as response:
+                return response.read()
+        except OSError as err:
+            raise CheckpointError(f"cannot read checkpoint {text}: {str(err).splitlines()[0]}") from None
     from pyarrow import fs  # only remote checkpoints need pyarrow
 
     try:
@@ -119,50 +141,107 @@ def _is_state_dict(obj: object) -> bool:
     )
 
 
-def _from_zoo(state: Mapping[str, Tensor], prefer_ema: bool) -> tuple[dict, str]:
-    ema = _strip_prefix(state, "generator_ema.")
-    gen = _strip_prefix(state, "generator.")
-    if ema and (prefer_ema or not gen):
-        return ema, "zoo generator_ema"
-    if gen:
-        return gen, "zoo generator"
-    if _is_state_dict(state):
+def upgrade(ckpt: dict) -> dict:
+    """A restoray checkpoint in the v2 layout (v1 files become a one-network ``generator`` run).
+
+    A v1 pair pool held degraded pairs taken after the device stage; v2 pools hold stream
+    batches, so it is dropped (the pool refills, as the loop says).
+    """
+    fmt = ckpt.get("format")
+    if fmt == RESTORAY_FORMAT:
+        return ckpt
+    if fmt != V1_FORMAT:
+        raise CheckpointError(f"unsupported restoray checkpoint format {fmt!r}")
+    out = {k: v for k, v in ckpt.items() if k not in ("model", "ema", "optimizer", "scheduler", "pair_pool")}
+    out.update(
+        format=RESTORAY_FORMAT, nets={"generator": ckpt["model"]},
+        ema={"generator": ckpt["ema"]} if ckpt.get("ema") is not None else {},
+        optimizers={"generator": ckpt["optimizer"]}, schedulers={"generator": ckpt["scheduler"]},
+        pair_pool=None, arch={},
+    )
+    return out
+
+
+def is_restoray(ckpt: dict) -> bool:
+    return str(ckpt.get("format", "")).startswith("restoray/")
+
+
+def roles(ckpt: dict) -> list[str]:
+    """The network roles a checkpoint holds (zoo: the ``<role>.`` prefixes; bare: generator)."""
+    if is_restoray(ckpt):
+        return list(upgrade(ckpt)["nets"])
+    if isinstance(ckpt.get("state_dict"), Mapping):
+        found = {k.split(".", 1)[0] for k in ckpt["state_dict"] if "." in k}
+        named = sorted(r for r in found if not r.endswith("_ema") and r not in ("step_counter",))
+        return named if "generator" in named else (["generator"] if _is_state_dict(ckpt["state_dict"]) else named)
+    return ["generator"] if _is_state_dict(ckpt) else []
+
+
+def _from_zoo(state: Mapping[str, Tensor], role: str, prefer_ema: bool) -> tuple[dict, str]:
+    ema = _strip_prefix(state, f"{role}_ema.")
+    raw = _strip_prefix(state, f"{role}.")
+    if ema and (prefer_ema or not raw):
+        return ema, f"zoo {role}_ema"
+    if raw:
+        return raw, f"zoo {role}"
+    if role == "generator" and _is_state_dict(state) and not any(k.startswith("discriminator.") for k in state):
         return _strip_module_wrapper(dict(state)), "zoo state_dict (no generator prefix)"
-    raise CheckpointError("zoo checkpoint: 'state_dict' holds no generator weights")
+    raise CheckpointError(f"zoo checkpoint: 'state_dict' holds no {role} weights")
 
 
-def extract_generator_state(ckpt: dict, prefer_ema: bool = True) -> tuple[dict[str, Tensor], str]:
-    """Finds the generator's weights in a loaded checkpoint and removes their prefix.
+def extract_net_state(ckpt: dict, role: str = "generator", prefer_ema: bool = True) -> tuple[dict[str, Tensor], str]:
+    """Finds one network's weights in a loaded checkpoint and removes their prefix.
 
-    EMA weights are what the zoo evaluates for models trained with EMA (e.g.
-    Real-ESRGAN), hence ``prefer_ema``; without EMA weights the raw ones are used.
+    EMA weights are what the zoo evaluates for models trained with EMA (e.g. Real-ESRGAN),
+    hence ``prefer_ema``; without EMA weights the raw ones are used.
 
     Args:
         ckpt: Dict returned by :func:`load_checkpoint_file` (or built in memory).
+        role: The network role (``generator``, ``discriminator``, ...).
         prefer_ema: Use the EMA copy when the checkpoint has one.
 
     Returns:
         ``(state_dict, source)``: keys as the bare architecture names them, and a short
-        description of where they came from, e.g. ``"zoo generator_ema"``,
-        ``"restoray model"``, ``"bare state_dict"``.
+        description of where they came from, e.g. ``"zoo generator_ema"``, ``"restoray ema"``.
 
     Raises:
-        CheckpointError: If no generator weights can be found.
+        CheckpointError: If the checkpoint has no weights for ``role``.
     """
-    if str(ckpt.get("format", "")).startswith("restoray/"):
-        if ckpt["format"] != RESTORAY_FORMAT:
-            raise CheckpointError(f"unsupported restoray checkpoint format {ckpt['format']!r}")
-        if prefer_ema and ckpt.get("ema") is not None:
-            return _strip_module_wrapper(dict(ckpt["ema"])), "restoray ema"
-        if not _is_state_dict(ckpt.get("model")):
-            raise CheckpointError("restoray checkpoint has no 'model' state dict")
-        return _strip_module_wrapper(dict(ckpt["model"])), "restoray model"
+    if is_restoray(ckpt):
+        ckpt = upgrade(ckpt)
+        if prefer_ema and ckpt["ema"].get(role) is not None:
+            return _strip_module_wrapper(dict(ckpt["ema"][role])), f"restoray {role} ema"
+        if not _is_state_dict(ckpt["nets"].get(role)):
+            raise CheckpointError(f"restoray checkpoint has no {role!r} network (it has {', '.join(ckpt['nets'])})")
+        return _strip_module_wrapper(dict(ckpt["nets"][role])), f"restoray {role}"
     if isinstance(ckpt.get("state_dict"), Mapping):
-        return _from_zoo(ckpt["state_dict"], prefer_ema)
+        return _from_zoo(ckpt["state_dict"], role, prefer_ema)
     if _is_state_dict(ckpt):
+        if role != "generator":
+            raise CheckpointError(f"a bare state dict holds one network (taken as the generator), not {role!r}")
         return _strip_module_wrapper(dict(ckpt)), "bare state_dict"
     keys = ", ".join(sorted(map(str, ckpt))[:8])
     raise CheckpointError(f"unknown checkpoint layout (top-level keys: {keys})")
+
+
+def extract_generator_state(ckpt: dict, prefer_ema: bool = True) -> tuple[dict[str, Tensor], str]:
+    """:func:`extract_net_state` for the generator."""
+    return extract_net_state(ckpt, "generator", prefer_ema)
+
+
+def save_training_checkpoint(directory: str | os.PathLike, payload: dict, meta: dict) -> None:
+    """Write ``checkpoint.pt`` (a v2 payload) and ``meta.json`` (step, position, scores) into ``directory``."""
+    if payload.get("format") != RESTORAY_FORMAT:
+        raise ValueError("save_training_checkpoint writes restoray/2 payloads only")
+    torch.save(payload, os.path.join(directory, CHECKPOINT_FILE))
+    with open(os.path.join(directory, META_FILE), "w") as f:
+        json.dump(meta, f)
+
+
+def read_training_checkpoint(directory: str | os.PathLike) -> dict:
+    """The v2 training state in a Ray Train checkpoint directory (v1 files upgraded)."""
+    state = torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+    return upgrade(state)
 
 
 @dataclasses.dataclass

@@ -1,82 +1,79 @@
 """The only train loop: every model family, every Ray Train worker.
 
-Run by ``ray.train.torch.TorchTrainer`` (DDP: gloo on CPU, NCCL on GPU). The
-driver (``pipelines/train_job.py``) validates the config, builds the Ray Data
-stream starting at the checkpoint's data position and passes ``cfg`` as a plain
-dict plus two private keys: ``_stream_start`` (samples consumed before the first
-row of the stream) and ``_mlflow`` (tracking URI and run id).
+Run by ``ray.train.torch.TorchTrainer`` (DDP: gloo on CPU, NCCL on GPU) with
+``train_loop_config={"cfg": ExperimentConfig, "ctx": RunContext}``: the typed config itself
+(pydantic models pickle) and what the driver decided for this run. Split as a recipe:
+:meth:`Recipe.setup` (networks, weights, optimizers, the stream), :meth:`Recipe.train` (the
+iteration), :meth:`Recipe.validate` and :meth:`Recipe.save`. The family (``trainers/tasks``)
+owns its networks' roles, its step (backward passes and optimizer steps included), prediction,
+scores and preview; this file names no family.
 
-Resumption is exact: a checkpoint holds model, EMA, optimizer, scheduler, step,
-``samples_seen`` and every rank's training-pair pool (``trainers/pair_pool.py``;
-degradation noise is seeded per sample, so it needs no state). After a job-level resume the driver starts the stream at
-``samples_seen``; after an in-``fit`` worker-group restart (``FailureConfig``)
-the stream restarts at ``_stream_start`` and the loop skips forward to
-``samples_seen`` itself, so neither replays nor skips data.
+What the loop owns: the stream and its resume skip, the pair pool, AMP, EMA, gradient clipping
+and frozen windows (optimizer hooks, ``trainers/optim.py``), schedulers (stepped every
+iteration), the log / validate / checkpoint cadence and the time budget.
+
+Resumption is exact: a checkpoint (``trainers/checkpoint_io.py``, format v2) holds every
+network, EMA, optimizer and scheduler, step, ``samples_seen`` and every rank's pair pool.
+After a job-level resume the driver starts the stream at ``samples_seen``; after an
+in-``fit`` worker-group restart (``FailureConfig``) the stream restarts at
+``ctx.stream_start`` and the loop skips forward to ``samples_seen`` itself, so neither
+replays nor skips data.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import copy
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+import ray
 import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
+from torch import nn
 
+from trainers import checkpoint_io
 from trainers.archs import build_arch
-from trainers.checkpoint_io import RESTORAY_FORMAT, load_strict
-from trainers.device_degradation import DeviceDegradation
 from trainers.ema import EMA
-from trainers.optim import build_optimizer, build_scheduler
+from trainers.optim import add_step_hooks, build_optimizer, build_scheduler, param_groups
 from trainers.pair_pool import PairPool, gather_states, restore as restore_pool
-from trainers.tasks import TASKS
-from trainers.tasks.sr import image_grid
+from trainers.tasks import get_task
+from trainers.tasks.common import mean_scores, to_batch, unwrap
 from trainers.tracking import RunLogger
 
-CHECKPOINT_FILE = "checkpoint.pt"
+
+@dataclass
+class RunContext:
+    """What the driver decided for this run, beside the config.
+
+    Attributes:
+        tracking_uri: Absolute MLflow tracking URI (None: no tracking).
+        run_id: The MLflow run the driver created or resumed.
+        stream_start: Samples consumed before the first row of the stream.
+        init_states: role -> (state dict or an object ref to one, strict) to start a new run
+            from (``init_from``, or ``restoray retrain`` fine-tuning its champion); non-strict
+            states hold only the tensors that fit.
+    """
+
+    tracking_uri: str | None = None
+    run_id: str | None = None
+    stream_start: int = 0
+    init_states: dict[str, Any] = field(default_factory=dict)
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
-def _to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC (what the stream ships: 4x less object-store traffic) -> float NCHW in [0,1]."""
-    return images.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def _val_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Validation images differ in size, so Ray hands them over as an object array of
-    per-image arrays; they are stacked here (batch size 1)."""
-    if images.dtype == object:
-        images = np.stack(list(images))
-    return _to_float(torch.from_numpy(np.ascontiguousarray(images)).to(device))
-
-
-def _restore(model, ema, checkpoint) -> dict[str, Any] | None:
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as d:
-        state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"], strict=True)
-    if ema is not None and state.get("ema") is not None:
-        ema.load_state_dict(state["ema"])
-    return state
-
-
-def _any_rank(flag: bool, device: torch.device) -> bool:
-    """True on every rank if ``flag`` is true on any (keeps DDP ranks in lock-step)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
+@dataclass
+class TrainState:
+    nets: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, Any]
+    emas: dict[str, EMA]
+    step: int = 0
+    samples_seen: int = 0
+    last_val: dict[str, float] = field(default_factory=dict)
 
 
 def _say(message: str) -> None:
@@ -90,173 +87,266 @@ def _fmt_eta(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def train_loop_per_worker(cfg: dict[str, Any]) -> None:
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
-    train_cfg, data_cfg = cfg["train"], cfg["data"]
-    torch.manual_seed(cfg["seed"])
+def _any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank if ``flag`` is true on any (keeps DDP ranks in lock-step)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
 
-    model = build_arch(cfg["model"]["name"], **{k: v for k, v in cfg["model"].items() if k != "name"})
-    ema = EMA(model, train_cfg["ema"]["decay"]) if train_cfg["ema"]["enabled"] else None
-    state = _restore(model, ema, ray.train.get_checkpoint())
-    if state is None and cfg.get("_init_weights") is not None:
-        # Fine-tuning (``restoray retrain``): start from given generator weights,
-        # shipped by the driver as an object ref so every node can read them.
-        init = cfg["_init_weights"]
-        load_strict(model, ray.get(init) if isinstance(init, ray.ObjectRef) else init)
-        if ema is not None:
-            ema = EMA(model, train_cfg["ema"]["decay"])
-    model = ray.train.torch.prepare_model(model)
-    if ema is not None:
-        ema.state = {k: v.to(device) for k, v in ema.state.items()}
-    optimizer = build_optimizer(model.parameters(), cfg["optim"])
-    scheduler = build_scheduler(optimizer, cfg["schedule"], cfg["optim"]["lr"], train_cfg["total_steps"])
-    step, samples_seen = 0, 0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, samples_seen = state["step"], state["samples_seen"]
-        if rank == 0:
-            _say(f"[restoray] resumed at step {step} ({samples_seen} samples seen)")
 
-    task = TASKS[cfg["task"]](cfg)
-    # data.degradation.device == "gpu": the stream ships GT + sampled parameters and the
-    # batch is degraded here, on this worker's device; pool_size > 0: Real-ESRGAN's pair pool.
-    deg_cfg = data_cfg["degradation"]
-    degrade = DeviceDegradation(data_cfg) if deg_cfg.get("device") == "gpu" else None
-    pool = PairPool(deg_cfg["pool_size"], cfg["seed"], rank) if deg_cfg.get("pool_size") else None
-    if pool is not None and state is not None and not restore_pool(pool, state.get("pair_pool"), rank, world, device):
-        if rank == 0:
-            _say("[restoray] the checkpoint has no pair pool for this many workers; the pool refills")
-    use_amp = train_cfg["amp"] == "bf16" or (train_cfg["amp"] == "auto" and device.type == "cuda")
-    mlcfg = cfg.get("_mlflow")
-    logger = RunLogger(mlcfg["tracking_uri"], mlcfg["run_id"]) if (rank == 0 and mlcfg) else None
-    batch_size, total = data_cfg["batch_size"], train_cfg["total_steps"]
-    global_batch = batch_size * world
+def _resolve(state: Any) -> dict:
+    return ray.get(state) if isinstance(state, ray.ObjectRef) else state
 
-    batches = ray.train.get_dataset_shard("train").iter_torch_batches(
-        batch_size=batch_size, drop_last=True, device=device,
-        prefetch_batches=data_cfg["prefetch_batches"],
-    )
-    batches = iter(batches)
-    # In-fit restart: the stream restarted at _stream_start; skip what this
-    # checkpoint already consumed (each rank skips its equal share).
-    skip = (samples_seen - cfg.get("_stream_start", 0)) // global_batch
-    for _ in range(max(skip, 0)):
-        next(batches)
 
-    def save_and_report(metrics: dict[str, float]) -> None:
-        checkpoint = None
-        pools = gather_states(pool, device) if pool is not None else None  # every rank takes part
-        with tempfile.TemporaryDirectory() as tmp:
-            if rank == 0:
-                payload = {
-                    "format": RESTORAY_FORMAT, "model": _unwrap(model).state_dict(),
-                    "ema": ema.state_dict() if ema else None,
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "step": step, "samples_seen": samples_seen, "last_val": metrics,
-                    "data_position": {"samples_seen": samples_seen, "seed": cfg["seed"]},
-                    "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
-                    "pair_pool": pools,
-                }
-                torch.save(payload, os.path.join(tmp, CHECKPOINT_FILE))
-                with open(os.path.join(tmp, "meta.json"), "w") as f:
-                    json.dump({"step": step, "samples_seen": samples_seen, **metrics}, f)
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report({"step": step, "samples_seen": samples_seen, **metrics}, checkpoint=checkpoint)
+class Recipe:
+    """One worker's training run.
 
-    def validate() -> dict[str, float]:
-        if rank != 0:
-            return {}
-        net = _unwrap(model)
-        eval_model = net
-        if ema is not None:
-            eval_model = build_arch(cfg["model"]["name"], **{k: v for k, v in cfg["model"].items() if k != "name"})
-            eval_model.load_state_dict(ema.state)
-            eval_model.to(device)
-        eval_model.eval()
-        scores: list[dict[str, float]] = []
-        grid = None
-        limit = data_cfg.get("max_val_samples")
-        for i, row in enumerate(ray.train.get_dataset_shard("val").iter_batches(batch_size=1, batch_format="numpy")):
-            if limit and i >= limit:
+    Ray enters through :func:`train_loop_per_worker` only: the recipe itself takes its rank,
+    device, batches and report function as arguments, so ``restoray bench train`` can run the
+    very same loop on in-memory batches and measure what its bookkeeping costs.
+    """
+
+    def __init__(self, cfg, ctx: RunContext, rank: int = 0, world: int = 1,
+                 device: torch.device = torch.device("cpu"), report=None, val_rows=None):
+        self.cfg, self.ctx = cfg, ctx
+        self.rank, self.world, self.device = rank, world, device
+        self.report = report or ray.train.report
+        self.val_rows = val_rows or (lambda: ray.train.get_dataset_shard("val").iter_batches(
+            batch_size=1, batch_format="numpy"))
+        self.task = get_task(cfg.task.name)(cfg.task)
+        amp = cfg.train.amp
+        self.use_amp = amp == "bf16" or (amp == "auto" and self.device.type == "cuda")
+        self.logger = RunLogger(ctx.tracking_uri, ctx.run_id) if self.rank == 0 and ctx.run_id else None
+        self.global_batch = cfg.data.batch_size * self.world
+        self.pool = PairPool(cfg.data.pool_size, cfg.seed, self.rank) if cfg.data.pool_size else None
+
+    # ------------------------------------------------------------------ set-up
+
+    def setup(self, checkpoint: ray.train.Checkpoint | None, batches=None, wrap=None) -> None:
+        """Networks (from the checkpoint, else ``init_states``), EMAs, optimizers, the stream.
+
+        Args:
+            checkpoint: The run's latest checkpoint, or None for a new run.
+            batches: Iterator of stream batches (default: this worker's Ray Data shard).
+            wrap: Wraps each network for distributed training (default: ``prepare_model``).
+        """
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        saved = None
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                saved = checkpoint_io.read_training_checkpoint(d)
+        nets = self._build_nets(saved)
+        emas = {role: EMA(nets[role], e.decay) for role, e in cfg.ema.items()}
+        for role, ema in emas.items():
+            if saved and saved["ema"].get(role) is not None:
+                ema.load_state_dict(saved["ema"][role])
+            ema.state = {k: v.to(self.device) for k, v in ema.state.items()}
+        self.state = TrainState(nets={}, optimizers={}, schedulers={}, emas=emas)
+        for role, net in nets.items():
+            self._add_optimizer(role, net)
+            self.state.nets[role] = (wrap or ray.train.torch.prepare_model)(net)
+        if saved is not None:
+            self._restore_progress(saved)
+        self.batches = batches if batches is not None else self._train_batches()
+
+    def _build_nets(self, saved: dict | None) -> dict[str, nn.Module]:
+        nets = {}
+        for role, spec in self.cfg.nets.items():
+            net = build_arch(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+            if saved is not None:
+                checkpoint_io.load_strict(net, saved["nets"][role])
+            elif role in self.ctx.init_states:
+                state, strict = self.ctx.init_states[role]
+                if strict:
+                    checkpoint_io.load_strict(net, _resolve(state))
+                else:
+                    net.load_state_dict(_resolve(state), strict=False)
+            nets[role] = net
+        return nets
+
+    def _add_optimizer(self, role: str, net: nn.Module) -> None:
+        o = self.cfg.optim[role]
+        opt = build_optimizer(param_groups(net, o.lr, o.lr_mult), o.model_dump())
+        add_step_hooks(opt, net, o.frozen_until_step, self.cfg.train.grad_clip, lambda: self.state.step)
+        schedule = self.cfg.schedule.get(role)
+        schedule = schedule.model_dump() if schedule is not None else {"name": "constant"}
+        self.state.optimizers[role] = opt
+        self.state.schedulers[role] = build_scheduler(opt, schedule, o.lr, self.cfg.train.total_steps)
+
+    def _restore_progress(self, saved: dict) -> None:
+        s = self.state
+        for role, opt in s.optimizers.items():
+            opt.load_state_dict(saved["optimizers"][role])
+            s.schedulers[role].load_state_dict(saved["schedulers"][role])
+        s.step, s.samples_seen = saved["step"], saved["samples_seen"]
+        s.last_val = dict(saved.get("last_val") or {})
+        if self.pool is not None and not restore_pool(self.pool, saved.get("pair_pool"), self.rank, self.world,
+                                                      self.device):
+            if self.rank == 0:
+                _say("[restoray] the checkpoint has no pair pool for this many workers; the pool refills")
+        if self.rank == 0:
+            _say(f"[restoray] resumed at step {s.step} ({s.samples_seen} samples seen)")
+
+    def _train_batches(self):
+        batches = iter(ray.train.get_dataset_shard("train").iter_torch_batches(
+            batch_size=self.cfg.data.batch_size, drop_last=True, device=self.device,
+            prefetch_batches=self.cfg.data.prefetch_batches,
+        ))
+        # In-fit restart: the stream restarted at stream_start; skip what this
+        # checkpoint already consumed (each rank skips its equal share).
+        for _ in range(max((self.state.samples_seen - self.ctx.stream_start) // self.global_batch, 0)):
+            next(batches)
+        return batches
+
+    # ------------------------------------------------------------------ train
+
+    def train(self) -> None:
+        s, tcfg = self.state, self.cfg.train
+        for net in s.nets.values():
+            net.train()
+        t_start = time.time()
+        self.window = _Window()
+        while s.step < tcfg.total_steps:
+            t0 = time.time()
+            try:
+                raw = next(self.batches)
+            except StopIteration:
+                _say(f"[restoray] rank {self.rank}: data stream ended at step {s.step}")
                 break
-            lq, gt = _val_tensor(row["lq"], device), _val_tensor(row["gt"], device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                pred = task.predict(eval_model, lq).float()
-            scores.append(task.score(pred[0], gt[0]))
-            if grid is None:
-                grid = image_grid(lq[0], pred[0], gt[0])
-        net.train()
-        out = {f"val/{k}": float(np.mean([s[k] for s in scores])) for k in scores[0]} if scores else {}
-        if logger and grid is not None and cfg["mlflow"]["log_images"]:
-            logger.image(grid, f"val/grid_step{step:07d}.png")
+            if self.pool is not None:
+                raw = self.pool(raw, s.step)
+            batch = self.task.device_stage(raw)  # device-side work counts as data time
+            self.window.wait += time.time() - t0
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                logs = self.task.train_step(s.nets, s.optimizers, batch, s.step)
+            for scheduler in s.schedulers.values():
+                scheduler.step()
+            for role, ema in s.emas.items():
+                ema.update(unwrap(s.nets[role]))
+            s.step += 1
+            s.samples_seen += self.global_batch
+            self.window.add(logs)
+            out_of_time = tcfg.max_time_s is not None and time.time() - t_start > tcfg.max_time_s
+            if self._after_step(out_of_time):
+                break
+
+    def _after_step(self, out_of_time: bool) -> bool:
+        """Log, validate and checkpoint on their cadence; True when training should stop."""
+        s, tcfg = self.state, self.cfg.train
+        last = s.step >= tcfg.total_steps
+        if s.step % tcfg.log_every == 0 or last:
+            last = _any_rank(last or out_of_time, self.device) or last
+            self._log_window()
+        do_val = s.step % tcfg.val_every == 0 or last
+        if s.step % tcfg.checkpoint_every == 0 or last or do_val:
+            val = self.validate() if do_val else {}
+            if val:
+                if self.logger:
+                    self.logger.metrics(val, s.step)
+                _say(f"[restoray] step {s.step} validation: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
+            s.last_val.update(val)
+            self.save(dict(s.last_val))
+        return last
+
+    def _log_window(self) -> None:
+        s, w = self.state, self.window
+        elapsed = max(time.time() - w.t0, 1e-9)
+        metrics = w.means()
+        for role, opt in s.optimizers.items():
+            metrics[f"lr/{role}"] = opt.param_groups[0]["lr"]
+        metrics["data/samples_per_s"] = w.steps * self.global_batch / elapsed
+        metrics["data/wait_fraction"] = w.wait / elapsed
+        if self.rank == 0:
+            total = self.cfg.train.total_steps
+            losses = " ".join(f"{k.removeprefix('loss/')} {v:.4g}" for k, v in metrics.items() if k.startswith("loss/"))
+            _say(
+                f"[restoray] step {s.step}/{total} ({100 * s.step / total:.0f}%) {losses} "
+                f"{metrics['data/samples_per_s']:.1f} samples/s wait {100 * metrics['data/wait_fraction']:.0f}% "
+                f"ETA {_fmt_eta((total - s.step) * elapsed / max(w.steps, 1))}"
+            )
+            if self.logger:
+                self.logger.metrics(metrics, s.step)
+        self.window = _Window()
+
+    # ------------------------------------------------------------------ validate / save
+
+    def eval_nets(self) -> dict[str, nn.Module]:
+        """Every network in eval mode, with its EMA weights where it keeps an EMA."""
+        out = {}
+        for role, net in self.state.nets.items():
+            net = unwrap(net)
+            if role in self.state.emas:
+                net = copy.deepcopy(net)
+                net.load_state_dict(self.state.emas[role].state)
+            out[role] = net.eval()
         return out
 
-    model.train()
-    t_start = time.time()
-    window_t, window_wait, window_steps = time.time(), 0.0, 0
-    loss_sum = {}
-    # Every report carries the latest validation scores, so Tune schedulers (which
-    # read one metric from each report) and checkpoint meta always have them.
-    last_val: dict[str, float] = dict(state.get("last_val", {})) if state else {}
-    while step < total:
-        t0 = time.time()
-        try:
-            raw = next(batches)
-        except StopIteration:
-            _say(f"[restoray] rank {rank}: data stream ended at step {step}")
-            break
-        # device-side degradation and the pair pool count as data time (wait_fraction)
-        batch = degrade(raw) if degrade is not None else {"lq": _to_float(raw["lq"]), "gt": _to_float(raw["gt"])}
-        if pool is not None:
-            batch = pool(batch, step)
-        window_wait += time.time() - t0
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss, logs = task.train_step(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if train_cfg["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
-        optimizer.step()
-        scheduler.step()
-        if ema is not None:
-            ema.update(_unwrap(model))
-        step += 1
-        samples_seen += global_batch
-        window_steps += 1
-        for k, v in logs.items():
-            loss_sum[k] = loss_sum.get(k, 0.0) + float(v)
+    def validate(self) -> dict[str, float]:
+        if self.rank != 0:
+            return {}
+        nets, rows, picture = self.eval_nets(), [], None
+        limit = self.cfg.data.max_val_samples
+        for i, row in enumerate(self.val_rows()):
+            if limit and i >= limit:
+                break
+            batch = to_batch(row, self.device)
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                pred = self.task.predict(nets, batch).float()
+            rows.append(self.task.score(pred, batch))
+            if picture is None:
+                picture = self.task.preview(pred, batch)
+        for net in self.state.nets.values():
+            net.train()
+        if self.logger and picture is not None and self.cfg.mlflow.log_images:
+            self.logger.image(picture, f"val/preview_step{self.state.step:07d}.png")
+        return {f"val/{k}": v for k, v in mean_scores(rows).items()}
 
-        out_of_time = train_cfg["max_time_s"] is not None and time.time() - t_start > train_cfg["max_time_s"]
-        last = step >= total
-        if step % train_cfg["log_every"] == 0 or last:
-            last = _any_rank(last or out_of_time, device) or last
-            elapsed = time.time() - window_t
-            metrics = {k: v / window_steps for k, v in loss_sum.items()}
-            metrics["lr"] = optimizer.param_groups[0]["lr"]
-            metrics["data/samples_per_s"] = window_steps * global_batch / max(elapsed, 1e-9)
-            metrics["data/wait_fraction"] = window_wait / max(elapsed, 1e-9)
-            if rank == 0:
-                rate = window_steps / max(elapsed, 1e-9)
-                lossv = next(iter(metrics.values()))
-                _say(
-                    f"[restoray] step {step}/{total} ({100 * step / total:.0f}%) loss {lossv:.4f} "
-                    f"lr {metrics['lr']:.2e} {metrics['data/samples_per_s']:.1f} samples/s "
-                    f"wait {100 * metrics['data/wait_fraction']:.0f}% ETA {_fmt_eta((total - step) / max(rate, 1e-9))}"
-                )
-                if logger:
-                    logger.metrics(metrics, step)
-            window_t, window_wait, window_steps, loss_sum = time.time(), 0.0, 0, {}
-        do_val = step % train_cfg["val_every"] == 0 or last
-        do_ckpt = step % train_cfg["checkpoint_every"] == 0 or last or do_val
-        if do_ckpt:
-            val = validate() if do_val else {}
-            if logger and val:
-                logger.metrics(val, step)
-                _say(f"[restoray] step {step} validation: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
-            last_val.update(val)
-            save_and_report(dict(last_val))
-        if last:
-            break
+    def save(self, metrics: dict[str, float]) -> None:
+        """Checkpoint and report (every rank takes part: the pool gather and ``report`` are collective)."""
+        s = self.state
+        pools = gather_states(self.pool, self.device) if self.pool is not None else None
+        position = {"step": s.step, "samples_seen": s.samples_seen}
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if self.rank == 0:
+                payload = {
+                    "format": checkpoint_io.RESTORAY_FORMAT, **position, "last_val": metrics,
+                    "data_position": {"samples_seen": s.samples_seen, "seed": self.cfg.seed},
+                    "config": self.cfg.model_dump(mode="json"),
+                    "arch": {r: {"name": n["name"], "kwargs": {k: v for k, v in n.items() if k != "name"}}
+                             for r, n in self.cfg.nets.items()},
+                    "nets": {r: unwrap(n).state_dict() for r, n in s.nets.items()},
+                    "ema": {r: e.state_dict() for r, e in s.emas.items()},
+                    "optimizers": {r: o.state_dict() for r, o in s.optimizers.items()},
+                    "schedulers": {r: sc.state_dict() for r, sc in s.schedulers.items()},
+                    "pair_pool": pools,
+                }
+                checkpoint_io.save_training_checkpoint(tmp, payload, {**position, **metrics})
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            self.report({**position, **metrics}, checkpoint=checkpoint)
+
+
+class _Window:
+    """Loss sums and data-wait time since the last log line."""
+
+    def __init__(self):
+        self.t0, self.wait, self.steps, self.sums = time.time(), 0.0, 0, {}
+
+    def add(self, logs: dict[str, torch.Tensor]) -> None:
+        self.steps += 1
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    tc = ray.train.get_context()
+    recipe = Recipe(config["cfg"], config["ctx"], tc.get_world_rank(), tc.get_world_size(),
+                    ray.train.torch.get_device())
+    recipe.setup(ray.train.get_checkpoint())
+    recipe.train()

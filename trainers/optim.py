@@ -8,18 +8,79 @@ per-epoch bookkeeping.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
+from torch import nn
 
 
 def build_optimizer(params, cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """Adam with the config's lr, betas and weight decay (the zoo's only choice)."""
+    """Adam with the config's lr, betas and weight decay (the zoo's only choice).
+
+    ``params`` may be parameter groups (:func:`param_groups`), each with its own ``lr``.
+    """
     if cfg["name"] != "adam":
         raise ValueError(f"unknown optimizer {cfg['name']!r}")
     return torch.optim.Adam(
         params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"]
     )
+
+
+def matches(name: str, prefix: str) -> bool:
+    """Parameter ``name`` lies under module ``prefix`` (``''`` matches every parameter)."""
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
+
+
+def param_groups(net: nn.Module, lr: float, lr_mult: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Parameter groups with ``lr * mult`` for parameters under each ``lr_mult`` prefix.
+
+    The group of the remaining parameters comes first, so ``param_groups[0]["lr"]`` is the
+    network's base rate (logged as ``lr/<role>``). A parameter matching several prefixes takes
+    the longest one. Raises ValueError for a prefix that matches no parameter (a typo would
+    otherwise train at the wrong rate silently).
+    """
+    named = list(net.named_parameters())
+    for prefix in lr_mult:
+        if not any(matches(n, prefix) for n, _ in named):
+            raise ValueError(f"lr_mult: {prefix!r} matches no parameter of {type(net).__name__}")
+    groups: dict[float, list[nn.Parameter]] = {1.0: []}
+    for name, p in named:
+        hits = sorted((pre for pre in lr_mult if matches(name, pre)), key=len)
+        groups.setdefault(lr_mult[hits[-1]] if hits else 1.0, []).append(p)
+    return [{"params": ps, "lr": lr * mult} for mult, ps in groups.items() if ps or mult == 1.0]
+
+
+def add_step_hooks(
+    optimizer: torch.optim.Optimizer, net: nn.Module, frozen_until_step: Mapping[str, int],
+    grad_clip: float | None, current_step: Callable[[], int],
+) -> None:
+    """Frozen windows and gradient clipping, run inside ``optimizer.step()``.
+
+    A parameter under a ``frozen_until_step`` prefix has its gradient dropped while the step is
+    below its limit, so Adam neither moves it nor starts its moments (as BasicVSR's frozen SPyNet,
+    whose parameters get no gradient at all). Being a hook, it needs no help from the family's
+    ``train_step``, and DDP still sees every gradient it expects.
+    """
+    named = list(net.named_parameters())
+    windows = []
+    for prefix, until in frozen_until_step.items():
+        params = [p for n, p in named if matches(n, prefix)]
+        if not params:
+            raise ValueError(f"frozen_until_step: {prefix!r} matches no parameter of {type(net).__name__}")
+        windows.append((until, params))
+    owned = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def hook(opt, args, kwargs):
+        step = current_step()
+        for until, params in windows:
+            if step < until:
+                for p in params:
+                    p.grad = None
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for p in owned if p.grad is not None], grad_clip)
+
+    if windows or grad_clip:
+        optimizer.register_step_pre_hook(hook)
 
 
 def cosine_restart_factor(

@@ -111,18 +111,21 @@ def tiny_shards(tmp_path_factory) -> dict[str, str]:
 
 
 def tiny_experiment(train_uri: str, val_uri: str, storage: str, **sections) -> dict:
-    """A 2-worker EDSR config small enough to train a few steps in seconds on 2 CPUs."""
+    """A 2-worker EDSR config small enough to train a few steps in seconds on 2 CPUs.
+
+    ``sections`` replace (non-dict values) or update (dicts, one level deep) the sections.
+    """
     cfg = {
         "name": "tiny_edsr",
         "seed": 7,
-        "model": {"name": "edsr", "in_channels": 3, "out_channels": 3, "mid_channels": 8,
-                  "num_blocks": 1, "upscale_factor": 4},
-        "data": {"train": train_uri, "val": val_uri, "scale": 4, "gt_size": 32, "batch_size": 4,
+        "task": {"name": "sr", "data": {"scale": 4, "gt_size": 32}, "eval": {"crop_border": 4}},
+        "nets": {"generator": {"name": "edsr", "in_channels": 3, "out_channels": 3, "mid_channels": 8,
+                               "num_blocks": 1, "upscale_factor": 4}},
+        "data": {"train": train_uri, "val": val_uri, "batch_size": 4,
                  "transform_actors": 1, "cpus_per_actor": 0.25, "prefetch_batches": 1},
-        "optim": {"name": "adam", "lr": 1e-3},
-        "train": {"total_steps": 12, "log_every": 2, "val_every": 6, "checkpoint_every": 3,
-                  "ema": {"enabled": True, "decay": 0.9}},
-        "eval": {"crop_border": 4},
+        "optim": {"generator": {"name": "adam", "lr": 1e-3}},
+        "ema": {"generator": {"decay": 0.9}},
+        "train": {"total_steps": 12, "log_every": 2, "val_every": 6, "checkpoint_every": 3},
         "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
         "run": {"storage_path": storage},
         "mlflow": {"experiment": "tests"},

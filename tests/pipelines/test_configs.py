@@ -20,17 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.config import (
-    ConfigError,
-    ExperimentConfig,
-    ShardConfig,
-    apply_overrides,
-    config_kind,
-    load_experiment,
-    load_shard_config,
-    model_kwargs,
-    read_yaml,
-)
+from pipelines.config import ConfigError, apply_overrides, load_experiment, load_shard_config, read_yaml
+from pipelines.schema import ExperimentConfig, ShardConfig
 from preprocessing.adapters import get_adapter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +62,15 @@ def _plain(value):
     return value
 
 
+def config_kind(path: Path) -> str:
+    """``shard`` for configs under a ``data/`` folder, else ``experiment``."""
+    return "shard" if path.parent.name == "data" else "experiment"
+
+
+def generator_kwargs(cfg: ExperimentConfig) -> dict:
+    return {k: v for k, v in cfg.nets["generator"].items() if k != "name"}
+
+
 def _load_shard_configs() -> list[ShardConfig]:
     return [ShardConfig.model_validate(read_yaml(p)) for p in ALL_YAML if config_kind(p) == "shard"]
 
@@ -96,7 +96,7 @@ def test_config_file_validates(path: Path):
     else:
         cfg = load_experiment(path, check_paths=False)
         assert cfg.name == path.stem, "an experiment config is named after its file"
-        assert cfg.model.upscale_factor == cfg.data.scale
+        assert set(cfg.optim) == set(cfg.nets)
 
 
 # --------------------------------------------------------------------------- zoo SR configs
@@ -108,10 +108,10 @@ def test_zoo_sr_config_builds_the_checkpoint_architecture(name: str):
 
     ref = json.loads((KEYS / f"{name}.json").read_text())["generator"]
     cfg = load_experiment(CONFIGS / "sr" / f"{name}.yaml", check_paths=False)
-    kwargs = model_kwargs(cfg.model)
+    kwargs = generator_kwargs(cfg)
 
     assert _plain(kwargs) == _plain(ref["resolved_init_args"])
-    model = build_arch(cfg.model.name, **kwargs)
+    model = build_arch(cfg.nets["generator"]["name"], **kwargs)
     assert sum(p.numel() for p in model.parameters()) == ref["num_params"]
     assert {k: list(v.shape) for k, v in model.state_dict().items()} == ref["keys"]
 
@@ -121,18 +121,19 @@ def test_zoo_sr_config_reproduces_the_zoo_recipe(name: str):
     total, lr, schedule, gt_size = ZOO_SR[name]
     path = CONFIGS / "sr" / f"{name}.yaml"
     cfg = load_experiment(path, check_paths=False)
-    scale = cfg.data.scale
+    t, opt = cfg.task, cfg.optim["generator"]
+    scale = t.data.scale
 
-    assert (cfg.train.total_steps, cfg.optim.lr, cfg.data.gt_size) == (total, lr, gt_size)
-    assert cfg.schedule.model_dump() == schedule
-    assert (cfg.optim.name, cfg.optim.betas, cfg.optim.weight_decay) == ("adam", (0.9, 0.999), 0.0)
-    assert (cfg.loss.name, cfg.loss.weight) == ("l1", 1.0)
+    assert (cfg.train.total_steps, opt.lr, t.data.gt_size) == (total, lr, gt_size)
+    assert cfg.schedule["generator"].model_dump() == schedule
+    assert (opt.name, opt.betas, opt.weight_decay) == ("adam", (0.9, 0.999), 0.0)
+    assert (t.name, t.pixel.name, t.pixel.weight) == ("sr", "l1", 1.0)
     assert (cfg.data.batch_size, cfg.scaling.num_workers) == (16, 1)  # "1x16"
-    assert cfg.data.use_hflip and cfg.data.use_rot
-    assert cfg.data.degradation.preset == "paired"  # DIV2K's official MATLAB-bicubic LR
-    assert (cfg.eval.crop_border, cfg.eval.convert_to) == (scale, "rgb")
+    assert t.data.use_hflip and t.data.use_rot
+    assert t.data.degradation.preset == "paired"  # DIV2K's official MATLAB-bicubic LR
+    assert (t.eval.crop_border, t.eval.convert_to) == (scale, "rgb")
     assert (cfg.train.val_every, cfg.train.checkpoint_every) == (5000, 5000)
-    assert not cfg.train.ema.enabled
+    assert not cfg.ema
     assert cfg.data.train == f"data/shards/div2k_train_x{scale}"
     assert cfg.data.val == f"data/shards/set5_x{scale}"
 
@@ -141,12 +142,21 @@ def test_zoo_sr_config_reproduces_the_zoo_recipe(name: str):
     assert "Set5" in text and f"restoray train configs/sr/{name}.yaml" in text
 
 
+def test_edsr_x3_x4_start_from_the_x2_model_like_the_zoo():
+    """mmcv's load_from is non-strict: the x2 upsampler does not fit x3/x4 and is skipped."""
+    for scale in (3, 4):
+        cfg = load_experiment(CONFIGS / "sr" / f"edsr_x{scale}c64b16_1x16_300k_div2k.yaml", check_paths=False)
+        init = cfg.init_from["generator"]
+        assert init.source.endswith("edsr_x2c64b16_1x16_300k_div2k_20200604-19fe95ea.pth") and not init.strict
+    assert not load_experiment(CONFIGS / "sr" / "edsr_x2c64b16_1x16_300k_div2k.yaml", check_paths=False).init_from
+
 def test_every_sr_shard_path_is_made_by_a_shard_config():
     """`restoray shard configs/data/<x>.yaml` produces what the SR configs read, at their scale."""
     shards = {c.dest: c for c in _load_shard_configs()}
     for path in sorted((CONFIGS / "sr").glob("*.yaml")):
         cfg = load_experiment(path, check_paths=False)
-        paired = cfg.data.degradation.preset == "paired"
+        data = cfg.task.data
+        paired = data.degradation.preset == "paired"
         for field, adapter in (("train", "div2k" if paired else "image_folder"), ("val", "set5_14")):
             uri = getattr(cfg.data, field)
             assert uri in shards, f"{path.name}: data.{field} {uri} is not the dest of any configs/data/*.yaml"
@@ -154,9 +164,9 @@ def test_every_sr_shard_path_is_made_by_a_shard_config():
             assert shard.adapter == adapter
             params = get_adapter(shard.adapter).resolve_params(shard.params)
             if "scale" in params:  # paired adapters are made for one scale
-                assert params["scale"] == cfg.data.scale
+                assert params["scale"] == data.scale
             else:  # GT-only sub-images must hold a whole training patch
-                assert params["crop_size"] >= cfg.data.gt_size
+                assert params["crop_size"] >= data.gt_size
 
 
 def test_realesrnet_config_reproduces_the_zoo_recipe():
@@ -165,13 +175,15 @@ def test_realesrnet_config_reproduces_the_zoo_recipe():
     name = "realesrnet_c64b23g32_12x4_lr2e-4_1000k_df2k_ost"
     cfg = load_experiment(CONFIGS / "sr" / f"{name}.yaml", check_paths=False)
     ref = json.loads((KEYS / f"{name}.json").read_text())["generator"]
-    assert _plain(model_kwargs(cfg.model)) == _plain(ref["resolved_init_args"])
-    assert sum(p.numel() for p in build_arch("rrdbnet", **model_kwargs(cfg.model)).parameters()) == ref["num_params"]
-    assert cfg.data.degradation.preset == "realesrgan"
-    assert (cfg.data.gt_size, cfg.data.out_size, cfg.data.batch_size, cfg.scaling.num_workers) == (400, 256, 12, 4)
-    assert (cfg.optim.lr, cfg.optim.betas, cfg.schedule.name) == (2e-4, (0.9, 0.99), "constant")
-    assert cfg.train.total_steps == 1_000_000 and cfg.train.ema.enabled and cfg.train.ema.decay == 0.999
-    assert (cfg.eval.crop_border, cfg.eval.convert_to) == (0, "rgb")  # reported "RGB, no crop"
+    assert _plain(generator_kwargs(cfg)) == _plain(ref["resolved_init_args"])
+    assert sum(p.numel() for p in build_arch("rrdbnet", **generator_kwargs(cfg)).parameters()) == ref["num_params"]
+    t, opt = cfg.task, cfg.optim["generator"]
+    assert t.data.degradation.preset == "realesrgan" and t.sharpened_gt_in == ["pixel"]
+    assert (t.data.gt_size, t.data.out_size, cfg.data.batch_size, cfg.scaling.num_workers) == (400, 256, 12, 4)
+    assert (opt.lr, opt.betas, cfg.schedule["generator"].name) == (2e-4, (0.9, 0.99), "constant")
+    assert cfg.train.total_steps == 1_000_000 and cfg.ema["generator"].decay == 0.999
+    assert (t.eval.crop_border, t.eval.convert_to) == (0, "rgb")  # reported "RGB, no crop"
+    assert cfg.init_from["generator"].source.endswith("esrgan_psnr_x4c64b23g32_1x16_1000k_div2k_20200420-bf5c993c.pth")
 
 
 def test_div2k_shard_configs_follow_the_zoo_preprocessing():
@@ -194,24 +206,27 @@ def test_image_folder_example_reads_from_s3():
 def test_overrides_apply_with_the_schema_types():
     cfg = load_experiment(
         EDSR_X4,
-        ["train.total_steps=10", "optim.lr=1e-3", "optim.betas=[0.9,0.99]", "eval.tile=256",
-         "schedule.milestones=[5]", "data.degradation.preset=bicubic", "run.name=my-run"],
+        ["train.total_steps=10", "optim.generator.lr=1e-3", "optim.generator.betas=[0.9,0.99]",
+         "task.eval.tile=256", "schedule.generator.milestones=[5]", "task.data.degradation.preset=bicubic",
+         "run.name=my-run", "nets.generator.num_blocks=4", "ema.generator.decay=0.99"],
         check_paths=False,
     )
     assert cfg.train.total_steps == 10 and type(cfg.train.total_steps) is int
-    assert cfg.optim.lr == 1e-3 and type(cfg.optim.lr) is float  # PyYAML reads "1e-3" as a string
-    assert cfg.optim.betas == (0.9, 0.99)
-    assert cfg.eval.tile == 256
-    assert cfg.schedule.milestones == [5]
-    assert cfg.data.degradation.preset == "bicubic"
+    opt = cfg.optim["generator"]
+    assert opt.lr == 1e-3 and type(opt.lr) is float  # PyYAML reads "1e-3" as a string
+    assert opt.betas == (0.9, 0.99)
+    assert cfg.task.eval.tile == 256
+    assert cfg.schedule["generator"].milestones == [5]
+    assert cfg.task.data.degradation.preset == "bicubic"
+    assert cfg.nets["generator"]["num_blocks"] == 4 and cfg.ema["generator"].decay == 0.99
     assert cfg.run_name == "my-run"
 
 
 def test_overrides_do_not_touch_the_file_and_can_add_sections():
     raw = read_yaml(EDSR_X4)
     before = copy.deepcopy(raw)
-    out = apply_overrides(raw, ["train.ema.enabled=true", "train.ema.decay=0.99"])
-    assert out["train"]["ema"] == {"enabled": True, "decay": 0.99}
+    out = apply_overrides(raw, ["ema.generator.decay=0.99"])
+    assert out["ema"] == {"generator": {"decay": 0.99}}
     assert read_yaml(EDSR_X4) == before
 
 
@@ -260,37 +275,57 @@ def _assert_one_line_naming(err: ConfigError, *names: str):
 BAD_EXPERIMENTS = {
     # id: (raw-config mutation or None, overrides, strings the message must contain)
     "unknown-key-override": (None, ["train.totl_steps=5"], ["train.totl_steps", "Extra inputs"]),
-    "unknown-key-in-file": (lambda r: r["data"].update(gt_sise=96), [], ["data.gt_sise"]),
+    "unknown-key-in-file": (lambda r: r["task"]["data"].update(gt_sise=96), [], ["task.data.gt_sise"]),
     "unknown-top-level-key": (lambda r: r.update(optimizer={}), [], ["optimizer"]),
     "wrong-type": (None, ["train.total_steps=abc"], ["train.total_steps", "integer"]),
-    "wrong-tuple-length": (None, ["optim.betas=[0.9]"], ["optim.betas"]),
-    "out-of-range": (None, ["optim.lr=-1"], ["optim.lr"]),
-    "bad-literal": (None, ["eval.convert_to=ycbcr"], ["eval.convert_to"]),
-    "unknown-model": (None, ["model.name=edsrr"], ["model", "edsrr"]),
-    "unknown-schedule": (None, ["schedule.name=poly"], ["schedule", "poly"]),
+    "wrong-tuple-length": (None, ["optim.generator.betas=[0.9]"], ["optim.generator.betas"]),
+    "out-of-range": (None, ["optim.generator.lr=-1"], ["optim.generator.lr"]),
+    "bad-literal": (None, ["task.eval.convert_to=ycbcr"], ["task.eval.convert_to"]),
+    "unknown-arch": (None, ["nets.generator.name=edsrr"], ["nets.generator.name", "edsrr", "known: "]),
+    "unknown-arch-argument": (None, ["nets.generator.num_blockz=4"], ["nets.generator.num_blockz", "Extra"]),
+    "arch-argument-type": (None, ["nets.generator.mid_channels=abc"], ["nets.generator.mid_channels", "integer"]),
+    "arch-own-constraint": (None, ["nets.generator.upscale_factor=5"],
+                            ["nets.generator", "edsr refuses these arguments", "scales 2^n and 3"]),
+    "arch-needs-a-name": (lambda r: r["nets"]["generator"].pop("name"), [], ["nets.generator.name", "missing"]),
+    "missing-network": (lambda r: r["nets"].update(discriminator={"name": "modified_vgg"}), [],
+                        ["nets", "task sr needs exactly these networks: generator"]),
+    "optimizer-for-no-network": (None, ["optim.discriminator.lr=1e-4"], ["optim.discriminator", "no such network"]),
+    "network-without-optimizer": (lambda r: r.update(optim={}), [], ["optim.generator", "needs an optimizer"]),
+    "ema-for-no-network": (None, ["ema.critic.decay=0.9"], ["ema.critic", "no such network"]),
+    "unknown-task": (None, ["task.name=xx"], ["task", "'xx'"]),
+    "unknown-schedule": (None, ["schedule.generator.name=poly"], ["schedule.generator", "poly"]),
     "missing-required-field": (lambda r: r["train"].pop("total_steps"), [], ["train.total_steps", "required"]),
     "missing-required-section": (lambda r: r.pop("data"), [], ["data", "required"]),
     "missing-data-train": (lambda r: r["data"].pop("train"), [], ["data.train", "required"]),
-    "upscale-mismatch": (None, ["model.upscale_factor=2"], ["model.upscale_factor", "data.scale"]),
-    "gt-size-not-divisible": (None, ["data.gt_size=98"], ["data", "gt_size 98", "scale 4"]),
+    "upscale-mismatch": (None, ["nets.generator.upscale_factor=2"],
+                         ["nets.generator.upscale_factor", "is 2", "task.data.scale is 4"]),
+    "gt-size-not-divisible": (None, ["task.data.gt_size=98"], ["task.data", "gt_size 98", "scale 4"]),
     "cosine-lengths-differ": (
-        None, ["schedule={name: cosine_restart, periods: [10, 10], restart_weights: [1]}"],
-        ["schedule", "restart_weights"],
+        None, ["schedule.generator={name: cosine_restart, periods: [10, 10], restart_weights: [1]}"],
+        ["schedule.generator", "restart_weights"],
     ),
     "malformed-override": (None, ["train.total_steps"], ["train.total_steps", "a.b.c=value"]),
     "gpu-degradation-without-torch-path": (
-        None, ["data.degradation.device=gpu"], ["data.degradation.device", "torch path", "'paired'"],
+        None, ["task.data.degradation.device=gpu"], ["task.data.degradation", "torch path", "'paired'"],
     ),
-    "unknown-degradation-device": (None, ["data.degradation.device=tpu"], ["data.degradation.device"]),
+    "unknown-degradation-device": (None, ["task.data.degradation.device=tpu"], ["task.data.degradation.device"]),
+    "unknown-preset": (None, ["task.data.degradation.preset=bicubik"],
+                       ["task.data.degradation.preset", "'bicubik'", "known: bd, bicubic"]),
     "clip-preset-for-image-task": (
-        None, ["data.degradation.preset=realbasicvsr"],
-        ["data.degradation.preset", "realbasicvsr needs a video task", "video SR family"],
+        None, ["task.data.degradation.preset=realbasicvsr"],
+        ["task.data.degradation.preset", "realbasicvsr degrades clips and needs a video task"],
     ),
-    "pool-not-divisible-by-batch": (
-        None, ["data.degradation.pool_size=20"], ["degradation.pool_size 20", "batch_size 16"],
-    ),
-    "negative-pool": (None, ["data.degradation.pool_size=-16"], ["data.degradation.pool_size"]),
+    "sharpened-gt-without-usm-preset": (None, ["task.sharpened_gt_in=[pixel]"],
+                                        ["task.sharpened_gt_in", "unsharp-masked GT", "'paired'"]),
+    "pool-not-divisible-by-batch": (None, ["data.pool_size=20"], ["data", "pool_size 20", "batch_size 16"]),
+    "negative-pool": (None, ["data.pool_size=-16"], ["data.pool_size"]),
     "override-through-a-scalar": (None, ["train.total_steps.x=1"], ["train.total_steps.x", "not a section"]),
+    "tune-metric-the-task-lacks": (lambda r: r.update(tune={"metric": "val/sad", "space": {"optim.generator.lr": {
+        "choice": [1e-4]}}}), [], ["tune.metric", "val/psnr"]),
+    "retrain-metric-the-task-lacks": (lambda r: r.update(retrain={"source": "x", "metric": "sad"}), [],
+                                      ["retrain.metric", "psnr, ssim"]),
+    "unknown-retrain-adapter": (lambda r: r.update(retrain={"source": "x", "adapter": "folder"}), [],
+                                ["retrain.adapter", "unknown adapter 'folder'"]),
 }
 
 
@@ -306,22 +341,32 @@ def test_bad_experiment_config_names_the_field(tmp_path: Path, case: str):
 
 def test_realesrgan_degradation_on_the_worker_device_with_a_pool_validates():
     path = CONFIGS / "sr" / "realesrnet_c64b23g32_12x4_lr2e-4_1000k_df2k_ost.yaml"
-    cfg = load_experiment(path, ["data.degradation.device=gpu", "data.degradation.pool_size=180"], check_paths=False)
-    assert cfg.data.degradation.device == "gpu" and cfg.data.degradation.pool_size == 180  # 180 = 15 x 12
-    assert load_experiment(path, check_paths=False).data.degradation.pool_size == 0  # off by default
+    cfg = load_experiment(path, ["task.data.degradation.device=gpu", "data.pool_size=180"], check_paths=False)
+    assert cfg.task.data.degradation.device == "gpu" and cfg.data.pool_size == 180  # 180 = 15 x 12
+    assert load_experiment(path, check_paths=False).data.pool_size == 0  # off by default
 
 
 def test_union_field_errors_use_the_user_visible_path(tmp_path: Path):
+    """The union tag (task name, schedule name) is not part of the path users write."""
     with pytest.raises(ConfigError) as err:
-        load_experiment(_write(tmp_path, _edsr_raw()), ["model.mid_channels=abc"], check_paths=False)
-    _assert_one_line_naming(err.value, "model.mid_channels")
-
-
-def test_union_field_errors_name_the_field(tmp_path: Path):
+        load_experiment(_write(tmp_path, _edsr_raw()), ["task.pixel.name=l3"], check_paths=False)
+    _assert_one_line_naming(err.value, ": task.pixel.name: ")
     with pytest.raises(ConfigError) as err:
-        load_experiment(_write(tmp_path, _edsr_raw()), ["model.mid_channels=abc"], check_paths=False)
-    _assert_one_line_naming(err.value, "model.", "mid_channels")
+        load_experiment(_write(tmp_path, _edsr_raw()), ["schedule.generator.gamma=x"], check_paths=False)
+    _assert_one_line_naming(err.value, ": schedule.generator.gamma: ")
 
+
+def test_network_arguments_are_the_builders_own():
+    """No pydantic class per architecture: the constructor signature is the schema, so every
+    architecture in ARCHS is configurable with exactly its arguments."""
+    import inspect
+
+    from pipelines.schema import arch_arguments
+    from trainers.archs import ARCHS
+
+    for name, cls in ARCHS.items():
+        params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        assert list(arch_arguments(name).model_fields) == params, name
 
 def test_missing_shards_name_data_train(tmp_path: Path):
     path = _write(tmp_path, _mutated(lambda r: r["data"].update(train=str(tmp_path / "nope"))))
@@ -364,7 +409,7 @@ def test_shard_config_loads_when_source_exists(tmp_path: Path):
 
 
 @pytest.mark.parametrize("changes, names", [
-    ({"adapter": "div2kk"}, ["adapter", "'set5_14'"]),
+    ({"adapter": "div2kk"}, ["adapter", "unknown adapter 'div2kk'", "set5_14"]),
     ({"params": {"scale": 4, "crop_sise": 480}}, ["crop_sise", "unknown parameter"]),
     ({"params": {"scale": 4, "crop_size": 482}}, ["crop_size=482", "divisible"]),
     ({"items_per_shard": 0}, ["items_per_shard"]),
@@ -396,9 +441,7 @@ def test_experiment_and_shard_schemas_do_not_mix(tmp_path: Path):
         load_shard_config(EDSR_X4)
 
 
-def test_config_kind():
-    assert config_kind(CONFIGS / "data" / "set5_x4.yaml") == "shard"
-    assert config_kind(EDSR_X4) == "experiment"
+def test_experiment_configs_load_as_experiments():
     assert isinstance(load_experiment(EDSR_X4, check_paths=False), ExperimentConfig)
 
 

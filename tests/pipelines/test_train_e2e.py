@@ -53,13 +53,13 @@ def test_shard_to_s3_train_from_s3_track_on_mlflow_server(ray_session, s3_bucket
     client = MlflowClient(tracking_uri=mlflow_server)
     run = client.get_run(out.mlflow_run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["model.name"] == "edsr" and run.data.params["data.train"] == train_uri
+    assert run.data.params["nets.generator.name"] == "edsr" and run.data.params["data.train"] == train_uri
     for metric in ("loss/l1", "lr", "data/samples_per_s", "data/wait_fraction", "val/psnr", "val/ssim"):
         assert metric in run.data.metrics, metric
     history = client.get_metric_history(out.mlflow_run_id, "val/psnr")
     assert sorted(m.step for m in history) == [6, 12]
     artifacts = {a.path for a in client.list_artifacts(out.mlflow_run_id, "val")}
-    assert {"val/grid_step0000006.png", "val/grid_step0000012.png"} <= artifacts
+    assert {"val/preview_step0000006.png", "val/preview_step0000012.png"} <= artifacts
     assert [a.path for a in client.list_artifacts(out.mlflow_run_id, "config")] == ["config/s3.yaml"]
     versions = client.search_model_versions("name='tiny_s3'")
     assert len(versions) == 1 and versions[0].run_id == out.mlflow_run_id
@@ -77,7 +77,7 @@ def test_sigkill_driver_then_resume_continues_from_checkpoint(ray_session, tiny_
     # with the training-pair pool on: its state must come back from the checkpoint too
     cfg = tiny_experiment(tiny_shards["train"], tiny_shards["val"], str(storage), name="tiny_resume",
                           train={"total_steps": 40, "checkpoint_every": 4, "val_every": 40, "log_every": 4},
-                          data={"degradation": {"preset": "bicubic", "pool_size": 8}})
+                          data={"pool_size": 8})
     cfg_path = write_config(tmp_path / "resume.yaml", cfg)
     cmd = [*RESTORAY, "train", str(cfg_path), "--workdir", str(tmp_path)]
     log1 = open(tmp_path / "first.log", "wb")
@@ -170,12 +170,14 @@ def test_realesrgan_degradation_trains_rrdbnet_through_the_stream(ray_session, t
 
     cfg = tiny_experiment(
         tiny_shards["train"], tiny_shards["val"], str(tmp_path / "runs"), name="tiny_realesrnet",
-        model={"name": "rrdbnet", "in_channels": 3, "out_channels": 3, "mid_channels": 8, "num_blocks": 1,
-               "growth_channels": 4, "upscale_factor": 4},
-        data={"gt_size": 48, "out_size": 32, "use_rot": False, "degradation": {"preset": "realesrgan"}},
-        train={"total_steps": 6, "val_every": 6, "checkpoint_every": 6, "log_every": 3,
-               "ema": {"enabled": True, "decay": 0.999}},
-        optim={"name": "adam", "lr": 2e-4, "betas": [0.9, 0.99]},
+        nets={"generator": {"name": "rrdbnet", "in_channels": 3, "out_channels": 3, "mid_channels": 8,
+                            "num_blocks": 1, "growth_channels": 4, "upscale_factor": 4}},
+        task={"name": "sr", "sharpened_gt_in": ["pixel"], "eval": {"crop_border": 4},
+              "data": {"scale": 4, "gt_size": 48, "out_size": 32, "use_rot": False,
+                       "degradation": {"preset": "realesrgan"}}},
+        train={"total_steps": 6, "val_every": 6, "checkpoint_every": 6, "log_every": 3},
+        ema={"generator": {"decay": 0.999}},
+        optim={"generator": {"name": "adam", "lr": 2e-4, "betas": [0.9, 0.99]}},
     )
     path = write_config(tmp_path / "realesrnet.yaml", cfg)
     out = run_train(load_experiment(path), config_file=str(path), workdir=tmp_path, register=False)
@@ -196,14 +198,16 @@ def test_realesrgan_degradation_on_the_worker_device_with_pair_pool(ray_session,
 
     cfg = tiny_experiment(
         tiny_shards["train"], tiny_shards["val"], str(tmp_path / "runs"), name="tiny_realesrnet_dev",
-        model={"name": "rrdbnet", "in_channels": 3, "out_channels": 3, "mid_channels": 8, "num_blocks": 1,
-               "growth_channels": 4, "upscale_factor": 4},
-        data={"gt_size": 48, "out_size": 32, "use_rot": False,
-              "degradation": {"preset": "realesrgan", "device": "gpu", "pool_size": 8}},
-        train={"total_steps": 6, "val_every": 100, "checkpoint_every": 6, "log_every": 3,
-               "ema": {"enabled": False}},
-        optim={"name": "adam", "lr": 2e-4, "betas": [0.9, 0.99]},
+        nets={"generator": {"name": "rrdbnet", "in_channels": 3, "out_channels": 3, "mid_channels": 8,
+                            "num_blocks": 1, "growth_channels": 4, "upscale_factor": 4}},
+        task={"name": "sr", "sharpened_gt_in": ["pixel"], "eval": {"crop_border": 4},
+              "data": {"scale": 4, "gt_size": 48, "out_size": 32, "use_rot": False,
+                       "degradation": {"preset": "realesrgan", "device": "gpu"}}},
+        data={"pool_size": 8},
+        train={"total_steps": 6, "val_every": 100, "checkpoint_every": 6, "log_every": 3},
+        optim={"generator": {"name": "adam", "lr": 2e-4, "betas": [0.9, 0.99]}},
     )
+    cfg["ema"] = {}
     path = write_config(tmp_path / "realesrnet_dev.yaml", cfg)
     out = run_train(load_experiment(path), config_file=str(path), workdir=tmp_path, register=False)
     assert out.metrics["step"] == 6 and out.metrics["samples_seen"] == 6 * 8
@@ -216,6 +220,8 @@ def test_realesrgan_degradation_on_the_worker_device_with_pair_pool(ray_session,
     assert len(pools) == 2  # one per worker
     for pool in pools:  # 2 steps filled it, 4 swapped batches through it
         assert pool["filled"] == 8
-        assert pool["lq"].shape == (8, 3, 8, 8) and pool["gt"].shape == (8, 3, 32, 32)
-        assert pool["lq"].dtype == torch.uint8 and pool["gt"].float().std() > 0
-    assert not torch.equal(pools[0]["lq"], pools[1]["lq"])  # each rank pools its own share
+        # the pool holds stream samples (GT patch, sampled parameters, crop corner), degraded on leaving
+        t = pool["tensors"]
+        assert set(t) == {"gt", "params", "crop"} and t["gt"].shape == (8, 48, 48, 3)
+        assert t["gt"].dtype == torch.uint8 and t["gt"].float().std() > 0 and t["params"].shape[0] == 8
+    assert not torch.equal(pools[0]["tensors"]["gt"], pools[1]["tensors"]["gt"])  # each rank pools its own share

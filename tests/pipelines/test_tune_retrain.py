@@ -38,10 +38,11 @@ def _tune_config(tiny_shards, tmp_path, **sections):
         # only new ones), so two trials must fit on the 2-CPU test cluster together.
         scaling={"num_workers": 1, "cpus_per_worker": 0.25},
         tune={"num_samples": 2, "grace_period": 1, "reduction_factor": 2,
-              "space": {"optim.lr": {"loguniform": [1e-4, 3e-3]},
-                        "schedule": {"choice": [{"name": "constant", "warmup_steps": 2}, {"name": "onecycle"}]},
+              "space": {"optim.generator.lr": {"loguniform": [1e-4, 3e-3]},
+                        "schedule.generator": {"choice": [{"name": "constant", "warmup_steps": 2},
+                                                          {"name": "onecycle"}]},
                         "data.batch_size": {"choice": [2, 4]},
-                        "train.ema.decay": {"uniform": [0.8, 0.95]}}},
+                        "ema.generator.decay": {"uniform": [0.8, 0.95]}}},
         **sections,
     )
 
@@ -85,9 +86,9 @@ def test_asha_sweep_interrupted_then_resumed(ray_session, tiny_shards, mlflow_se
 
     best_cfg = load_experiment(best_yaml)
     assert best_cfg.tune is None and best_cfg.run.name is None
-    assert best_cfg.optim.lr == pytest.approx(best["params"]["optim.lr"])
+    assert best_cfg.optim["generator"].lr == pytest.approx(best["params"]["optim.generator.lr"])
     assert best_cfg.data.batch_size == best["params"]["data.batch_size"]
-    assert best_cfg.schedule.name == best["params"]["schedule"]["name"]
+    assert best_cfg.schedule["generator"].name == best["params"]["schedule.generator"]["name"]
     png = (tmp_path / "sweeps" / "tiny_tune-sweep" / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
@@ -105,7 +106,7 @@ def test_asha_sweep_interrupted_then_resumed(ray_session, tiny_shards, mlflow_se
     assert set(by_name) == {t["run_name"] for t in trials}
     for t in trials:
         run = by_name[t["run_name"]]
-        assert float(run.data.params["optim.lr"]) == pytest.approx(t["params"]["optim.lr"])
+        assert float(run.data.params["optim.generator.lr"]) == pytest.approx(t["params"]["optim.generator.lr"])
         assert run.data.params["data.batch_size"] == str(t["params"]["data.batch_size"])
         assert run.info.status == ("FINISHED" if t["status"] == "finished" else "KILLED")
 
@@ -213,10 +214,22 @@ def test_retrain_promotes_then_noops_then_gates(ray_session, tiny_shards, mlflow
 def test_retrain_gate_decisions():
     from pipelines.retrain import decide
 
-    assert decide({"challenger": 30.0}, "psnr", 0.1, "champion", None)[0] is True
-    worse = decide({"challenger": 29.0, "champion": 30.0}, "psnr", 0.0, "champion", "3")
-    assert worse == (False, "challenger psnr 29.0000 does not beat champion v3 30.0000 by more than 0")
-    assert decide({"challenger": 30.05, "champion": 30.0}, "psnr", 0.1, "champion", "3")[0] is False
-    assert decide({"challenger": 30.2, "champion": 30.0}, "psnr", 0.1, "champion", "3")[0] is True
-    assert decide({"challenger": 30.0, "champion": 30.0}, "psnr", 0.0, "champion", "3")[0] is False
-    assert decide({"challenger": float("nan"), "champion": 30.0}, "psnr", 0.0, "champion", "3")[0] is False
+    assert decide({"challenger": 30.0}, "psnr", "max", 0.1, "champion", None)[0] is True
+    worse = decide({"challenger": 29.0, "champion": 30.0}, "psnr", "max", 0.0, "champion", "3")
+    assert worse[0] is False and "does not beat champion v3" in worse[1]
+    assert decide({"challenger": 30.05, "champion": 30.0}, "psnr", "max", 0.1, "champion", "3")[0] is False
+    assert decide({"challenger": 30.2, "champion": 30.0}, "psnr", "max", 0.1, "champion", "3")[0] is True
+    assert decide({"challenger": 30.0, "champion": 30.0}, "psnr", "max", 0.0, "champion", "3")[0] is False
+    assert decide({"challenger": float("nan"), "champion": 30.0}, "psnr", "max", 0.0, "champion", "3")[0] is False
+
+
+def test_retrain_gate_on_a_lower_is_better_metric():
+    """NIQE, SAD, MSE: the challenger must be LOWER by more than the margin."""
+    from pipelines.retrain import decide
+
+    better = decide({"challenger": 3.5, "champion": 4.0}, "niqe", "min", 0.1, "champion", "2")
+    assert better[0] is True and "lower is better" in better[1]
+    assert decide({"challenger": 4.5, "champion": 4.0}, "niqe", "min", 0.0, "champion", "2")[0] is False
+    assert decide({"challenger": 3.95, "champion": 4.0}, "niqe", "min", 0.1, "champion", "2")[0] is False
+    assert decide({"challenger": 4.0, "champion": 4.0}, "niqe", "min", 0.0, "champion", "2")[0] is False
+    assert decide({"challenger": float("nan"), "champion": 4.0}, "niqe", "min", 0.0, "champion", "2")[0] is False

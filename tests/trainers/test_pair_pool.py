@@ -1,4 +1,5 @@
-"""Real-ESRGAN's training-pair pool: fill/swap semantics, divisibility, seeding, exact resume."""
+"""Real-ESRGAN's training-pair pool: fill/swap semantics, every key kept aligned, divisibility,
+seeding, exact resume."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from trainers.pair_pool import PairPool, gather_states, restore
 
 
 def batch(i: int, b: int = 4) -> dict[str, torch.Tensor]:
-    """A batch whose pairs are tagged by their (step, index) on the 8-bit grid."""
-    tag = torch.arange(b, dtype=torch.float32) + 10 * i
-    lq = (tag % 256)[:, None, None, None].expand(b, 3, 2, 2) / 255
-    gt = ((tag + 5) % 256)[:, None, None, None].expand(b, 3, 8, 8) / 255
-    return {"lq": lq.clone(), "gt": gt.clone()}
+    """A stream batch (uint8 channels-last images plus other columns) whose samples are tagged
+    by (step, index) in every key."""
+    tag = torch.arange(b) + 10 * i
+    image = lambda offset, size: ((tag + offset) % 256).to(torch.uint8)[:, None, None, None].expand(b, size, size, 3)
+    return {"lq": image(0, 2).clone(), "gt": image(5, 8).clone(), "mask": image(7, 8).clone(),
+            "params": tag.double()[:, None].expand(b, 3) * 0.5}
 
 
 def tags(out: dict[str, torch.Tensor]) -> list[int]:
-    return [int(round(v)) for v in (out["lq"][:, 0, 0, 0] * 255).tolist()]
+    return [int(v) for v in out["lq"][:, 0, 0, 0].tolist()]
 
 
 def run(pool: PairPool, steps: range) -> list[list[int]]:
@@ -30,10 +32,20 @@ def test_fills_then_swaps_whole_batches():
     assert seen == [[0, 1, 2, 3], [10, 11, 12, 13], [20, 21, 22, 23]] and pool.filled == 12
     out = pool(batch(3), 3)
     assert set(tags(out)) <= {0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23}  # dequeued from the pool
-    held = sorted(int(round(v)) for v in pool.lq[:, 0, 0, 0].float().tolist())
+    held = sorted(int(v) for v in pool.store["lq"][:, 0, 0, 0].tolist())
     assert sorted(held + tags(out)) == sorted([0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23, 30, 31, 32, 33])
-    # the target travels with its LQ
-    assert torch.equal(out["gt"][:, 0, 0, 0] * 255 - 5, out["lq"][:, 0, 0, 0] * 255)
+    # every key travels with its LQ: target, mask and sampled parameters stay one sample's
+    lq = out["lq"][:, 0, 0, 0].long()
+    assert torch.equal(out["gt"][:, 0, 0, 0].long() - 5, lq) and torch.equal(out["mask"][:, 0, 0, 0].long() - 7, lq)
+    assert torch.equal(out["params"][:, 0], lq.double() * 0.5)
+    assert {k: v.dtype for k, v in out.items()} == {k: v.dtype for k, v in batch(0).items()}
+
+
+def test_keys_must_not_change():
+    pool = PairPool(8, seed=0)
+    pool(batch(0), 0)
+    with pytest.raises(ValueError, match="differ from the pool"):
+        pool({k: v for k, v in batch(1).items() if k != "mask"}, 1)
 
 
 def test_seeded_by_seed_step_and_rank():
@@ -49,16 +61,15 @@ def test_resume_from_state_dict_is_exact():
     first = PairPool(8, seed=3)
     got = run(first, range(5))
     state = first.state_dict()
-    assert state["lq"].dtype == torch.uint8 and state["filled"] == 8
+    assert state["tensors"]["lq"].dtype == torch.uint8 and state["filled"] == 8
     resumed = PairPool(8, seed=3)
     resumed.load_state_dict(state)
     got += run(resumed, range(5, 12))
     assert got == expected
-    # the float values survive the uint8 round trip exactly (every pair is on the 8-bit grid)
     again = PairPool(8, seed=3)
     again.load_state_dict(state)
     x, y = first(batch(5), 5), again(batch(5), 5)
-    assert torch.equal(x["lq"], y["lq"]) and torch.equal(x["gt"], y["gt"])
+    assert all(torch.equal(x[k], y[k]) for k in x)
 
 
 def test_restore_from_gathered_states_and_mismatches():

@@ -80,8 +80,8 @@ class RDN(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
+        in_channels: int = 3,
+        out_channels: int = 3,
         mid_channels: int = 64,
         num_blocks: int = 16,
         upscale_factor: int = 4,

@@ -93,8 +93,8 @@ class RRDBNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
+        in_channels: int = 3,
+        out_channels: int = 3,
         mid_channels: int = 64,
         num_blocks: int = 23,
         growth_channels: int = 32,

@@ -37,7 +37,7 @@ class UNetDiscriminatorWithSpectralNorm(nn.Module):
         skip_connection: Add each encoder feature to the decoder feature of the same size.
     """
 
-    def __init__(self, in_channels: int, mid_channels: int = 64, skip_connection: bool = True):
+    def __init__(self, in_channels: int = 3, mid_channels: int = 64, skip_connection: bool = True):
         super().__init__()
         self.skip_connection = skip_connection
         c1, c2, c4, c8 = (mid_channels * m for m in (1, 2, 4, 8))

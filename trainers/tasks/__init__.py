@@ -1,9 +1,73 @@
-"""Model families: each task module owns its loss, train step and evaluation.
+"""Model families: one module per family, ``TASKS`` the only registry.
 
-``TASKS`` is the only registry; ``trainers/loop.py`` looks the family up by the
-config's ``task`` field.
+The loop (``trainers/loop.py``) owns what every family shares -- Ray, the stream and its resume
+skip, AMP, EMA, gradient clipping and frozen windows (optimizer hooks), the log / validate /
+checkpoint cadence and the time budget -- and names no family. A family owns the rest, written
+down by the :class:`Task` protocol below. Adding a family is: a module here with its task class
+(and its ``Config``, the typed ``task:`` section), a sampler in ``trainers/samplers/`` (the numpy
+side that runs in the Ray Data actors), its architectures in ``trainers/archs/``, one line in
+``TASKS``, and configs in ``configs/<family>/``.
 """
 
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from trainers.samplers import Sampler
 from trainers.tasks.sr import SRTask
 
-TASKS = {"sr": SRTask}
+
+class Task(Protocol):
+    """What a model family provides (a class; the loop makes one instance per worker).
+
+    Attributes:
+        Config: the pydantic model of the family's ``task:`` section (``name`` is its tag).
+        nets: the network roles the family needs (``generator``, ``discriminator``, ...), with
+            a word on each; ``nets:`` in a config must name exactly these.
+        metrics: validation metrics and their direction (``max``/``min``); the direction drives
+            Tune, retrain's promotion gate and best-checkpoint choice.
+    """
+
+    Config: ClassVar[type[BaseModel]]
+    nets: ClassVar[dict[str, str]]
+    metrics: ClassVar[dict[str, Literal["max", "min"]]]
+
+    def __init__(self, cfg: Any) -> None: ...
+
+    @staticmethod
+    def sampler(cfg: Any) -> Sampler:
+        """The numpy sampler the Ray Data actors run."""
+
+    @staticmethod
+    def check_nets(cfg: Any, nets: dict[str, dict[str, Any]]) -> None:
+        """Cross-checks between the task section and network arguments; ValueError naming the field."""
+
+    def device_stage(self, raw: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A stream batch on the worker's device -> the batch schema (and any device-side work)."""
+
+    def train_step(self, nets: dict[str, nn.Module], optimizers: dict[str, Optimizer],
+                   batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        """One iteration, backward passes and optimizer steps included; returns ``loss/*`` logs."""
+
+    def predict(self, nets: dict[str, nn.Module], batch: dict[str, Tensor]) -> Tensor: ...
+
+    def score(self, pred: Tensor, batch: dict[str, Tensor]) -> dict[str, float]: ...
+
+    def preview(self, pred: Tensor, batch: dict[str, Tensor]) -> np.ndarray:
+        """The HxWx3 uint8 picture MLflow shows for a validation."""
+
+
+TASKS: dict[str, type[Task]] = {
+    "sr": SRTask,
+}
+
+
+def get_task(name: str) -> type[Task]:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}")
+    return TASKS[name]

@@ -1,0 +1,108 @@
+"""The MLflow model registry: trained networks as state dicts plus ``{arch name, kwargs}``.
+
+A registered version's artifacts are ``restoray_model/weights.pt`` -- ``{"format":
+"restoray-model/1", "task", "arch": {role: {"name", "kwargs"}}, "nets": {role: state dict}}``,
+read with ``torch.load(weights_only=True)`` -- and ``restoray_model/spec.json`` (the same
+without tensors, for people). No pickled modules: moving or renaming an architecture file
+cannot break loading an old champion, and loading runs no code from the registry.
+
+Versions registered before this format (``mlflow.pytorch`` pickled modules) still load: their
+module's state dict becomes the ``generator``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from typing import Any
+
+import torch
+
+ARTIFACT = "restoray_model"
+FORMAT = "restoray-model/1"
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def register(uri: str, run_id: str, name: str, task: str, arch: dict[str, dict[str, Any]],
+             nets: dict[str, dict[str, torch.Tensor]]) -> str:
+    """Log the networks to the run and register them as a new version of ``name``; returns the version."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = {"format": FORMAT, "task": task, "arch": arch,
+                   "nets": {r: {k: v.detach().cpu() for k, v in sd.items()} for r, sd in nets.items()}}
+        torch.save(payload, os.path.join(tmp, "weights.pt"))
+        with open(os.path.join(tmp, "spec.json"), "w") as f:
+            json.dump({"format": FORMAT, "task": task, "arch": arch}, f, indent=1)
+        client.log_artifacts(run_id, tmp, artifact_path=ARTIFACT)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{ARTIFACT}"
+    return str(client.create_model_version(name, source=source, run_id=run_id).version)
+
+
+def parse_models_uri(text: str) -> tuple[str, str | None, str | None]:
+    """``models:/name@alias`` -> (name, alias, None); ``models:/name/3`` -> (name, None, "3")."""
+    m = re.fullmatch(r"models:/([^/@]+)(?:@([\w-]+)|/(\d+))", text)
+    if not m:
+        raise ValueError(f"{text}: not a registry URI (models:/<name>@<alias> or models:/<name>/<version>)")
+    return m.group(1), m.group(2), m.group(3)
+
+
+def find_version(uri: str, name: str, alias: str) -> dict[str, str] | None:
+    """The version holding ``alias`` ({version, run_id}), or None (no model, or no alias yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client(uri).get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+    return {"version": str(mv.version), "run_id": mv.run_id}
+
+
+def load(uri: str, models_uri: str) -> dict[str, Any]:
+    """``{"task", "arch", "nets"}`` of a registered version (``models:/name@alias`` or ``/version``).
+
+    Raises:
+        ValueError: one line, when the model, alias or version does not exist.
+    """
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = parse_models_uri(models_uri)
+    client = _client(uri)
+    try:
+        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise ValueError(f"{models_uri}: not in the registry at {uri} ({str(exc).splitlines()[0][:160]})") from None
+    if not mv.source.rstrip("/").endswith(ARTIFACT):
+        return _load_pickled(uri, name, str(mv.version))
+    path = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=uri)
+    payload = torch.load(os.path.join(path, "weights.pt"), map_location="cpu", weights_only=True)
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{models_uri}: unknown registered-model format {payload.get('format')!r}")
+    return payload
+
+
+def _load_pickled(uri: str, name: str, version: str) -> dict[str, Any]:
+    """A version logged by ``mlflow.pytorch.log_model`` (a pickled module), as a generator state."""
+    import mlflow
+    import mlflow.pytorch
+
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pytorch.load_model(f"models:/{name}/{version}", map_location="cpu")
+    return {"format": "mlflow.pytorch", "task": None, "arch": {},
+            "nets": {"generator": {k: v.detach().cpu() for k, v in model.state_dict().items()}}}
