@@ -32,6 +32,7 @@ from preprocessing.shards import read_manifest
 from trainers import checkpoint_io
 from trainers.archs import build_arch
 from trainers.loop import RunContext, train_loop_per_worker
+from trainers.tasks import get_task
 
 
 @dataclass
@@ -150,6 +151,9 @@ def run_train(
     weights (``restoray retrain`` fine-tuning the champion); it wins over ``init_from``.
     """
     t0 = time.time()
+    preflight = getattr(get_task(cfg.task.name), "preflight", None)
+    if preflight is not None:  # the family's own file checks, before any Ray work
+        preflight(cfg.task)
     init_ray()
     check_fits(cfg)
     uri = tracking_uri(cfg.mlflow.tracking_uri, workdir)

@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 
 from trainers.samplers import Sampler
 from trainers.tasks.sr import SRTask
+from trainers.tasks.sr_gan import SRGANTask
 
 
 class Task(Protocol):
@@ -64,6 +65,7 @@ class Task(Protocol):
 
 TASKS: dict[str, type[Task]] = {
     "sr": SRTask,
+    "sr_gan": SRGANTask,
 }
 
 
