@@ -245,3 +245,26 @@ def test_mean_metrics_rejects_empty_and_ragged():
         mean_metrics([])
     with pytest.raises(ValueError, match="sample 1"):
         mean_metrics([{"psnr": 1.0}, {"ssim": 1.0}])
+
+
+# ---------------------------------------------------------------- SSIM channels
+
+
+def test_ssim_blue_is_the_last_rgb_channel():
+    pred, gt = random_pair(seed=8)
+    want = ssim(pred[..., 2], gt[..., 2], crop_border=3)
+    assert ssim(pred, gt, crop_border=3, channels="blue") == pytest.approx(want, abs=1e-15)
+    assert ssim(pred, gt, crop_border=3, channels="blue") != pytest.approx(ssim(pred, gt, crop_border=3))
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs, match",
+    [
+        ((20, 20, 3), {"channels": "green"}, "channels must be"),
+        ((20, 20, 3), {"channels": "blue", "convert_to": "y"}, "HxWx3 RGB"),
+        ((20, 20), {"channels": "blue"}, "HxWx3 RGB"),
+    ],
+)
+def test_ssim_bad_channels_raise(shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ssim(np.zeros(shape), np.zeros(shape), **kwargs)
