@@ -4,7 +4,8 @@ Images are ``HxWxC`` RGB (or ``HxW``) arrays on the 0..255 scale, computed in fl
 ``crop_border`` pixels are removed from every edge first; ``convert_to="y"`` scores the
 BT.601 luma ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` (not rounded). SSIM is
 the Wang et al. Gaussian-window form on the valid region only, without MATLAB's automatic
-downsampling, averaged over channels. A dataset score is the mean of per-sample scores.
+downsampling, averaged over channels (``channels="blue"`` reproduces MMEditing 0.x's
+cropped-RGB figure instead, see ``ssim``). A dataset score is the mean of per-sample scores.
 
 Zoo tables differ in how predictions become images: MMEditing 1.x scores the clamped,
 unrounded float output, 0.x rounds it to uint8 first; ``tensor_to_image(round=...)``
@@ -23,6 +24,7 @@ import torch
 __all__ = ["to_y", "psnr", "ssim", "tensor_to_image", "mean_metrics"]
 
 ColorSpace = Literal["rgb", "y"]
+SsimChannels = Literal["mean", "blue"]
 
 _SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
@@ -106,19 +108,41 @@ def _ssim_channel(x: np.ndarray, y: np.ndarray, window: np.ndarray) -> float:
     return float(np.mean(num / den))
 
 
-def ssim(pred: np.ndarray, gt: np.ndarray, crop_border: int = 0, convert_to: ColorSpace = "rgb") -> float:
-    """Structural similarity (11x11 Gaussian window, sigma 1.5), channel mean.
+def ssim(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    crop_border: int = 0,
+    convert_to: ColorSpace = "rgb",
+    channels: SsimChannels = "mean",
+) -> float:
+    """Structural similarity (11x11 Gaussian window, sigma 1.5).
+
+    ``channels="mean"`` averages the per-channel SSIM: the correct figure, and what every
+    MMEditing version reports for Y, for gray images and for RGB with ``crop_border=0``.
+
+    ``channels="blue"`` scores the blue channel of an RGB image only. That is the figure
+    MMEditing 0.x reports for RGB SSIM with ``crop_border > 0`` (its SR benchmarks): 0.x
+    crops with ``img[c:-c, c:-c, None]`` (0.16.1 ``mmedit/core/evaluation/metrics.py``
+    l. 349-356), an ``HxWx1x3`` array, so its channel loop runs once and scores
+    ``img[..., 0]``, the first channel of its BGR arrays (``tensor2img`` flips RGB to BGR).
+    Use it only to reproduce those 0.x figures; it needs ``convert_to="rgb"`` and an
+    ``HxWx3`` image. PSNR is unaffected (its MSE runs over every element either way).
 
     Args and raises as for ``psnr``; additionally the cropped image must be at least
-    11x11 so the window has a valid position.
+    11x11 so the window has a valid position, and ``channels`` must be ``"mean"`` or
+    ``"blue"`` (``"blue"`` only with an RGB image scored as RGB).
     """
+    if channels not in ("mean", "blue"):
+        raise ValueError(f"channels must be 'mean' or 'blue', got {channels!r}")
     pred, gt = _prepare(pred, gt, crop_border, convert_to)
-    h, w = pred.shape[:2]
+    h, w, c = pred.shape
     if min(h, w) < _SSIM_WINDOW:
         raise ValueError(f"ssim needs at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels after cropping, got {h}x{w}")
+    if channels == "blue" and (convert_to != "rgb" or c != 3):
+        raise ValueError(f"channels='blue' needs an HxWx3 RGB image scored as 'rgb', got {c} channel(s) as {convert_to!r}")
     window = _gaussian_window()
-    scores = [_ssim_channel(pred[..., c], gt[..., c], window) for c in range(pred.shape[2])]
-    return float(np.mean(scores))
+    scored = [2] if channels == "blue" else range(c)
+    return float(np.mean([_ssim_channel(pred[..., i], gt[..., i], window) for i in scored]))
 
 
 def tensor_to_image(t: torch.Tensor, round: bool = False) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""PSNR / SSIM / Y conversion against hand-computed values and scikit-image."""
+"""PSNR / SSIM / Y conversion against hand-computed values, scikit-image and MMEditing 0.16.1."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from trainers.metrics import mean_metrics, psnr, ssim, tensor_to_image, to_y
+from trainers.niqe import luma
 
 C1 = (0.01 * 255) ** 2
 C2 = (0.03 * 255) ** 2
@@ -245,3 +247,85 @@ def test_mean_metrics_rejects_empty_and_ragged():
         mean_metrics([])
     with pytest.raises(ValueError, match="sample 1"):
         mean_metrics([{"psnr": 1.0}, {"ssim": 1.0}])
+
+
+# ---------------------------------------------------------------- MMEditing 0.16.1 parity
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "metrics.npz"
+CASES = [(i, j, k) for i in range(3) for j in range(2) for k in range(2)]  # pair, crop_border, convert_to
+
+
+@pytest.fixture(scope="module")
+def golden():
+    """mmedit's psnr/ssim of three 48x64 RGB uint8 pairs (tests/golden/make_metric_goldens.py)."""
+    with np.load(GOLDEN) as g:
+        return {k: g[k] for k in g.files}
+
+
+def golden_case(golden, i, j, k):
+    crop, conv = int(golden["crop_border"][j]), str(golden["convert_to"][k])
+    return golden[f"pair{i}_pred"], golden[f"pair{i}_gt"], crop, conv
+
+
+def mmedit_channels(crop: int, conv: str) -> str:
+    """What mmedit 0.x's SSIM scores: only the blue channel for cropped RGB."""
+    return "blue" if crop and conv == "rgb" else "mean"
+
+
+@pytest.mark.parametrize("i, j, k", CASES)
+def test_psnr_matches_mmedit(golden, i, j, k):
+    # mmedit computes the MSE (and Y) in float32; we compute in float64: 6e-7 dB apart.
+    pred, gt, crop, conv = golden_case(golden, i, j, k)
+    assert psnr(pred, gt, crop, conv) == pytest.approx(golden["psnr"][i, j, k], abs=2e-6)
+
+
+@pytest.mark.parametrize("i, j, k", CASES)
+def test_ssim_matches_mmedit(golden, i, j, k):
+    # RGB SSIM is float64 in both: equal to rounding. mmedit's Y is float32: 4e-8 apart.
+    pred, gt, crop, conv = golden_case(golden, i, j, k)
+    got = ssim(pred, gt, crop, conv, channels=mmedit_channels(crop, conv))
+    assert got == pytest.approx(golden["ssim"][i, j, k], abs=1e-12 if conv == "rgb" else 2e-7)
+
+
+@pytest.mark.parametrize("i, j, k", CASES)
+def test_mmedit_residual_is_its_float32_arithmetic(golden, i, j, k):
+    """Redoing mmedit's float32 steps closes the gaps above to rounding level."""
+    pred, gt, crop, conv = golden_case(golden, i, j, k)
+    if conv == "y":
+        pred, gt = luma(pred), luma(gt)  # mmcv.bgr2ycbcr's float32 Y
+        assert ssim(pred, gt, crop) == pytest.approx(golden["ssim"][i, j, k], abs=1e-12)
+    pred, gt = pred.astype(np.float32), gt.astype(np.float32)
+    if crop:
+        pred, gt = pred[crop:-crop, crop:-crop], gt[crop:-crop, crop:-crop]
+    rmse32 = float(np.sqrt(np.mean((pred - gt) ** 2)))  # float32 mean and root, as mmedit's
+    assert 20 * math.log10(255 / rmse32) == pytest.approx(golden["psnr"][i, j, k], abs=1e-12)
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_mmedit_cropped_rgb_ssim_is_not_the_channel_mean(golden, i):
+    pred, gt, crop, conv = golden_case(golden, i, 1, 0)
+    assert crop > 0 and conv == "rgb"
+    assert abs(ssim(pred, gt, crop, conv) - golden["ssim"][i, 1, 0]) > 1e-3
+
+
+# ---------------------------------------------------------------- SSIM channels
+
+
+def test_ssim_blue_is_the_last_rgb_channel():
+    pred, gt = random_pair(seed=8)
+    want = ssim(pred[..., 2], gt[..., 2], crop_border=3)
+    assert ssim(pred, gt, crop_border=3, channels="blue") == pytest.approx(want, abs=1e-15)
+    assert ssim(pred, gt, crop_border=3, channels="blue") != pytest.approx(ssim(pred, gt, crop_border=3))
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs, match",
+    [
+        ((20, 20, 3), {"channels": "green"}, "channels must be"),
+        ((20, 20, 3), {"channels": "blue", "convert_to": "y"}, "HxWx3 RGB"),
+        ((20, 20), {"channels": "blue"}, "HxWx3 RGB"),
+    ],
+)
+def test_ssim_bad_channels_raise(shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ssim(np.zeros(shape), np.zeros(shape), **kwargs)
