@@ -39,16 +39,17 @@ def evaluate(
         members = val_members(raw)
         batch = to_batch({k: v[None] for k, v in sampler.val(members, sample_rng(cfg.seed, 0, members["__key__"])).items()})
         row: dict[str, Any] = {"key": members["__key__"]}
+        extra = getattr(task, "score_conventions", lambda pred, batch: {})
         if baseline is not None:
             name, pred = baseline(batch)
-            row.update({f"{name}_{k}": v for k, v in task.score(pred, batch).items()})
+            row.update({f"{name}_{k}": v for k, v in (task.score(pred, batch) | extra(pred, batch)).items()})
         if nets is not None:
             with torch.no_grad():
                 pred = task.predict(nets, batch).float()
-            row.update({f"model_{k}": v for k, v in task.score(pred, batch).items()})
+            row.update({f"model_{k}": v for k, v in (task.score(pred, batch) | extra(pred, batch)).items()})
         per_sample.append(row)
     if not per_sample:
         raise ValueError(f"no samples to evaluate in {uri}")
-    means = {k: float(np.mean([r[k] for r in per_sample])) for k in per_sample[0] if k != "key"}
+    means = {k: float(np.nanmean([r[k] for r in per_sample])) for k in per_sample[0] if k != "key"}
     return {"shards": uri, "num_samples": len(per_sample), "directions": dict(task.metrics), **means,
             "per_sample": per_sample}

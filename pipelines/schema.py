@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 from preprocessing.adapters import ADAPTERS, get_adapter
 from trainers.archs import ARCHS
 from trainers.tasks import TASKS
-from trainers.tasks.common import Strict
+from trainers.strict import Strict
 
 # --------------------------------------------------------------------------- networks
 

@@ -185,27 +185,6 @@ def test_paired_random_crop_aligns_lq_and_gt():
             paired_random_crop(*args, np.random.default_rng(0))
 
 
-def test_train_pair_with_realesrgan_and_out_size():
-    from pipelines.config import DataConfig
-    from pipelines.transforms import train_pair
-
-    img = (synthetic_gt(120, np.random.default_rng(0)) * 255).round().astype(np.uint8)
-    png = cv2.imencode(".png", img[..., ::-1])[1].tobytes()
-    data = {"scale": 4, "gt_size": 96, "out_size": 64, "use_hflip": True, "use_rot": False,
-            "degradation": {"preset": "realesrgan"}}
-    lq, gt = train_pair(png, None, "k0", 0, 1, data)
-    assert lq.shape == (16, 16, 3) and gt.shape == (64, 64, 3) and lq.dtype == gt.dtype == np.uint8
-    lq2, gt2 = train_pair(png, None, "k0", 0, 1, data)
-    assert np.array_equal(lq, lq2) and np.array_equal(gt, gt2)
-    lq3, gt3 = train_pair(png, None, "k0", 0, 1, dict(data, out_size=None))
-    assert lq3.shape == (24, 24, 3) and gt3.shape == (96, 96, 3)
-    base = {"train": "x", "val": "y", "scale": 4, "gt_size": 400, "degradation": {"preset": "realesrgan"}}
-    assert DataConfig(**base, out_size=256).out_size == 256
-    for bad in (258, 404):
-        with pytest.raises(ValueError, match="out_size"):
-            DataConfig(**base, out_size=bad)
-
-
 def test_bench_runs():
     assert bench_realesrgan_cpu(gt_size=64, n=2) > 0
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipelines.stream import epoch_order, iter_samples, plan_reads, read_shard, train_dataset
-from pipelines.transforms import train_pair
+from degradations.seeding import sample_rng
+from trainers.samplers.sr import SRDataConfig, SRSampler
 from preprocessing.shards import read_manifest
 
 SHARDS = [("s3://b/shard-000000.tar", 5), ("s3://b/shard-000001.tar", 3), ("s3://b/shard-000002.tar", 4)]
@@ -63,30 +64,35 @@ def manifest_keys(uri, shard_name):
     return [s["__key__"] for s in iter_samples(uri, {"shards": [{"name": shard_name, "num_samples": 1}]})]
 
 
-def test_train_pair_depends_only_on_seed_epoch_key(tiny_shards):
+def test_sr_sample_depends_only_on_seed_epoch_key(tiny_shards):
     sample = next(iter_samples(tiny_shards["train"], read_manifest(tiny_shards["train"])))
-    data = {"scale": 4, "gt_size": 32, "use_hflip": True, "use_rot": True,
-            "degradation": {"preset": "bicubic"}}
-    a = train_pair(sample["gt.png"], None, sample["__key__"], 0, 1, data)
-    b = train_pair(sample["gt.png"], None, sample["__key__"], 0, 1, data)
-    c = train_pair(sample["gt.png"], None, sample["__key__"], 1, 1, data)
-    assert a[0].shape == (8, 8, 3) and a[1].shape == (32, 32, 3) and a[0].dtype == np.uint8
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not np.array_equal(a[1], c[1])
+    sampler = SRSampler(SRDataConfig(scale=4, gt_size=32, degradation={"preset": "bicubic"}))
+    key = sample["__key__"]
+    a = sampler.train(sample, sample_rng(1, 0, key))
+    b = sampler.train(sample, sample_rng(1, 0, key))
+    c = sampler.train(sample, sample_rng(1, 1, key))
+    assert a["lq"].shape == (8, 8, 3) and a["gt"].shape == (32, 32, 3) and a["lq"].dtype == np.uint8
+    assert set(a) == {"lq", "gt"} and all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["gt"], c["gt"])
 
 
 def test_ray_stream_resumes_at_the_exact_sample(ray_session, tiny_shards):
     """Rows of a stream started at position k equal rows k.. of the stream started at 0."""
     from pipelines.stream import configure_data_context
 
+    from conftest import tiny_experiment
+
+    from pipelines.schema import ExperimentConfig
+
     configure_data_context(progress_bars=False)
     manifest = read_manifest(tiny_shards["train"])
-    data = {"scale": 4, "gt_size": 32, "use_hflip": True, "use_rot": True, "batch_size": 4,
-            "transform_batch_size": 8, "degradation": {"preset": "bicubic"}, "transform_actors": 1, "cpus_per_actor": 0.5}
+    cfg = ExperimentConfig.model_validate(tiny_experiment(
+        tiny_shards["train"], tiny_shards["val"], "runs", seed=11,
+        data={"transform_batch_size": 8, "cpus_per_actor": 0.5}))
     total = manifest["num_samples"] + 10  # crosses an epoch boundary
 
     def rows(start):
-        ds = train_dataset(tiny_shards["train"], manifest, data, seed=11, start=start, needed=total - start)
+        ds = train_dataset(tiny_shards["train"], manifest, cfg, start=start, needed=total - start)
         return [(r["gt"].tobytes(), r["lq"].tobytes()) for r in ds.iter_rows()]
 
     full = rows(0)

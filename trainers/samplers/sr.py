@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 from degradations.presets import CLIP_PRESETS, PRESETS, degrade, degrade_pair
 from degradations.realesrgan import X4PLUS, pack_params, paired_crop_corner, sample_params
 from preprocessing.schema import decode_image
-from trainers.tasks.common import Strict
+from trainers.strict import Strict
 
 PAIRED = "paired"
 TORCH_PATH_PRESETS = ("realesrgan",)  # presets degradations/torch_path.py implements

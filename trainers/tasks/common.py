@@ -10,14 +10,9 @@ from typing import Iterator, Mapping
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-
-class Strict(BaseModel):
-    """Config base: an unknown key is an error, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+from trainers.strict import Strict  # noqa: F401  (re-exported: a family imports its helpers from here)
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -76,8 +71,13 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None
 
 
 def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Dataset score = mean of per-sample scores (mmedit's convention)."""
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+    """Dataset score = mean of per-sample scores (mmedit's convention); samples a metric cannot
+    score (NaN, e.g. NIQE of an image under one block) are left out of that metric's mean."""
+    if not rows:
+        return {}
+    with np.errstate(all="ignore"):
+        return {k: float(np.nanmean([r[k] for r in rows])) if any(r[k] == r[k] for r in rows) else float("nan")
+                for k in rows[0]}
 
 
 def to_uint8_image(x: torch.Tensor) -> np.ndarray:

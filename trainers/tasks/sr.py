@@ -35,6 +35,12 @@ class SREvalConfig(Strict):
     crop_border: int = Field(0, ge=0)
     convert_to: Literal["rgb", "y"] = "rgb"
     round: bool = False  # 0.x convention (round to uint8) vs 1.x (float)
+    ssim_channels: Literal["mean", "blue"] = Field(
+        "mean",
+        description="mean: SSIM averaged over R, G, B (correct). blue: the blue channel only, which is what "
+        "mmedit 0.x's ssim computes for RGB with crop_border > 0 (its img[c:-c, c:-c, None] crop on a BGR "
+        "array leaves one channel); the zoo tables' RGB SSIM of the cropped SR benchmarks are that figure",
+    )
     tile: int | None = Field(None, ge=16, description="tile LQ inputs larger than this")
     tile_overlap: int = Field(16, ge=0)
 
@@ -98,12 +104,26 @@ class SREval:
         e = self.eval_cfg
         return tiled_forward(nets["generator"], batch["lq"], self.data.scale, e.tile, e.tile_overlap)
 
+    def _images(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        r = self.eval_cfg.round
+        return tensor_to_image(pred[0], round=r), tensor_to_image(batch["gt"][0], round=r)
+
     def score(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """PSNR and SSIM of the first ``[C,H,W]`` prediction against its GT, mmedit-style."""
         e = self.eval_cfg
-        p, g = tensor_to_image(pred[0], round=e.round), tensor_to_image(batch["gt"][0], round=e.round)
+        p, g = self._images(pred, batch)
         kw = dict(crop_border=e.crop_border, convert_to=e.convert_to)
-        return {"psnr": psnr(p, g, **kw), "ssim": ssim(p, g, **kw)}
+        channels = e.ssim_channels if e.convert_to == "rgb" else "mean"
+        return {"psnr": psnr(p, g, **kw), "ssim": ssim(p, g, **kw, channels=channels)}
+
+    def score_conventions(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Both RGB SSIM conventions side by side (``restoray eval`` prints them): ``ssim_mean``
+        (correct) and ``ssim_blue`` (mmedit 0.x's figure when ``crop_border > 0``)."""
+        e = self.eval_cfg
+        if e.convert_to != "rgb":
+            return {}
+        p, g = self._images(pred, batch)
+        return {f"ssim_{c}": ssim(p, g, crop_border=e.crop_border, channels=c) for c in ("mean", "blue")}
 
     def preview(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> np.ndarray:
         return image_grid(batch["lq"][0], pred[0], batch["gt"][0])

@@ -27,6 +27,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from trainers.losses import GANLoss, PerceptualLoss, pixel_loss, ragan_generator_loss
 from trainers.losses.vgg import TORCHVISION_URLS
+from trainers.metrics import tensor_to_image
+from trainers.niqe import niqe
 from trainers.samplers.sr import SRDataConfig, SRSampler
 from trainers.tasks.common import Strict, frozen, optimizer_step, unwrap
 from trainers.tasks.sr import PixelLossConfig, SREval, SREvalConfig, check_scale, check_sharpened
@@ -91,6 +93,17 @@ class SRGANTask(SREval):
 
     Config = SRGANConfig
     nets: ClassVar[dict[str, str]] = {"generator": "the SR network", "discriminator": "real/fake critic"}
+    metrics: ClassVar[dict[str, Literal["max", "min"]]] = {"psnr": "max", "ssim": "max", "niqe": "min"}
+
+    def score(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """PSNR/SSIM as the SR family, plus NIQE (Y, ``crop_border``, rounded output) -- NaN for an
+        output smaller than one 96 px NIQE block, so a tiny validation image cannot stop training."""
+        scores = super().score(pred, batch)
+        try:
+            scores["niqe"] = niqe(tensor_to_image(pred[0], round=True), crop_border=self.eval_cfg.crop_border)
+        except ValueError:
+            scores["niqe"] = float("nan")
+        return scores
 
     def __init__(self, cfg: SRGANConfig):
         super().__init__(cfg.data, cfg.eval)
