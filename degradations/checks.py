@@ -1,6 +1,8 @@
-"""Input validation shared by the presets: one-line ValueErrors for bad GT images."""
+"""Input validation shared by the degradation modules: one-line ValueErrors for bad arguments."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,3 +30,35 @@ def check_gt(gt: np.ndarray, scale: int, min_side: int = 1) -> None:
         raise ValueError(f"gt height and width must be {need}, got {h}x{w}")
     if not np.isfinite(gt).all():
         raise ValueError("gt contains NaN or infinite values")
+
+
+def check_rng(rng) -> None:
+    """Every random op takes an explicit ``numpy.random.Generator`` (seeded per sample)."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def is_int(v) -> bool:
+    """An integer, numpy's included, but not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def int_pair(v, name: str, minimum: int = 0) -> tuple[int, int]:
+    """An int or ``(a, b)`` of ints, each ``>= minimum``, as a pair."""
+    pair = (v, v) if is_int(v) else v
+    if not isinstance(pair, Sequence) or len(pair) != 2 or not all(is_int(x) for x in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def int_range(v, name: str, minimum: int) -> tuple[int, int]:
+    """A half-open integer range ``(low, high)`` with ``minimum <= low < high`` (the reference's
+    ``randint`` bounds); a single int ``k`` means exactly ``k``, i.e. ``(k, k + 1)``."""
+    low, high = int_pair(v, name, minimum)
+    if is_int(v):
+        high = low + 1
+    if low >= high:
+        raise ValueError(f"{name} must be a non-empty range (low, high) with low < high, got {v!r}")
+    return low, high

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from degradations.checks import check_rng, int_pair, int_range, is_int
+
 __all__ = [
     "random_bbox",
     "bbox_to_mask",
@@ -27,42 +29,13 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_rng(rng) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def _shape_hw(img_shape, name: str = "img_shape") -> tuple[int, int]:
     """``(h, w)`` from an ``(h, w)`` or ``(h, w, c)`` tuple of positive ints."""
     if not isinstance(img_shape, Sequence) or len(img_shape) not in (2, 3):
         raise ValueError(f"{name} must be (h, w) or (h, w, c), got {img_shape!r}")
-    if not all(_is_int(v) and v > 0 for v in img_shape):
+    if not all(is_int(v) and v > 0 for v in img_shape):
         raise ValueError(f"{name} must hold positive ints, got {img_shape!r}")
     return int(img_shape[0]), int(img_shape[1])
-
-
-def _pair(v, name: str, minimum: int = 0) -> tuple[int, int]:
-    """An int or ``(a, b)`` of ints, each ``>= minimum``, as a pair."""
-    pair = (v, v) if _is_int(v) else v
-    if not isinstance(pair, Sequence) or len(pair) != 2 or not all(_is_int(x) for x in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _int_range(v, name: str, minimum: int) -> tuple[int, int]:
-    """A half-open integer range ``(low, high)`` with ``minimum <= low < high``."""
-    low, high = _pair(v, name, minimum)
-    if _is_int(v):  # a single value means exactly that value
-        high = low + 1
-    if low >= high:
-        raise ValueError(f"{name} must be a non-empty range (low, high) with low < high, got {v!r}")
-    return low, high
 
 
 def _float_range(v, name: str, lo: float = -math.inf, hi: float = math.inf) -> tuple[float, float]:
@@ -103,11 +76,11 @@ def random_bbox(
     Returns:
         ``(top, left, h, w)`` in pixels.
     """
-    _check_rng(rng)
+    check_rng(rng)
     img_h, img_w = _shape_hw(img_shape)
-    max_h, max_w = _pair(max_bbox_shape, "max_bbox_shape", 1)
-    delta_h, delta_w = _pair(max_bbox_delta, "max_bbox_delta", 0)
-    margin_h, margin_w = _pair(min_margin, "min_margin", 0)
+    max_h, max_w = int_pair(max_bbox_shape, "max_bbox_shape", 1)
+    delta_h, delta_w = int_pair(max_bbox_delta, "max_bbox_delta", 0)
+    margin_h, margin_w = int_pair(min_margin, "min_margin", 0)
     if max_h > img_h or max_w > img_w:
         raise ValueError(f"max_bbox_shape {max_bbox_shape} exceeds img_shape {img_shape}")
     if delta_h // 2 >= max_h or delta_w // 2 >= max_w:
@@ -124,7 +97,7 @@ def random_bbox(
 def bbox_to_mask(img_shape, bbox) -> np.ndarray:
     """``uint8`` ``HxW`` mask with 1 inside ``bbox = (top, left, h, w)`` (clipped to the image)."""
     img_h, img_w = _shape_hw(img_shape)
-    if not isinstance(bbox, Sequence) or len(bbox) != 4 or not all(_is_int(v) for v in bbox):
+    if not isinstance(bbox, Sequence) or len(bbox) != 4 or not all(is_int(v) for v in bbox):
         raise ValueError(f"bbox must be four ints (top, left, h, w), got {bbox!r}")
     top, left, h, w = (int(v) for v in bbox)
     if h < 0 or w < 0:
@@ -203,17 +176,17 @@ def irregular_mask(
     Returns:
         ``uint8`` ``HxW`` mask, 1 = hole.
     """
-    _check_rng(rng)
+    check_rng(rng)
     h, w = _shape_hw(img_shape)
-    vertices = _int_range(num_vertices, "num_vertices", 1)
-    lengths = _int_range(length_range, "length_range", 0)
-    widths = _int_range(brush_width, "brush_width", 1)
+    vertices = int_range(num_vertices, "num_vertices", 1)
+    lengths = int_range(length_range, "length_range", 0)
+    widths = int_range(brush_width, "brush_width", 1)
     if isinstance(max_angle, bool) or not np.isfinite(max_angle) or int(max_angle) != max_angle or max_angle < 1:
         raise ValueError(f"max_angle must be a whole number >= 1, got {max_angle!r}")
     lo, hi = _float_range(area_ratio_range, "area_ratio_range", 0.0, 1.0)
     if lo >= hi:
         raise ValueError(f"area_ratio_range must have low < high, got {area_ratio_range!r}")
-    if not _is_int(max_tries) or max_tries < 1:
+    if not is_int(max_tries) or max_tries < 1:
         raise ValueError(f"max_tries must be a positive int, got {max_tries!r}")
     for _ in range(max_tries):
         mask = _draw_irregular(h, w, vertices, int(max_angle), lengths, widths, rng)
@@ -256,11 +229,11 @@ def brush_stroke_mask(
     Returns:
         ``uint8`` ``HxW`` mask, 1 = hole (never empty).
     """
-    _check_rng(rng)
+    check_rng(rng)
     h, w = _shape_hw(img_shape)
-    vertices = _int_range(num_vertices, "num_vertices", 1)
-    widths = _int_range(brush_width, "brush_width", 1)
-    loops = _int_range(num_loops, "num_loops", 1)
+    vertices = int_range(num_vertices, "num_vertices", 1)
+    widths = int_range(brush_width, "brush_width", 1)
+    loops = int_range(num_loops, "num_loops", 1)
     if not (np.isfinite(mean_angle) and np.isfinite(angle_range)) or angle_range < 0:
         raise ValueError(f"mean_angle and angle_range must be finite with angle_range >= 0, "
                          f"got {mean_angle!r}, {angle_range!r}")
@@ -328,7 +301,7 @@ def sample_mask_from_set(
     Returns:
         ``uint8`` ``HxW`` mask, 1 = hole.
     """
-    _check_rng(rng)
+    check_rng(rng)
     out_h, out_w = _shape_hw(out_shape, "out_shape")
     if isinstance(masks, np.ndarray) or not isinstance(masks, Sequence) or len(masks) == 0:
         raise ValueError("masks must be a non-empty list of arrays")

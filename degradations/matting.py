@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
+from degradations.checks import check_rng, int_range, is_int
+
 __all__ = [
     "generate_trimap",
     "generate_trimap_distance",
@@ -35,26 +37,6 @@ _RESIZABLE = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.float
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_rng(rng) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _int_range(v, name: str, minimum: int) -> tuple[int, int]:
-    """A half-open integer range ``(low, high)`` with ``minimum <= low < high``; an int ``k`` is ``(k, k + 1)``."""
-    pair = (v, v + 1) if _is_int(v) else v
-    if not isinstance(pair, Sequence) or len(pair) != 2 or not all(_is_int(x) for x in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints (low, high), got {v!r}")
-    low, high = int(pair[0]), int(pair[1])
-    if low < minimum or low >= high:
-        raise ValueError(f"{name} must satisfy {minimum} <= low < high, got {v!r}")
-    return low, high
-
-
 def _alpha_u8(alpha, name: str = "alpha") -> np.ndarray:
     """``uint8`` HxW alpha (an HxWx1 array is squeezed)."""
     if not isinstance(alpha, np.ndarray):
@@ -119,10 +101,10 @@ def generate_trimap(
     Returns:
         ``uint8`` HxW trimap in {0, 128, 255}.
     """
-    _check_rng(rng)
+    check_rng(rng)
     alpha = _alpha_u8(alpha_uint8, "alpha_uint8")
-    k_lo, k_hi = _int_range(kernel_size_range, "kernel_size_range", 1)
-    i_lo, i_hi = _int_range(iterations, "iterations", 1)
+    k_lo, k_hi = int_range(kernel_size_range, "kernel_size_range", 1)
+    i_lo, i_hi = int_range(iterations, "iterations", 1)
     k_erode, k_dilate = (int(k) for k in rng.integers(k_lo, k_hi, size=2))
     it_erode, it_dilate = (int(i) for i in rng.integers(i_lo, i_hi, size=2))
     eroded = cv2.erode(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_erode, k_erode)),
@@ -157,9 +139,9 @@ def generate_trimap_distance(
     Returns:
         ``uint8`` HxW trimap in {0, 128, 255}.
     """
-    _check_rng(rng)
+    check_rng(rng)
     alpha = _alpha_u8(alpha_uint8, "alpha_uint8")
-    d_lo, d_hi = _int_range(dist_range, "dist_range", 0)
+    d_lo, d_hi = int_range(dist_range, "dist_range", 0)
     known = ((alpha == 0) | (alpha == 255)).astype(np.uint8)
     dist = cv2.distanceTransform(known, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     thr = int(rng.integers(d_lo, d_hi))
@@ -315,7 +297,7 @@ def crop_around_unknown(
     Returns:
         The cropped and resized arrays, same container type and keys as ``arrays``.
     """
-    _check_rng(rng)
+    check_rng(rng)
     trimap = _alpha_u8(trimap, "trimap")
     h, w = trimap.shape
     if isinstance(arrays, Mapping):
@@ -333,11 +315,11 @@ def crop_around_unknown(
                              "use uint8/uint16/int16/float32/float64")
         if a.shape[:2] != (h, w):
             raise ValueError(f"arrays[{name!r}] shape {a.shape} does not match trimap shape {(h, w)}")
-    sizes = [crop_sizes] if _is_int(crop_sizes) else crop_sizes
-    if not isinstance(sizes, Sequence) or len(sizes) == 0 or not all(_is_int(s) and s > 0 for s in sizes):
+    sizes = [crop_sizes] if is_int(crop_sizes) else crop_sizes
+    if not isinstance(sizes, Sequence) or len(sizes) == 0 or not all(is_int(s) and s > 0 for s in sizes):
         raise ValueError(f"crop_sizes must be positive ints, got {crop_sizes!r}")
-    out_hw = (out_size, out_size) if _is_int(out_size) else out_size
-    if not isinstance(out_hw, Sequence) or len(out_hw) != 2 or not all(_is_int(s) and s > 0 for s in out_hw):
+    out_hw = (out_size, out_size) if is_int(out_size) else out_size
+    if not isinstance(out_hw, Sequence) or len(out_hw) != 2 or not all(is_int(s) and s > 0 for s in out_hw):
         raise ValueError(f"out_size must be a positive int or (h, w), got {out_size!r}")
     out_hw = (int(out_hw[0]), int(out_hw[1]))
     interp = {"trimap": "nearest", **dict(interpolations or {})}

@@ -39,10 +39,6 @@ _BD_KERNEL_SIZE = 12
 _BD_ANCHOR = (5, 5)
 
 
-def _check_gt(gt: np.ndarray, scale: int) -> None:
-    check_gt(gt, scale)
-
-
 def bicubic(gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:
     """BI: MATLAB bicubic downscale by ``1/scale``, quantised to 8-bit levels.
 
@@ -57,7 +53,7 @@ def bicubic(gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarr
     Returns:
         float32 ``(H/scale)x(W/scale)x3`` in [0, 1].
     """
-    _check_gt(gt, scale)
+    check_gt(gt, scale)
     h, w = gt.shape[:2]
     lq = imresize(gt.astype(np.float64), scale=1.0 / scale)
     assert lq.shape[:2] == (h // scale, w // scale), lq.shape
@@ -83,7 +79,7 @@ def bd(gt: np.ndarray, *, scale: int, rng: np.random.Generator) -> np.ndarray:
     """
     if scale != 4:
         raise ValueError(f"bd preset is defined for scale 4 only, got scale {scale!r}")
-    _check_gt(gt, scale)
+    check_gt(gt, scale)
     kernel = gaussian_kernel2d(_BD_KERNEL_SIZE, _BD_SIGMA)
     blurred = filter2d(gt.astype(np.float64), kernel, anchor=_BD_ANCHOR, border=cv2.BORDER_REPLICATE)
     lq = blurred[1:-1:scale, 1:-1:scale]

@@ -1,8 +1,9 @@
 """pyarrow filesystems for local paths and ``s3://`` URIs (any S3-compatible endpoint).
 
-Ray Data and the shard readers stream through pyarrow. The endpoint comes from
-``AWS_ENDPOINT_URL`` (as boto3 and the AWS CLI read it), so the same config
-works against AWS, MinIO, Ceph or a moto server on loopback.
+Ray Data and the shard readers stream through pyarrow. Endpoint and region come from
+``preprocessing.storage`` (``AWS_ENDPOINT_URL_S3`` over ``AWS_ENDPOINT_URL``, as boto3 reads
+them), so pyarrow and boto3 always talk to the same server, AWS, MinIO, Ceph or a moto server
+on loopback.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from preprocessing.storage import s3_endpoint, s3_region
+
 
 def s3_filesystem() -> pafs.S3FileSystem:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-    kwargs = {"region": os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"}
+    endpoint = s3_endpoint()
+    kwargs = {"region": s3_region()}
     if endpoint:
         parsed = urlparse(endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path

@@ -1,8 +1,8 @@
-"""Driver-side MLflow: tracking URI resolution, the run for a training job, model registry.
+"""Driver-side MLflow: tracking URI resolution, a quick reachability probe, the run of a job.
 
 Workers only log metrics and images to the run the driver created (rank 0, via
-``trainers/tracking.py``); the driver owns run creation, params, the config
-artifact and the registered model, so a resumed job continues the same run.
+``trainers/tracking.py``); the driver owns run creation, params and the config artifact
+(and ``pipelines/registry.py`` the registered models), so a resumed job continues the same run.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-import mlflow
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 RUN_NAME_TAG = "restoray.run_name"
@@ -47,19 +48,14 @@ def check_reachable(uri: str) -> None:
     MLflow's client retries an unreachable server for minutes by default; this probe
     allows one quick attempt.
     """
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
-    try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except Exception as exc:  # noqa: BLE001 - any failure here means "cannot track"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConnectionError(f"MLflow tracking server {uri} is not reachable: {first[:200]}") from None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # patch.dict restores the environment however the probe ends.
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    with mock.patch.dict(os.environ, quick):
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        except Exception as exc:  # noqa: BLE001 - any failure here means "cannot track"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConnectionError(f"MLflow tracking server {uri} is not reachable: {first[:200]}") from None
 
 
 def start_or_resume_run(
@@ -87,7 +83,7 @@ def start_or_resume_run(
         new_tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(exp_id, run_name=run_name, tags=new_tags)
     run_id = run.info.run_id
-    items = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in params.items()]
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
     for i in range(0, len(items), 100):
         client.log_batch(run_id, params=items[i : i + 100])
     if config_file:
@@ -97,18 +93,3 @@ def start_or_resume_run(
 
 def finish_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
     MlflowClient(tracking_uri=uri).set_terminated(run_id, status=status)
-
-
-def register_model(uri: str, run_id: str, model, name: str) -> str:
-    """Log ``model`` (pickled module: shapes vary per input) under the run and register it.
-
-    Returns the new registered model version.
-    """
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pytorch.log_model(
-            model, name="model", serialization_format="pickle", registered_model_name=name,
-            pip_requirements=["torch"],
-        )
-    mlflow.end_run()
-    return str(info.registered_model_version)

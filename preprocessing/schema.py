@@ -32,7 +32,6 @@ __all__ = [
     "sub_image_key",
     "sample_metadata",
     "encode_png",
-    "decode_png",
     "decode_image",
     "encode_json",
     "decode_json",
@@ -134,4 +133,3 @@ def decode_image(data: bytes) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
-decode_png = decode_image

@@ -62,7 +62,6 @@ __all__ = [
     "plan_job",
     "plan_shards",
     "read_manifest",
-    "shard_dataset",
     "shard_fingerprint",
 ]
 
@@ -558,14 +557,3 @@ def commit_append(append: AppendPlan, new_results: Sequence[ShardResult | Mappin
     return commit_manifest(plan.dest_uri, old + list(new_results), adapter=plan.adapter, params=plan.params,
                            source_uri=plan.source_uri, source_fingerprint=plan.fingerprint,
                            expected_shards=len(old) + len(plan.shards), version=plan.version)
-
-
-def shard_dataset(source_uri: str, dest_uri: str, adapter: str, params: Mapping[str, Any] | None = None,
-                  items_per_shard: int = 64, *, verify: bool = True) -> dict:
-    """Runs the whole job serially in this process (tests, small local datasets); returns the manifest."""
-    plan = plan_job(source_uri, dest_uri, adapter, params, items_per_shard)
-    results = [build_shard(s, plan.source_uri, plan.dest_uri, plan.adapter, plan.params, verify=verify)
-               for s in plan.shards]
-    return commit_manifest(plan.dest_uri, results, adapter=plan.adapter, params=plan.params,
-                           source_uri=plan.source_uri, source_fingerprint=plan.fingerprint,
-                           expected_shards=len(plan.shards), version=plan.version)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
+    "s3_endpoint",
+    "s3_region",
     "ObjectInfo",
     "Storage",
     "LocalStorage",
@@ -31,6 +33,20 @@ __all__ = [
     "open_storage",
     "normalize_uri",
 ]
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint every S3 client of restoray uses (boto3 here, pyarrow in ``pipelines/fs.py``).
+
+    boto3's own rule: the S3-specific ``AWS_ENDPOINT_URL_S3`` wins over the global
+    ``AWS_ENDPOINT_URL``; None means AWS itself.
+    """
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_region() -> str:
+    """``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else us-east-1 (custom endpoints ignore it)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 class StorageError(ValueError):
@@ -243,8 +259,7 @@ class S3Storage(Storage):
             import boto3
             from botocore.config import Config
 
-            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+            endpoint, region = s3_endpoint(), s3_region()
             config = Config(
                 retries={"max_attempts": 8, "mode": "standard"},
                 # Custom endpoints (MinIO, moto, Ceph) rarely do virtual-host buckets.

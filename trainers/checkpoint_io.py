@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from preprocessing.storage import open_storage
+
 RESTORAY_FORMAT = "restoray/2"
 V1_FORMAT = "restoray/1"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -63,7 +65,7 @@ def _numpy_safe_globals() -> list:
 
 
 def _read_bytes(path_or_uri: str | os.PathLike) -> bytes:
-    """Reads a local path, ``file://`` URI, or any URI pyarrow's filesystems know (``s3://``, ...)."""
+    """Reads a local path, a ``file://``, ``s3://`` (any S3-compatible endpoint) or ``http(s)://`` URI."""
     text = os.fspath(path_or_uri)
     parsed = urlparse(text)
     if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # one letter: a Windows drive
@@ -78,16 +80,16 @@ def _read_bytes(path_or_uri: str | os.PathLike) -> bytes:
                 return response.read()
         except OSError as err:
             raise CheckpointError(f"cannot read checkpoint {text}: {str(err).splitlines()[0]}") from None
-    from pyarrow import fs  # only remote checkpoints need pyarrow
-
-    try:
-        filesystem, path = fs.FileSystem.from_uri(text)
-        with filesystem.open_input_stream(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {text}") from None
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"cannot read checkpoint {text}: {str(err).splitlines()[0]}") from err
+    if parsed.scheme == "s3":  # the project's one S3 client set-up (endpoint, region, retries)
+        root, _, name = text.rpartition("/")
+        try:
+            return open_storage(root).read_bytes(name)
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint not found: {text}") from None
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"cannot read checkpoint {text}: {str(err).splitlines()[0]}") from None
+    raise CheckpointError(f"cannot read checkpoint {text}: unsupported scheme {parsed.scheme!r} "
+                          "(local paths, file://, s3:// and https:// are)")
 
 
 def load_checkpoint_file(path_or_uri: str | os.PathLike) -> dict:

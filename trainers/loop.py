@@ -112,6 +112,7 @@ class Recipe:
                  device: torch.device = torch.device("cpu"), report=None, val_rows=None):
         self.cfg, self.ctx = cfg, ctx
         self.rank, self.world, self.device = rank, world, device
+        torch.manual_seed(cfg.seed)  # before anything random: the task's own modules, then the networks
         self.report = report or ray.train.report
         self.val_rows = val_rows or (lambda: ray.train.get_dataset_shard("val").iter_batches(
             batch_size=1, batch_format="numpy"))
@@ -133,7 +134,6 @@ class Recipe:
             wrap: Wraps each network for distributed training (default: ``prepare_model``).
         """
         cfg = self.cfg
-        torch.manual_seed(cfg.seed)
         saved = None
         if checkpoint is not None:
             with checkpoint.as_directory() as d:

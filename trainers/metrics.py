@@ -15,13 +15,13 @@ picks the convention.
 from __future__ import annotations
 
 import math
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 
-__all__ = ["to_y", "psnr", "ssim", "tensor_to_image", "mean_metrics"]
+__all__ = ["to_y", "psnr", "ssim", "tensor_to_image"]
 
 ColorSpace = Literal["rgb", "y"]
 SsimChannels = Literal["mean", "blue"]
@@ -156,18 +156,3 @@ def tensor_to_image(t: torch.Tensor, round: bool = False) -> np.ndarray:
         raise ValueError(f"tensor_to_image expects a [C, H, W] tensor, got {shape}")
     img = t.detach().to("cpu", torch.float64).clamp(0, 1).permute(1, 2, 0).numpy() * 255.0
     return np.round(img) if round else img
-
-
-def mean_metrics(scores: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Dataset score: the mean over samples of each per-sample metric.
-
-    Raises:
-        ValueError: for an empty list or samples that do not all report the same metrics.
-    """
-    if not scores:
-        raise ValueError("mean_metrics needs at least one sample")
-    keys = set(scores[0])
-    for i, s in enumerate(scores):
-        if set(s) != keys:
-            raise ValueError(f"sample {i} has metrics {sorted(s)}, expected {sorted(keys)}")
-    return {k: float(np.mean([float(s[k]) for s in scores])) for k in scores[0]}

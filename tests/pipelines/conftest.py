@@ -98,7 +98,7 @@ def write_photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> 
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory) -> dict[str, str]:
     """Local train/val shard folders (built without Ray: the shard job has its own tests)."""
-    from preprocessing.shards import shard_dataset
+    from shard_helpers import shard_dataset
 
     root = tmp_path_factory.mktemp("tiny")
     write_photos(root / "raw" / "train", 4, (96, 128), seed=0)

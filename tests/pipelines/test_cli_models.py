@@ -119,3 +119,57 @@ def test_unreachable_tracking_server_fails_fast_before_ray(tiny_shards, tmp_path
     assert proc.returncode == 1 and time.monotonic() - t0 < 60
     assert proc.stderr.strip().splitlines()[-1].startswith("restoray: error: MLflow tracking server")
     assert "Started a local Ray instance" not in proc.stdout + proc.stderr
+
+
+KEYS = REPO / "tests" / "data" / "mmedit_checkpoint_keys"
+GAN_CONFIGS = {
+    "srgan_x4c64b16_1x16_1000k_div2k": "srgan_x4c64b16_1x16_1000k_div2k",
+    "esrgan_x4c64b23g32_1x16_400k_div2k": "esrgan_x4c64b23g32_1x16_400k_div2k",
+    "realesrgan_c64b23g32_12x4_lr1e-4_400k_df2k_ost": "realesrgan_c64b23g32_12x4_lr1e-4_400k_df2k_ost",
+}
+
+
+def _fake_zoo_file(path: Path, keymap: str) -> Path:
+    """A file laid out as the zoo's: every key of the real model's state dict (generator, its EMA copy,
+    discriminator, step_counter) with the real shapes; the perceptual loss's VGG is cut to one key."""
+    full = json.loads((KEYS / f"{keymap}.json").read_text())["full_model_state_dict_keys"]
+    state, vgg_kept = {}, False
+    for key, shape in full.items():
+        if key.startswith("perceptual_loss."):
+            if vgg_kept:
+                continue
+            vgg_kept = True
+        dtype = torch.int64 if key.endswith("num_batches_tracked") else torch.float32
+        state[key] = torch.zeros(shape, dtype=dtype)
+    torch.save({"meta": {"mmedit_version": "0.16.1"}, "state_dict": state}, path)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(GAN_CONFIGS))
+def test_inspect_gan_zoo_checkpoint_loads_generator_and_discriminator(tmp_path, capsys, name):
+    ckpt = _fake_zoo_file(tmp_path / f"{name}.pth", GAN_CONFIGS[name])
+    config = REPO / "configs" / "sr_gan" / f"{name}.yaml"
+    assert main(["inspect", str(config), "--checkpoint", str(ckpt), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["loads_strictly"] is True
+    assert set(info["checkpoint_roles"]) >= {"generator", "discriminator"}
+    assert info["other_roles"] == ["perceptual_loss"]
+    for role in ("generator", "discriminator"):
+        assert info["nets"][role]["present"] and info["nets"][role]["loads_strictly"], role
+    expected_source = "zoo generator_ema" if name.startswith("realesrgan") else "zoo generator"
+    assert info["nets"]["generator"]["source"] == expected_source
+    assert main(["inspect", str(config), "--checkpoint", str(ckpt)]) == 0
+    text = capsys.readouterr().out
+    assert "discriminator (zoo discriminator): loads strictly" in text
+    assert "perceptual_loss: in the checkpoint, not in this config" in text
+
+
+def test_cli_bad_network_argument_exits_2(tmp_path):
+    config = REPO / "configs" / "sr_gan" / "esrgan_x4c64b23g32_1x16_400k_div2k.yaml"
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "inspect", str(config),
+                           "nets.discriminator.mid_channels=wide"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"restoray: config error: {config}: nets.discriminator.mid_channels: "
+        "Input should be a valid integer, unable to parse string as an integer"]

@@ -13,12 +13,13 @@ import pytest
 import webdataset as wds
 from PIL import Image
 from prep_helpers import make_div2k, png_bytes, rgb, write
+from shard_helpers import shard_dataset
 
 import preprocessing.shards as shards
 from preprocessing.crop import sub_image_boxes
 from preprocessing.schema import decode_image
 from preprocessing.shards import (ManifestNotFound, ShardSpec, build_shard, commit_manifest, plan_job,
-                                  read_manifest, shard_dataset)
+                                  read_manifest)
 
 CROP = {"crop_size": 32, "step": 16}
 

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from shard_helpers import shard_dataset
 from preprocessing.shards import (
-    ManifestNotFound, build_shard, commit_append, plan_append, read_manifest, shard_dataset,
+    ManifestNotFound, build_shard, commit_append, plan_append, read_manifest,
 )
 from preprocessing.storage import StorageError
 

@@ -9,7 +9,8 @@ import webdataset as wds
 from prep_helpers import make_div2k, png_bytes, rgb, write
 
 from preprocessing.schema import decode_image
-from preprocessing.shards import ManifestNotFound, read_manifest, shard_dataset
+from preprocessing.shards import ManifestNotFound, read_manifest
+from shard_helpers import shard_dataset
 from preprocessing.storage import StorageError, open_storage
 
 

@@ -111,3 +111,58 @@ def test_pixel_losses():
     assert pixel_loss("charbonnier", a, b).item() == pytest.approx(0.5, abs=1e-5)
     with pytest.raises(ValueError, match="unknown loss"):
         pixel_loss("huber", a, b)
+
+
+def _two_part_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.spynet = torch.nn.Linear(2, 2)
+    net.body = torch.nn.Linear(2, 2)
+    return net
+
+
+def _step(net: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+    opt.zero_grad()
+    (net.spynet(torch.ones(1, 2)).sum() + net.body(torch.ones(1, 2)).sum()).backward()
+    opt.step()
+
+
+def test_param_groups_scale_the_lr_by_prefix():
+    from trainers.optim import param_groups
+
+    net = _two_part_net()
+    groups = param_groups(net, 1e-3, {"spynet": 0.125})
+    assert [g["lr"] for g in groups] == [1e-3, 1.25e-4]  # the base group first: it is the logged lr
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in net.spynet.parameters()}
+    opt = build_optimizer(groups, {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.0})
+    sched = build_scheduler(opt, {"name": "multistep", "milestones": [1], "gamma": 0.5}, 1e-3)
+    _step(net, opt)
+    sched.step()
+    assert [g["lr"] for g in opt.param_groups] == [5e-4, 6.25e-5]  # the schedule scales every group
+    with pytest.raises(ValueError, match="lr_mult: 'spy' matches no parameter"):
+        param_groups(net, 1e-3, {"spy": 0.1})  # a prefix is a module path, not a substring
+
+
+def test_frozen_until_step_and_grad_clip_are_optimizer_hooks():
+    from trainers.optim import add_step_hooks, param_groups
+
+    net = _two_part_net()
+    opt = build_optimizer(param_groups(net, 1e-2, {}), {"name": "adam", "lr": 1e-2, "betas": (0.9, 0.999),
+                                                        "weight_decay": 0.0})
+    step = {"now": 0}
+    add_step_hooks(opt, net, {"spynet": 2}, grad_clip=1e-3, current_step=lambda: step["now"])
+    frozen0 = [p.detach().clone() for p in net.spynet.parameters()]
+    body0 = [p.detach().clone() for p in net.body.parameters()]
+    for now in (0, 1):
+        step["now"] = now
+        _step(net, opt)
+    assert all(torch.equal(a, b) for a, b in zip(frozen0, net.spynet.parameters()))  # not moved ...
+    assert all(id(p) not in opt.state or not opt.state[p] for p in net.spynet.parameters())  # ... no Adam moments
+    assert not all(torch.equal(a, b) for a, b in zip(body0, net.body.parameters()))
+    step["now"] = 2
+    _step(net, opt)
+    assert not all(torch.equal(a, b) for a, b in zip(frozen0, net.spynet.parameters()))  # trains from step 2
+    grads = torch.cat([p.grad.flatten() for p in net.parameters()])
+    assert grads.norm() <= 1e-3 * (1 + 1e-5)  # clipped inside step()
+    with pytest.raises(ValueError, match="frozen_until_step: 'flow' matches no parameter"):
+        add_step_hooks(opt, net, {"flow": 5}, None, lambda: 0)

@@ -8,7 +8,7 @@ in-place ReLUs, 2x2 max-pools), so its state-dict keys are torchvision's
 ``'34'`` in VGG19 is conv5_4, *before* its ReLU.
 
 Weights are never downloaded implicitly: the caller names a file (local path,
-``s3://`` URI read with pyarrow, or an explicit ``https://`` URL) holding
+``s3://`` URI (the project's S3 client), or an explicit ``https://`` URL) holding
 torchvision's own ``vgg16-397923af.pth`` / ``vgg19-dcbb9e9d.pth`` format (a full VGG
 state dict; the classifier is ignored). The file's sha256 is checked, so a
 truncated or substituted file fails at start-up rather than silently training

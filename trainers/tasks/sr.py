@@ -86,7 +86,7 @@ def image_grid(lq: torch.Tensor, pred: torch.Tensor, gt: torch.Tensor) -> np.nda
 
 
 class SREval:
-    """Prediction, scoring and preview shared by the image SR families."""
+    """Sampling, prediction, scoring and preview shared by the image SR families."""
 
     metrics: ClassVar[dict[str, Literal["max", "min"]]] = {"psnr": "max", "ssim": "max"}
 
@@ -95,6 +95,11 @@ class SREval:
         self.degrade_on_device = (
             DeviceDegradation(data.scale, data.out_size) if data.degradation.device == "gpu" else None
         )
+
+    @staticmethod
+    def sampler(cfg: Any) -> SRSampler:
+        """Any SR family's ``task:`` section has the sampler's ``data``."""
+        return SRSampler(cfg.data)
 
     def device_stage(self, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.degrade_on_device(raw) if self.degrade_on_device is not None else to_batch(raw)
@@ -146,10 +151,6 @@ class SRTask(SREval):
         super().__init__(cfg.data, cfg.eval)
         self.cfg = cfg
         self.target = "gt_usm" if "pixel" in cfg.sharpened_gt_in else "gt"
-
-    @staticmethod
-    def sampler(cfg: SRConfig) -> SRSampler:
-        return SRSampler(cfg.data)
 
     @staticmethod
     def check_nets(cfg: SRConfig, nets: dict[str, dict[str, Any]]) -> None:

@@ -29,7 +29,7 @@ from trainers.losses import GANLoss, PerceptualLoss, pixel_loss, ragan_generator
 from trainers.losses.vgg import TORCHVISION_URLS
 from trainers.metrics import tensor_to_image
 from trainers.niqe import niqe
-from trainers.samplers.sr import SRDataConfig, SRSampler
+from trainers.samplers.sr import SRDataConfig
 from trainers.tasks.common import Strict, frozen, optimizer_step, unwrap
 from trainers.tasks.sr import PixelLossConfig, SREval, SREvalConfig, check_scale, check_sharpened
 
@@ -117,10 +117,6 @@ class SRGANTask(SREval):
             allow_random_init=p.allow_random_init,
         )
         self.target = {k: "gt_usm" if k in cfg.sharpened_gt_in else "gt" for k in ("pixel", "perceptual", "gan")}
-
-    @staticmethod
-    def sampler(cfg: SRGANConfig) -> SRSampler:
-        return SRSampler(cfg.data)
 
     @staticmethod
     def check_nets(cfg: SRGANConfig, nets: dict[str, dict[str, Any]]) -> None:
