@@ -105,7 +105,7 @@ def load_experiment(
     cfg = validate(ExperimentConfig, raw, str(path))
     if cfg.tune is not None:
         for key, dist in cfg.tune.space.items():
-            check_path(key, f"{path}: tune.space.{key}")
+            check_path(key, f"{path}: tune.space.{key}", list(cfg.nets))
             for value in dist.candidates():
                 try_overrides(raw, {key: value}, f"{path}: tune.space.{key}={value!r}")
     if cfg.retrain is not None and cfg.retrain.finetune:
@@ -121,12 +121,13 @@ def _without(raw: dict[str, Any], *sections: str) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in raw.items() if k not in sections}
 
 
-def check_path(key: str, origin: str) -> None:
+def check_path(key: str, origin: str, roles: list[str] = ()) -> None:
     """``key`` (``a.b.c``) must name a field of ExperimentConfig.
 
-    Union sections accept any member's fields; a dict section (``optim``, ``nets``) takes any
-    key (a network role) and then its value's fields; free-form values (network arguments)
-    accept anything below them (the trial configs are validated in full anyway).
+    Union sections accept any member's fields; a section keyed by network role (``optim``,
+    ``schedule``, ``ema``, ``init_from``, ``nets``) takes one of ``roles`` and then its value's
+    fields; free-form values (network arguments) accept anything below them (the trial configs
+    are validated in full anyway).
     """
     parts = key.split(".")
     if parts[0] in ("tune", "retrain"):
@@ -139,6 +140,9 @@ def check_path(key: str, origin: str) -> None:
         models = [o for o in options if isinstance(o, type) and issubclass(o, BaseModel)]
         dicts = [o for o in options if typing.get_origin(o) is dict]
         fields = [m.model_fields[part].annotation for m in models if part in m.model_fields]
+        if i == 1 and dicts and not fields and roles and part not in roles:  # the role sections are top-level
+            raise ConfigError(f"{origin}: unknown config field {prefix!r} ({'.'.join(parts[:i])} takes a "
+                              f"network: {', '.join(roles)})")
         values = [get_args(d)[1] for d in dicts]
         if not fields and not values:
             if not models and not dicts:

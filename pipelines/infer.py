@@ -14,6 +14,8 @@ from pipelines.train_job import build_nets, read_weights
 from trainers.checkpoint_io import CheckpointError, compare_state_dict, load_checkpoint_file, load_strict, roles
 from trainers.tasks import get_task
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
 
 def inspect_model(cfg: ExperimentConfig, checkpoint: str | None, uri: str | None = None) -> dict[str, Any]:
     """Every network's parameter count and, given a checkpoint (zoo, restoray or ``models:/``),

@@ -38,7 +38,9 @@ def test_inspect_zoo_checkpoint_loads_strictly(tmp_path, edsr_x2, capsys):
     ckpt = _zoo_checkpoint(tmp_path / "edsr.pth", edsr_x2)
     assert main(["inspect", str(CONFIG), "--checkpoint", str(ckpt), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["num_params"] == 1_369_859 and info["loads_strictly"] and info["source"] == "zoo generator"
+    g = info["nets"]["generator"]
+    assert g["num_params"] == 1_369_859 and info["loads_strictly"] and g["source"] == "zoo generator"
+    assert info["checkpoint_roles"] == ["generator"] and info["other_roles"] == []
 
 
 def test_inspect_reports_key_problems_and_fails(tmp_path, edsr_x2, capsys):
@@ -60,7 +62,9 @@ def test_inspect_wrong_scale_checkpoint(tmp_path, edsr_x2, capsys):
     x4 = REPO / "configs" / "sr" / "edsr_x4c64b16_1x16_300k_div2k.yaml"
     assert main(["inspect", str(x4), "--checkpoint", str(ckpt), "--json"]) == 1
     info = json.loads(capsys.readouterr().out)
-    assert not info["loads_strictly"] and info["missing"] == ["upsample.1.upsample_conv.weight", "upsample.1.upsample_conv.bias"]
+    g = info["nets"]["generator"]
+    assert not info["loads_strictly"] and not g["loads_strictly"]
+    assert g["missing"] == ["upsample.1.upsample_conv.weight", "upsample.1.upsample_conv.bias"]
 
 
 def test_inspect_not_a_checkpoint_is_one_line_error(tmp_path):
@@ -81,7 +85,7 @@ def test_infer_prefers_ema_tiles_and_matches_untiled(tmp_path, edsr_x2):
     cfg = tmp_path / "cfg.yaml"
     import yaml
     raw = yaml.safe_load(CONFIG.read_text())
-    raw["model"].update(mid_channels=8, num_blocks=1)
+    raw["nets"]["generator"].update(mid_channels=8, num_blocks=1)
     cfg.write_text(yaml.safe_dump(raw))
     # the broken file is reported and the exit code says so, but the good images are written
     rc = main(["infer", str(cfg), str(tmp_path / "in"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"),

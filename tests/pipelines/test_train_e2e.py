@@ -54,7 +54,7 @@ def test_shard_to_s3_train_from_s3_track_on_mlflow_server(ray_session, s3_bucket
     run = client.get_run(out.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["nets.generator.name"] == "edsr" and run.data.params["data.train"] == train_uri
-    for metric in ("loss/l1", "lr", "data/samples_per_s", "data/wait_fraction", "val/psnr", "val/ssim"):
+    for metric in ("loss/l1", "lr/generator", "data/samples_per_s", "data/wait_fraction", "val/psnr", "val/ssim"):
         assert metric in run.data.metrics, metric
     history = client.get_metric_history(out.mlflow_run_id, "val/psnr")
     assert sorted(m.step for m in history) == [6, 12]

@@ -125,7 +125,7 @@ def test_tune_bad_input_fails_fast_with_one_line(ray_session, tiny_shards, tmp_p
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         f"restoray: config error: {tmp_path / 'bad.yaml'}: tune.space.optim.learning_rate: "
-        "unknown config field 'optim.learning_rate'"]
+        "unknown config field 'optim.learning_rate' (optim takes a network: generator)"]
 
     good = write_config(tmp_path / "good.yaml", _tune_config(tiny_shards, tmp_path))
     huge = _run(["tune", str(good), "scaling.num_workers=64", "--workdir", str(tmp_path)], timeout=180)
