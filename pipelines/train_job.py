@@ -138,6 +138,37 @@ def load_final_nets(checkpoint: ray.train.Checkpoint, cfg: ExperimentConfig) -> 
     return {r: n.eval() for r, n in nets.items()}
 
 
+def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: Sequence[Any] = ()) -> TorchTrainer:
+    """The ``TorchTrainer`` of a run: one stream per rank from ``ctx.stream_start``, the validation
+    set, and checkpoints under ``run.storage_path/<run name>``."""
+    world = cfg.scaling.num_workers
+    global_batch = cfg.data.batch_size * world
+    # Plan a little beyond the last step: workers prefetch a few batches.
+    needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)
+    configure_data_context(progress_bars=False)
+    manifest = read_manifest(cfg.data.train)
+    # one training dataset per rank (stream.train_dataset says why), so nothing is split
+    datasets = {f"train_{r}": train_dataset(cfg.data.train, manifest, cfg, ctx.stream_start, needed, r, world)
+                for r in range(world)}
+    datasets["val"] = val_dataset(cfg.data.val, read_manifest(cfg.data.val), cfg)
+    path, fs = storage_location(cfg.run.storage_path)
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg, "ctx": ctx},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=world, use_gpu=cfg.scaling.use_gpu, resources_per_worker={"CPU": cfg.scaling.cpus_per_worker},
+        ),
+        run_config=ray.train.RunConfig(
+            name=cfg.run_name, storage_path=path, storage_filesystem=fs,
+            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_checkpoints_to_keep),
+            callbacks=list(callbacks) or None,
+        ),
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=[], execution_options=_ingest_options(cfg)),
+    )
+
+
 def run_train(
     cfg: ExperimentConfig, *, config_file: str | None = None, workdir: str | os.PathLike = ".",
     register: bool = True, callbacks: Sequence[Any] = (), parent_run_id: str | None = None,
@@ -157,7 +188,8 @@ def run_train(
     init_ray()
     check_fits(cfg)
     uri = tracking_uri(cfg.mlflow.tracking_uri, workdir)
-    train_manifest, val_manifest = read_manifest(cfg.data.train), read_manifest(cfg.data.val)
+    for shards in (cfg.data.train, cfg.data.val):
+        read_manifest(shards)  # missing or unreadable shards: one line, before an MLflow run is made
     run_name = cfg.run_name
     previous = latest_state(cfg.run.storage_path, run_name)
     step0, seen0 = (previous["step"], previous["samples_seen"]) if previous else (0, 0)
@@ -174,35 +206,10 @@ def run_train(
         finish_run(uri, run_id)
         metrics = {k: v for k, v in previous.items() if k != "checkpoint_path"}
         return TrainOutcome(run_name, run_id, uri, previous["checkpoint_path"], metrics, None, time.time() - t0)
-    global_batch = cfg.data.batch_size * cfg.scaling.num_workers
-    # Plan a little beyond the last step: workers prefetch, and equal splits may trim a remainder.
-    needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)
     ctx = RunContext(tracking_uri=uri, run_id=run_id, stream_start=seen0)
     if previous is None:
         ctx.init_states = {**resolve_init(cfg, uri), **{r: (s, True) for r, s in (init_states or {}).items()}}
-    configure_data_context(progress_bars=False)
-    world = cfg.scaling.num_workers
-    datasets = {f"train_{r}": train_dataset(cfg.data.train, train_manifest, cfg, seen0, needed, r, world)
-                for r in range(world)}
-    datasets["val"] = val_dataset(cfg.data.val, val_manifest, cfg)
-    path, fs = storage_location(cfg.run.storage_path)
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"cfg": cfg, "ctx": ctx},
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
-            resources_per_worker={"CPU": cfg.scaling.cpus_per_worker},
-        ),
-        run_config=ray.train.RunConfig(
-            name=run_name, storage_path=path, storage_filesystem=fs,
-            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_checkpoints_to_keep),
-            callbacks=list(callbacks) or None,
-        ),
-        datasets=datasets,
-        # one training dataset per rank (stream.train_dataset says why), so nothing is split
-        dataset_config=DataConfig(datasets_to_split=[], execution_options=_ingest_options(cfg)),
-    )
+    trainer = make_trainer(cfg, ctx, step0, callbacks)
     try:
         result = trainer.fit()
     except Exception:
