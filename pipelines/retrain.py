@@ -87,46 +87,25 @@ def run_retrain(cfg: ExperimentConfig, *, config_file: str | None = None, workdi
               f"({previous['status']}); nothing to do", flush=True)
         return {**previous, "status": "noop", "noop_reason": "no new data since the last retrain"}
 
-    # (b) challenger
+    # (b) challenger, fine-tuned from the champion's networks when there is one
     fine_tune = champion is not None
     ccfg = challenger_config(cfg, digest, version, fine_tune)
     champion_nets = registry.load(uri, f"models:/{name}/{champion['version']}")["nets"] if champion else None
-    init = None
-    if champion_nets is not None:
-        import ray
-
-        from pipelines.cluster import init_ray
-
-        init_ray()
-        init = {role: ray.put(state) for role, state in champion_nets.items() if role in ccfg.nets}
+    if fine_tune:
         print(f"[restoray] retrain: fine-tuning {name} v{champion['version']} (@{r.alias}) on data v{version} "
               f"({new_items} new item(s)) as run {ccfg.run_name!r}", flush=True)
     else:
         print(f"[restoray] retrain: no @{r.alias} for {name!r}; training from scratch as run {ccfg.run_name!r}",
               flush=True)
-    from pipelines.train_job import arch_spec, build_nets, final_weights, load_final_nets, run_train
-
-    outcome = run_train(ccfg, config_file=config_file, workdir=workdir, register=False, init_states=init)
-    if outcome.checkpoint_dir is None:
-        raise ValueError(f"challenger run {ccfg.run_name!r} produced no checkpoint")
-    import ray.train
-
-    checkpoint = ray.train.Checkpoint(outcome.checkpoint_dir, _filesystem(ccfg))
-    challenger_nets = load_final_nets(checkpoint, ccfg)
+    outcome, checkpoint, challenger_nets = _train_challenger(ccfg, champion_nets, config_file, workdir)
 
     # (c) both on the same fixed validation shards
     metric, direction = cfg.retrain_objective()
-    scores = {"challenger": evaluate(cfg, challenger_nets)[f"model_{metric}"]}
-    if champion_nets is not None:
-        nets = build_nets(cfg)
-        for role, state in champion_nets.items():
-            nets[role].load_state_dict(state, strict=True)
-        scores["champion"] = evaluate(cfg, {k: v.eval() for k, v in nets.items()})[f"model_{metric}"]
+    scores = _scores(cfg, metric, challenger_nets, champion_nets)
 
     # (d) gate; register first (a version without the alias changes nothing users read)
     client = MlflowClient(tracking_uri=uri)
-    challenger_version = _registered_version_of(client, name, outcome.mlflow_run_id) or registry.register(
-        uri, outcome.mlflow_run_id, name, ccfg.task.name, arch_spec(ccfg), final_weights(checkpoint))
+    challenger_version = _register_challenger(client, uri, name, ccfg, outcome.mlflow_run_id, checkpoint)
     promote, reason = decide(scores, metric, direction, r.margin, r.alias, champion["version"] if champion else None)
     client.set_model_version_tag(name, challenger_version, DATA_TAG, digest)
     client.set_model_version_tag(name, challenger_version, DECISION_TAG, "promoted" if promote else "kept")
@@ -148,12 +127,41 @@ def run_retrain(cfg: ExperimentConfig, *, config_file: str | None = None, workdi
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.time() - t0, 1),
     }
-    _log_report(client, outcome.mlflow_run_id, report)
-    body = json.dumps(report, indent=1).encode()
-    store.write_bytes(report_key, body)
-    store.write_bytes("latest.json", body)
-    print(f"[restoray] retrain report: {store.uri(report_key)}", flush=True)
+    _publish(report, client, outcome.mlflow_run_id, store, report_key)
     return report
+
+
+def _train_challenger(ccfg: ExperimentConfig, champion_nets: dict | None, config_file: str | None, workdir):
+    """Train the challenger run (starting from ``champion_nets`` where given); returns the train
+    outcome, its final checkpoint and its networks (EMA weights where kept)."""
+    import ray
+    import ray.train
+
+    from pipelines.cluster import init_ray
+    from pipelines.train_job import load_final_nets, run_train
+
+    init = None
+    if champion_nets is not None:
+        init_ray()
+        init = {role: ray.put(state) for role, state in champion_nets.items() if role in ccfg.nets}
+    outcome = run_train(ccfg, config_file=config_file, workdir=workdir, register=False, init_states=init)
+    if outcome.checkpoint_dir is None:
+        raise ValueError(f"challenger run {ccfg.run_name!r} produced no checkpoint")
+    checkpoint = ray.train.Checkpoint(outcome.checkpoint_dir, _filesystem(ccfg))
+    return outcome, checkpoint, load_final_nets(checkpoint, ccfg)
+
+
+def _scores(cfg: ExperimentConfig, metric: str, challenger_nets: dict, champion_nets: dict | None) -> dict[str, float]:
+    """``metric`` of challenger (and champion) on the fixed ``data.val`` shards."""
+    from pipelines.train_job import build_nets
+
+    scores = {"challenger": evaluate(cfg, challenger_nets)[f"model_{metric}"]}
+    if champion_nets is not None:
+        nets = build_nets(cfg)
+        for role, state in champion_nets.items():
+            nets[role].load_state_dict(state, strict=True)
+        scores["champion"] = evaluate(cfg, {k: v.eval() for k, v in nets.items()})[f"model_{metric}"]
+    return scores
 
 
 def decide(scores: dict[str, float], metric: str, direction: str, margin: float, alias: str,
@@ -178,10 +186,27 @@ def _filesystem(cfg: ExperimentConfig):
     return storage_location(cfg.run.storage_path)[1]
 
 
+def _register_challenger(client, uri: str, name: str, ccfg: ExperimentConfig, run_id: str, checkpoint) -> str:
+    """The challenger's registered version: the one a crashed earlier attempt made, else a new one."""
+    from pipelines.train_job import arch_spec, final_weights
+
+    return _registered_version_of(client, name, run_id) or registry.register(
+        uri, run_id, name, ccfg.task.name, arch_spec(ccfg), final_weights(checkpoint))
+
+
 def _registered_version_of(client, name: str, run_id: str) -> str | None:
     """A version already registered from this run (a re-run after a crash must not add another)."""
     found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return str(max(int(v.version) for v in found)) if found else None
+
+
+def _publish(report: dict[str, Any], client, run_id: str, store, report_key: str) -> None:
+    """The report to the challenger's MLflow run, then to ``report-<digest>.json`` and ``latest.json``."""
+    _log_report(client, run_id, report)
+    body = json.dumps(report, indent=1).encode()
+    store.write_bytes(report_key, body)
+    store.write_bytes("latest.json", body)
+    print(f"[restoray] retrain report: {store.uri(report_key)}", flush=True)
 
 
 def _log_report(client, run_id: str, report: dict[str, Any]) -> None:
