@@ -15,11 +15,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 from pipelines.config import load_experiment
 from pipelines.schema import ShardConfig
-from pipelines.tracking import tracking_uri
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "edsr_x4c32b4_demo.yaml"
 

@@ -138,6 +138,25 @@ def tiny_experiment(train_uri: str, val_uri: str, storage: str, **sections) -> d
     return cfg
 
 
+def kill_after_first_checkpoint(cmd: list[str], storage: Path, run_name: str, log: Path, timeout: float = 240) -> None:
+    """Start ``cmd`` (a ``restoray train``), SIGKILL it and everything it spawned, with no
+    clean-up, as soon as Ray Train has committed its first checkpoint of ``run_name``.
+
+    A checkpoint counts once listed in the run's snapshot file (checkpoint folders appear
+    earlier, while they are still being registered).
+    """
+    snapshot = storage / run_name / "checkpoint_manager_snapshot.json"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not (snapshot.exists() and "checkpoint_" in snapshot.read_text()):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"no checkpoint within {timeout:.0f} s"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def write_config(path: Path, cfg: dict) -> Path:
     path.write_text(yaml.safe_dump(cfg))
     return path

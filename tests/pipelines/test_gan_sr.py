@@ -9,18 +9,15 @@ random weights) so a run costs seconds; the step is the real one (``trainers/tas
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, tiny_experiment, write_config, write_photos
+from conftest import REPO, kill_after_first_checkpoint, tiny_experiment, write_config, write_photos
 
 pytestmark = pytest.mark.slow
 RESTORAY = [sys.executable, "-m", "pipelines.cli"]
@@ -73,11 +70,6 @@ def gan_experiment(train: str, val: str, storage: str, **sections) -> dict:
     for section, values in sections.items():
         cfg[section] = values if not isinstance(values, dict) else {**cfg.get(section, {}), **values}
     return cfg
-
-
-def _committed(storage: Path, name: str) -> bool:
-    snapshot = storage / name / "checkpoint_manager_snapshot.json"
-    return snapshot.exists() and "checkpoint_" in snapshot.read_text()
 
 
 def _state(checkpoint_dir: str) -> dict:
@@ -137,15 +129,7 @@ def test_gan_run_logs_every_term_and_a_killed_run_resumes_bit_identical(
     path_b = write_config(tmp_path / "b.yaml", gan_experiment(
         tiny_shards["train"], niqe_val_shards, str(storage_b), init_from=init))
     cmd = [*RESTORAY, "train", str(path_b), "--workdir", str(storage_b), "--no-register"]
-    log = open(tmp_path / "b.log", "wb")
-    first = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while not _committed(storage_b, "tiny_gan"):
-        assert first.poll() is None, (tmp_path / "b.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    kill_after_first_checkpoint(cmd, storage_b, "tiny_gan", tmp_path / "b.log")
     second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
     assert "resuming run 'tiny_gan' from step" in second.stdout

@@ -7,18 +7,15 @@ checks several things of one run to keep the suite short.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, tiny_experiment, write_config, write_photos
+from conftest import REPO, kill_after_first_checkpoint, tiny_experiment, write_config, write_photos
 
 pytestmark = pytest.mark.slow
 RESTORAY = [sys.executable, "-m", "pipelines.cli"]
@@ -65,13 +62,6 @@ def test_shard_to_s3_train_from_s3_track_on_mlflow_server(ray_session, s3_bucket
     assert len(versions) == 1 and versions[0].run_id == out.mlflow_run_id
 
 
-def _committed(storage: Path, name: str) -> bool:
-    """Ray Train commits a checkpoint by listing it in its snapshot file (checkpoint
-    folders appear earlier, while they are still being registered)."""
-    snapshot = storage / name / "checkpoint_manager_snapshot.json"
-    return snapshot.exists() and "checkpoint_" in snapshot.read_text()
-
-
 def test_sigkill_driver_then_resume_continues_from_checkpoint(ray_session, tiny_shards, tmp_path):
     storage = tmp_path / "runs"
     # with the training-pair pool on: its state must come back from the checkpoint too
@@ -80,15 +70,7 @@ def test_sigkill_driver_then_resume_continues_from_checkpoint(ray_session, tiny_
                           data={"pool_size": 8})
     cfg_path = write_config(tmp_path / "resume.yaml", cfg)
     cmd = [*RESTORAY, "train", str(cfg_path), "--workdir", str(tmp_path)]
-    log1 = open(tmp_path / "first.log", "wb")
-    first = subprocess.Popen(cmd, cwd=REPO, stdout=log1, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while not _committed(storage, "tiny_resume"):
-        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)  # the driver and everything it spawned, no clean-up
-    first.wait()
+    kill_after_first_checkpoint(cmd, storage, "tiny_resume", tmp_path / "first.log")
     from pipelines.train_job import latest_state
 
     killed_at = latest_state(str(storage), "tiny_resume")["step"]

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO, _free_port, tiny_experiment, write_config, write_photos

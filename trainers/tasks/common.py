@@ -1,4 +1,4 @@
-"""What every model family shares: the strict config base, batch conversion, GAN step helpers.
+"""What every model family shares: batch conversion, optimizer and GAN step helpers, scoring.
 
 Plain functions, no base class: a family's task module imports what it uses.
 """
@@ -11,8 +11,6 @@ from typing import Iterator, Mapping
 import numpy as np
 import torch
 from torch import nn
-
-from trainers.strict import Strict  # noqa: F401  (re-exported: a family imports its helpers from here)
 
 
 def unwrap(net: nn.Module) -> nn.Module:

@@ -22,7 +22,8 @@ from trainers.device_degradation import DeviceDegradation
 from trainers.losses import pixel_loss
 from trainers.metrics import psnr, ssim, tensor_to_image
 from trainers.samplers.sr import USM_PRESETS, SRDataConfig, SRSampler
-from trainers.tasks.common import Strict, optimizer_step, to_batch, to_uint8_image
+from trainers.strict import Strict
+from trainers.tasks.common import optimizer_step, to_batch, to_uint8_image
 from trainers.tiling import tiled_forward
 
 

@@ -23,14 +23,15 @@ import os
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from trainers.losses import GANLoss, PerceptualLoss, pixel_loss, ragan_generator_loss
 from trainers.losses.vgg import TORCHVISION_URLS
 from trainers.metrics import tensor_to_image
 from trainers.niqe import niqe
 from trainers.samplers.sr import SRDataConfig
-from trainers.tasks.common import Strict, frozen, optimizer_step, unwrap
+from trainers.strict import Strict
+from trainers.tasks.common import frozen, optimizer_step, unwrap
 from trainers.tasks.sr import PixelLossConfig, SREval, SREvalConfig, check_scale, check_sharpened
 
 
