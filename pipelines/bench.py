@@ -75,8 +75,12 @@ def _torch_path_records(quick: bool, where: str) -> list[dict[str, Any]]:
     return records
 
 
-def write_bench(out: str, quick: bool = False) -> list[dict[str, Any]]:
-    records = bench_degradations(quick=quick)
+def save_records(out: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Writes a benchmark's records as a JSON list (every ``restoray bench`` command)."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(records, indent=1))
     return records
+
+
+def write_bench(out: str, quick: bool = False) -> list[dict[str, Any]]:
+    return save_records(out, bench_degradations(quick=quick))
