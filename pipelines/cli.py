@@ -92,8 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--n", type=int, default=4, help="number of samples (rows)")
     v.add_argument("--seed", type=int, default=0)
 
-    b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core)")
-    b.add_argument("what", choices=["degradations"])
+    b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core; "
+                                     "train-loop overhead against a plain PyTorch loop)")
+    b.add_argument("what", choices=["degradations", "train"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -250,9 +251,14 @@ def _cmd_preview(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from pipelines.bench import write_bench
+    if args.what == "train":
+        from pipelines.bench_train import format_table, write_bench_train
 
-    write_bench(args.json_out, quick=args.quick)
+        print(format_table(write_bench_train(args.json_out, quick=args.quick)))
+    else:
+        from pipelines.bench import write_bench
+
+        write_bench(args.json_out, quick=args.quick)
     print(f"[restoray] wrote {args.json_out}")
     return 0
 
