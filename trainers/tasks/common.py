@@ -18,13 +18,15 @@ def unwrap(net: nn.Module) -> nn.Module:
     return net.module if hasattr(net, "module") else net
 
 
-def to_batch(raw: Mapping[str, object], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def to_batch(raw: Mapping[str, object], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """A stream batch (uint8 channels-last images, other numeric columns) -> the batch schema.
 
     uint8 ``[B,H,W,C]`` images become float ``[B,C,H,W]`` in [0, 1]; uint8 ``[B,T,H,W,C]`` clips
     ``[B,T,C,H,W]``. Other columns (float heatmaps, sampled parameters, integer corners) are
     moved to ``device`` unchanged. Validation rows of differing sizes arrive as object arrays of
-    per-image arrays and are stacked first (batch size 1).
+    per-image arrays and are stacked first (batch size 1). Without ``device`` tensors stay where
+    they are (numpy arrays land on the CPU): a training batch arrives on the worker's device
+    already, and a fixed ``"cpu"`` default pulled it back off the GPU.
     """
     out: dict[str, torch.Tensor] = {}
     for key, value in raw.items():
@@ -36,8 +38,7 @@ def to_batch(raw: Mapping[str, object], device: torch.device | str = "cpu") -> d
             value = torch.as_tensor(np.ascontiguousarray(value))
         if not isinstance(value, torch.Tensor):
             continue
-        t = value
-        t = t.to(device)
+        t = value if device is None else value.to(device)
         if t.dtype == torch.uint8 and t.ndim in (4, 5):
             t = t.movedim(-1, -3).float().div_(255.0)
         out[key] = t
