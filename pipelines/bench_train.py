@@ -23,10 +23,16 @@ Timing: both loops pull their batches from a :class:`_Clock` that stamps every h
 step is the time between two consecutive hand-outs (everything the loop does between them).
 The first ``warmup`` steps (allocator, oneDNN / cuDNN plans) and the last step (Recipe
 validates and saves a checkpoint there, and nothing stamps its end) are left out, as is all
-set-up. On CUDA the clock synchronises at the window's two edges only, so a per-step host
-sync in either loop is paid inside the window, where it belongs. Repetitions are interleaved
-(restoray, plain, restoray, plain, ...) and the figure is the median over repetitions;
-``value`` is restoray's median over plain's median (target: <= 1.05).
+set-up. On the CPU a repetition's figure is its median step: on a shared machine a step that
+loses its core to another process takes 2-4x as long, and the window's mean moved by +-5%
+from run to run with it. The median is the steady-state step, per-step bookkeeping included
+(float() of the losses, schedulers, EMA); what runs every 100 or 5000 steps (a log line,
+validation, checkpoints) is not in it. On CUDA single steps mean nothing (the host runs ahead
+of the GPU until something syncs), so the figure is the window's mean, with the clock
+synchronising at the window's two edges only: a per-step host sync in either loop is paid
+inside the window, where it belongs. Repetitions are interleaved (restoray, plain, restoray,
+plain, ...); each loop's figure is the median over repetitions and ``value`` is restoray's
+over plain's (target: <= 1.05).
 
 Sizes: on the CPU (one thread, see :func:`bench_train`) the zoo networks shrink so a step
 takes ~0.08 s (EDSR: 32 channels, 4 blocks, batch 4 of GT 96 / LQ 24) and ~0.4 s (ESRGAN:
@@ -81,10 +87,8 @@ QUICK_SIZES = {  # the smoke test: tiny networks, figures meaningless
                "nets.generator.num_blocks=1", "nets.discriminator.mid_channels=4",
                'task.perceptual.layer_weights={"0": 1.0}', *_VGG_RANDOM],
 }
-# (steps per run, warm-up steps, repetitions per loop). EDSR's window holds step 100, so its one
-# log line per 100 steps (loop and plain alike) is paid at its real rate; ESRGAN's steps are
-# too slow on a CPU for that, and a log line is microseconds against its ~0.4 s step.
-SCHEDULE = {"quick": (4, 1, 1), "edsr": (105, 3, 5), "esrgan": (20, 2, 5)}
+# (steps per run, warm-up steps, repetitions per loop)
+SCHEDULE = {"quick": (4, 1, 1), "edsr": (45, 3, 7), "esrgan": (16, 2, 5)}
 UNIT = "restoray/plain time per step"
 
 
@@ -129,13 +133,16 @@ class _Clock:
         return self.steps - 1 - self.warmup
 
     def seconds_per_step(self) -> float:
+        """The median step on the CPU, the window's mean on CUDA (see the module doc)."""
         if len(self.stamps) != self.steps:
             raise RuntimeError(f"the loop took {len(self.stamps)} of {self.steps} batches")
-        return (self.stamps[-1] - self.stamps[self.warmup]) / self.measured
+        if self.device.type == "cuda":
+            return (self.stamps[-1] - self.stamps[self.warmup]) / self.measured
+        window = self.stamps[self.warmup:]
+        return statistics.median(b - a for a, b in zip(window, window[1:]))
 
 
 def _restoray_train(cfg, clock: _Clock, device: torch.device) -> None:
-    torch.manual_seed(cfg.seed)
     recipe = Recipe(cfg, RunContext(), device=device, report=lambda metrics, checkpoint=None: None,
                     val_rows=lambda: [])
     recipe.setup(None, batches=clock, wrap=lambda net: net.to(device))
@@ -149,9 +156,8 @@ def _to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def _plain_train(cfg, clock: _Clock, device: torch.device) -> None:
     """The comparison loop: what one would write by hand for this config in plain PyTorch."""
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # then the task's modules, then the networks: Recipe's order
     losses = get_task(cfg.task.name)(cfg.task)  # only its loss modules (perceptual, GAN)
-    torch.manual_seed(cfg.seed)
     nets = {role: build_arch(spec["name"], **{k: v for k, v in spec.items() if k != "name"}).to(device).train()
             for role, spec in cfg.nets.items()}
     opts, scheds = {}, {}
