@@ -26,7 +26,7 @@ validates and saves a checkpoint there, and nothing stamps its end) are left out
 set-up. On the CPU a repetition's figure is its median step: on a shared machine a step that
 loses its core to another process takes 2-4x as long, and the window's mean moved by +-5%
 from run to run with it. The median is the steady-state step, per-step bookkeeping included
-(float() of the losses, schedulers, EMA); what runs every 100 or 5000 steps (a log line,
+(loss sums, schedulers, EMA); what runs every 100 or 5000 steps (a log line,
 validation, checkpoints) is not in it. On CUDA single steps mean nothing (the host runs ahead
 of the GPU until something syncs), so the figure is the window's mean, with the clock
 synchronising at the window's two edges only: a per-step host sync in either loop is paid

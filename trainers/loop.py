@@ -330,7 +330,11 @@ class Recipe:
 
 
 class _Window:
-    """Loss sums and data-wait time since the last log line."""
+    """Loss sums and data-wait time since the last log line.
+
+    Losses are summed as detached tensors on their device and turned into numbers only at the
+    log line: a ``float()`` per step would make the CPU wait for the GPU every iteration.
+    """
 
     def __init__(self):
         self.t0, self.wait, self.steps, self.sums = time.time(), 0.0, 0, {}
@@ -338,10 +342,11 @@ class _Window:
     def add(self, logs: dict[str, torch.Tensor]) -> None:
         self.steps += 1
         for k, v in logs.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            v = v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
 
     def means(self) -> dict[str, float]:
-        return {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+        return {k: float(v) / max(self.steps, 1) for k, v in self.sums.items()}
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
