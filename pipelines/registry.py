@@ -98,11 +98,16 @@ def load(uri: str, models_uri: str) -> dict[str, Any]:
 
 
 def _load_pickled(uri: str, name: str, version: str) -> dict[str, Any]:
-    """A version logged by ``mlflow.pytorch.log_model`` (a pickled module), as a generator state."""
-    import mlflow
+    """A version logged by ``mlflow.pytorch.log_model`` (a pickled module), as a generator state.
+
+    Downloaded through this tracking URI's client, never the process-global one:
+    ``mlflow.set_tracking_uri`` would also export ``MLFLOW_TRACKING_URI`` to every child process.
+    """
+    import mlflow.artifacts
     import mlflow.pytorch
 
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.pytorch.load_model(f"models:/{name}/{version}", map_location="cpu")
+    location = _client(uri).get_model_version_download_uri(name, version)
+    path = mlflow.artifacts.download_artifacts(artifact_uri=location, tracking_uri=uri)
+    model = mlflow.pytorch.load_model(path, map_location="cpu")
     return {"format": "mlflow.pytorch", "task": None, "arch": {},
             "nets": {"generator": {k: v.detach().cpu() for k, v in model.state_dict().items()}}}

@@ -46,8 +46,10 @@ def test_register_and_load_by_version_and_alias(tmp_path):
         registry.load(uri, "models:/tiny")
 
 
-def test_champions_registered_as_pickled_modules_still_load(tmp_path):
+def test_champions_registered_as_pickled_modules_still_load(tmp_path, monkeypatch):
     """Releases before the state-dict registry logged ``mlflow.pytorch`` pickled modules."""
+    import os
+
     import mlflow
     import mlflow.pytorch
 
@@ -55,10 +57,14 @@ def test_champions_registered_as_pickled_modules_still_load(tmp_path):
     run_id = _run(uri, tmp_path)
     torch.manual_seed(1)
     model = build_arch("srcnn", upscale_factor=2)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # set_tracking_uri exports it: undone after the test
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id):
         mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
                                  registered_model_name="legacy", pip_requirements=["torch"])
-    payload = registry.load(uri, "models:/legacy/1")
+    mlflow.set_tracking_uri(None)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    payload = registry.load(uri, "models:/legacy/1")  # through the given URI alone
+    assert "MLFLOW_TRACKING_URI" not in os.environ
     assert payload["format"] == "mlflow.pytorch" and set(payload["nets"]) == {"generator"}
     assert all(torch.equal(payload["nets"]["generator"][k], v) for k, v in model.state_dict().items())
