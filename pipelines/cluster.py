@@ -26,10 +26,10 @@ def init_ray(num_cpus: int | None = None) -> None:
 
 
 def run_resources(cfg) -> dict[str, float]:
-    """CPUs/GPUs one training run holds: its workers, each worker's decode actors and a read task."""
+    """CPUs/GPUs one training run holds: its workers, the decode actors and a read task."""
     workers = cfg.scaling.num_workers
     # + a read task (0.25) + a Tune trial's driver actor (0.01)
-    cpus = workers * (cfg.scaling.cpus_per_worker + cfg.data.transform_actors * cfg.data.cpus_per_actor) + 0.26
+    cpus = workers * cfg.scaling.cpus_per_worker + cfg.data.transform_actors * cfg.data.cpus_per_actor + 0.26
     return {"CPU": cpus, "GPU": float(workers if cfg.scaling.use_gpu else 0)}
 
 
@@ -55,6 +55,6 @@ def check_fits(cfg, what: str = "training") -> None:
         raise ValueError(
             f"{what} can never start on this cluster: it {detail} "
             f"(scaling.num_workers={cfg.scaling.num_workers}, scaling.cpus_per_worker={cfg.scaling.cpus_per_worker:g}, "
-            f"scaling.use_gpu={cfg.scaling.use_gpu}, data.transform_actors={cfg.data.transform_actors} per worker); "
+            f"scaling.use_gpu={cfg.scaling.use_gpu}, data.transform_actors={cfg.data.transform_actors}); "
             f"the cluster has {cluster}. Lower them, or set scaling.autoscaling=true if the cluster grows on demand"
         )

@@ -83,9 +83,7 @@ class StreamConfig(Strict):
         description="Real-ESRGAN's training-pair pool (queue_size, 180 in the official config): samples are "
         "swapped through a shuffled per-worker pool, all their keys together; 0 = off; a multiple of batch_size",
     )
-    transform_actors: int = Field(
-        1, ge=1, description="decode+sample actors per training worker (each worker's stream has its own pool)"
-    )
+    transform_actors: int = Field(1, ge=1, description="actors in the decode+sample pool")
     transform_batch_size: int = Field(
         32, ge=1, description="samples per transform call (= per block): bigger blocks, less Ray Data overhead"
     )

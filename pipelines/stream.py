@@ -46,17 +46,16 @@ def epoch_order(num_shards: int, seed: int, epoch: int) -> np.ndarray:
 def plan_reads(
     shards: list[tuple[str, int]], seed: int, start: int, needed: int
 ) -> list[dict[str, Any]]:
-    """Read tasks ``{url, epoch, skip, take, pos}`` covering samples ``[start, start + needed)``.
+    """Read tasks ``{url, epoch, skip, take}`` covering samples ``[start, start + needed)``.
 
-    ``start`` counts samples from the beginning of the run across epochs; ``pos`` is the position
-    of a task's first sample in the planned range (0 for the first task).
+    ``start`` counts samples from the beginning of the run across epochs.
     """
     epoch_size = sum(n for _, n in shards)
     if epoch_size == 0:
         raise ValueError("the training shards hold no samples")
     epoch, offset = divmod(start, epoch_size)
     tasks: list[dict[str, Any]] = []
-    remaining, pos = needed, 0
+    remaining = needed
     while remaining > 0:
         for idx in epoch_order(len(shards), seed, epoch):
             url, n = shards[idx]
@@ -65,33 +64,14 @@ def plan_reads(
                 continue
             take = min(n - offset, remaining)
             tasks.append(
-                {"url": url, "epoch": int(epoch), "seed": seed, "skip": int(offset), "take": int(take), "pos": pos}
+                {"url": url, "epoch": int(epoch), "seed": seed, "skip": int(offset), "take": int(take)}
             )
             remaining -= take
-            pos += take
             offset = 0
             if remaining <= 0:
                 break
         epoch += 1
     return tasks
-
-
-def rank_of(pos: int, batch_size: int, world: int) -> int:
-    """The rank that trains on the sample at stream position ``pos``: step ``t`` takes positions
-    ``[t*B*W, (t+1)*B*W)``, rank ``r`` the ``r``-th block of ``B`` in it (what DDP averages over)."""
-    return (pos // batch_size) % world
-
-
-def for_rank(tasks: list[dict[str, Any]], rank: int, batch_size: int, world: int) -> list[dict[str, Any]]:
-    """The read tasks holding at least one of ``rank``'s samples, told which rank they read for."""
-    out = []
-    for t in tasks:
-        first = t["pos"] + (-t["pos"]) % batch_size  # the first batch boundary at or after pos
-        hit = rank_of(t["pos"], batch_size, world) == rank or any(
-            rank_of(p, batch_size, world) == rank for p in range(first, t["pos"] + t["take"], batch_size))
-        if hit:
-            out.append(dict(t, rank=rank, batch_size=batch_size, world=world))
-    return out
 
 
 def _tar_samples(url: str) -> Iterator[dict[str, Any]]:
@@ -116,9 +96,7 @@ def read_shard(task: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """
     samples = list(_tar_samples(task["url"]))
     order = in_shard_order(len(samples), task["seed"], task["epoch"], task["url"])
-    for n, i in enumerate(order[task["skip"] : task["skip"] + task["take"]]):
-        if "rank" in task and rank_of(task["pos"] + n, task["batch_size"], task["world"]) != task["rank"]:
-            continue  # another rank's sample: never decoded here
+    for i in order[task["skip"] : task["skip"] + task["take"]]:
         members = {k: v for k, v in samples[i].items() if not k.startswith("__")}
         yield {"key": samples[i]["__key__"], "epoch": task["epoch"],
                "names": list(members), "blobs": list(members.values())}
@@ -161,23 +139,11 @@ def configure_data_context(progress_bars: bool) -> None:
 
 
 def train_dataset(
-    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int, rank: int = 0, world: int = 1,
+    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int
 ) -> ray.data.Dataset:
-    """Rank ``rank``'s part of the training stream of experiment ``cfg``, from sample ``start`` on,
-    ``needed`` samples long in all (every rank's included).
-
-    Each rank gets a dataset of its own rather than a ``streaming_split`` of one: Ray Data's
-    split hands blocks to whichever rank asks first, so which rank (and which batch) a sample
-    lands in would vary from run to run, and a resumed multi-worker run could not train on what
-    the uninterrupted one would have. Here rank ``r`` trains on exactly the ``r``-th block of
-    ``batch_size`` of every global batch (:func:`rank_of`). The cost: each rank's read tasks
-    read the tars holding its samples (tars are read ``world`` times in all), though each sample
-    is decoded and degraded once, by its own rank's actors.
-    """
+    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long."""
     data = cfg.data
     tasks = plan_reads(shard_table(uri, manifest), cfg.seed, start, needed)
-    if world > 1:
-        tasks = for_rank(tasks, rank, data.batch_size, world)
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
     # Reading is I/O-bound: a fractional CPU lets it run beside the transform
     # actors and the train workers on small machines instead of deadlocking.

@@ -139,18 +139,17 @@ def load_final_nets(checkpoint: ray.train.Checkpoint, cfg: ExperimentConfig) -> 
 
 
 def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: Sequence[Any] = ()) -> TorchTrainer:
-    """The ``TorchTrainer`` of a run: one stream per rank from ``ctx.stream_start``, the validation
-    set, and checkpoints under ``run.storage_path/<run name>``."""
+    """The ``TorchTrainer`` of a run: the stream from ``ctx.stream_start`` split over the workers,
+    the validation set, and checkpoints under ``run.storage_path/<run name>``."""
     world = cfg.scaling.num_workers
     global_batch = cfg.data.batch_size * world
-    # Plan a little beyond the last step: workers prefetch a few batches.
+    # Plan a little beyond the last step: workers prefetch, and equal splits may trim a remainder.
     needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)
     configure_data_context(progress_bars=False)
-    manifest = read_manifest(cfg.data.train)
-    # one training dataset per rank (stream.train_dataset says why), so nothing is split
-    datasets = {f"train_{r}": train_dataset(cfg.data.train, manifest, cfg, ctx.stream_start, needed, r, world)
-                for r in range(world)}
-    datasets["val"] = val_dataset(cfg.data.val, read_manifest(cfg.data.val), cfg)
+    datasets = {
+        "train": train_dataset(cfg.data.train, read_manifest(cfg.data.train), cfg, ctx.stream_start, needed),
+        "val": val_dataset(cfg.data.val, read_manifest(cfg.data.val), cfg),
+    }
     path, fs = storage_location(cfg.run.storage_path)
     return TorchTrainer(
         train_loop_per_worker,
@@ -165,7 +164,7 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
             callbacks=list(callbacks) or None,
         ),
         datasets=datasets,
-        dataset_config=DataConfig(datasets_to_split=[], execution_options=_ingest_options(cfg)),
+        dataset_config=DataConfig(datasets_to_split=["train"], execution_options=_ingest_options(cfg)),
     )
 
 

@@ -191,7 +191,7 @@ class Recipe:
             _say(f"[restoray] resumed at step {s.step} ({s.samples_seen} samples seen)")
 
     def _train_batches(self):
-        batches = iter(ray.train.get_dataset_shard(f"train_{self.rank}").iter_torch_batches(
+        batches = iter(ray.train.get_dataset_shard("train").iter_torch_batches(
             batch_size=self.cfg.data.batch_size, drop_last=True, device=self.device,
             prefetch_batches=self.cfg.data.prefetch_batches,
         ))

@@ -1,6 +1,6 @@
 """The GAN SR family on real parts: shards -> Ray Data -> 2-worker TorchTrainer, every loss term in
-MLflow, a v2 checkpoint, SIGKILL + resume that ends bit-identical to an uninterrupted run, and
-``init_from`` from a file, from S3 (moto) and from an MLflow alias.
+MLflow, a v2 checkpoint, SIGKILL + resume that ends bit-identical to an uninterrupted run (one
+worker), and ``init_from`` from a file, from S3 (moto) and from an MLflow alias.
 
 Networks are tiny (RRDBNet 8 channels, U-Net discriminator 4 channels, the first VGG19 layers with
 random weights) so a run costs seconds; the step is the real one (``trainers/tasks/sr_gan.py``).
@@ -124,10 +124,16 @@ def test_gan_run_logs_every_term_and_a_killed_run_resumes_bit_identical(
     assert payload["task"] == "sr_gan" and set(payload["nets"]) == {"generator", "discriminator"}
     _assert_same_tensors(payload["nets"]["generator"], state_a["ema"]["generator"])
 
-    # B: the same run from the CLI, killed after its first committed checkpoint, then resumed
+    # One worker, so that which samples make up each step is fixed (with several, Ray Data's
+    # streaming_split hands blocks to whichever worker asks first): A1 uninterrupted here, B the
+    # same run from the CLI, SIGKILLed after its first committed checkpoint, then resumed.
+    one = {"num_workers": 1, "cpus_per_worker": 0.5}
+    path_a1 = write_config(tmp_path / "a1.yaml", gan_experiment(
+        tiny_shards["train"], niqe_val_shards, str(tmp_path / "a1"), init_from=init, scaling=one))
+    state_a = _state(run_train(load_experiment(path_a1), workdir=tmp_path / "a1", register=False).checkpoint_dir)
     storage_b = tmp_path / "b"
     path_b = write_config(tmp_path / "b.yaml", gan_experiment(
-        tiny_shards["train"], niqe_val_shards, str(storage_b), init_from=init))
+        tiny_shards["train"], niqe_val_shards, str(storage_b), init_from=init, scaling=one))
     cmd = [*RESTORAY, "train", str(path_b), "--workdir", str(storage_b), "--no-register"]
     kill_after_first_checkpoint(cmd, storage_b, "tiny_gan", tmp_path / "b.log")
     second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=400)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.stream import epoch_order, for_rank, iter_samples, plan_reads, rank_of, read_shard, train_dataset
+from pipelines.stream import epoch_order, iter_samples, plan_reads, read_shard, train_dataset
 from degradations.seeding import sample_rng
 from trainers.samplers.sr import SRDataConfig, SRSampler
 from preprocessing.shards import read_manifest
@@ -35,24 +35,6 @@ def test_plan_from_any_position_is_the_suffix_of_the_full_plan(start):
     full = _flatten(plan_reads(SHARDS, seed=3, start=0, needed=40))
     resumed = _flatten(plan_reads(SHARDS, seed=3, start=start, needed=40 - start))
     assert resumed == full[start:]
-
-
-@pytest.mark.parametrize("batch_size, world", [(1, 2), (2, 2), (3, 2), (2, 3), (4, 1)])
-def test_every_rank_reads_exactly_its_blocks_of_each_global_batch(batch_size, world):
-    """Rank r trains on the r-th block of every global batch, whatever the shard boundaries."""
-    tasks = plan_reads(SHARDS, seed=2, start=0, needed=30)
-    flat = _flatten(tasks)
-    owners = {}
-    for rank in range(world):
-        mine = for_rank(tasks, rank, batch_size, world)
-        assert all(t["rank"] == rank for t in mine)
-        for t in mine:
-            for n in range(t["take"]):
-                if rank_of(t["pos"] + n, batch_size, world) == rank:
-                    owners.setdefault(t["pos"] + n, []).append(rank)
-    assert sorted(owners) == list(range(len(flat)))  # every sample read by exactly one rank
-    assert all(r == [(p // batch_size) % world] for p, r in owners.items())
-    assert len(for_rank(tasks, 0, batch_size, world)) <= len(tasks)
 
 
 def test_epoch_orders_differ_and_depend_on_seed():
@@ -117,12 +99,3 @@ def test_ray_stream_resumes_at_the_exact_sample(ray_session, tiny_shards):
     assert len(full) == total
     assert len(set(full)) > total // 2  # distinct patches, not one sample repeated
     assert rows(13) == full[13:]
-
-    # two ranks' streams: rank r holds the r-th block of 4 of every batch of 8, in stream order
-    def rank_rows(rank):
-        ds = train_dataset(tiny_shards["train"], manifest, cfg, start=0, needed=total, rank=rank, world=2)
-        return [(r["gt"].tobytes(), r["lq"].tobytes()) for r in ds.iter_rows()]
-
-    per_rank = [rank_rows(0), rank_rows(1)]
-    assert per_rank[0] == [row for p, row in enumerate(full) if (p // 4) % 2 == 0]
-    assert per_rank[1] == [row for p, row in enumerate(full) if (p // 4) % 2 == 1]
