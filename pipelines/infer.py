@@ -41,22 +41,30 @@ def inspect_model(cfg: ExperimentConfig, checkpoint: str | None, uri: str | None
         entry.update(present=True, source=source, loads_strictly=report.ok, missing=report.missing,
                      unexpected=report.unexpected, mismatched=[[k, list(a), list(b)] for k, a, b in report.mismatched])
     present = [e for e in info["nets"].values() if e.get("present")]
-    info["loads_strictly"] = bool(present) and info["nets"]["generator"].get("present", False) and all(
+    info["loads_strictly"] = bool(present) and info["nets"][main_role(cfg)].get("present", False) and all(
         e["loads_strictly"] for e in present)
     return info
+
+
+def main_role(cfg: ExperimentConfig) -> str:
+    """The network a family cannot predict without: the first of its roles (``generator``,
+    matting's ``backbone``)."""
+    return next(iter(get_task(cfg.task.name).nets))
 
 
 def load_nets(cfg: ExperimentConfig, checkpoint: str, uri: str | None = None) -> tuple[dict[str, torch.nn.Module], str]:
     """The networks a checkpoint holds (EMA weights preferred), strictly loaded, in eval mode.
 
-    The generator must be there; other roles (a discriminator) are loaded when present.
+    The main network (:func:`main_role`) must be there; other roles (a discriminator, DIM's
+    refiner) are loaded when present.
     """
     nets, sources = {}, []
+    main = main_role(cfg)
     for role, net in build_nets(cfg).items():
         try:
             state, source = read_weights(checkpoint, role, uri or "")
         except (CheckpointError, ValueError):
-            if role == "generator":
+            if role == main:
                 raise
             continue
         load_strict(net, state)
@@ -79,6 +87,47 @@ def list_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
+def paired_file(image: Path, source: str, what: str) -> Path:
+    """The ``what`` file (mask, trimap) for ``image``: ``source`` itself when it is a file,
+    else the file in folder ``source`` with the image's stem (any image suffix)."""
+    p = Path(source)
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise FileNotFoundError(f"{what} not found: {source}")
+    for f in sorted(p.iterdir()):
+        if f.stem == image.stem and f.suffix.lower() in IMAGE_SUFFIXES:
+            return f
+    raise ValueError(f"{image}: no {what} named {image.stem}.* in {source}")
+
+
+def read_grey(path: Path) -> np.ndarray:
+    """uint8 HxW (a mask or trimap); a clear ValueError for files that are not 8-bit images."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    if img.dtype != np.uint8:
+        raise ValueError(f"{path}: {img.dtype} images are not supported (8-bit only)")
+    if img.ndim == 3:
+        if not (img[..., :1] == img[..., 1:3]).all():
+            raise ValueError(f"{path}: expected a grey image, got colour")
+        img = img[..., 0]
+    return img
+
+
+def read_inputs(task, image: Path, extras: dict[str, str]) -> dict[str, np.ndarray]:
+    """The arrays of one input: the RGB image and each extra the family needs (paired by stem)."""
+    inputs = {"image": read_rgb(image)}
+    for name in task.infer_inputs:
+        if name == "image":
+            continue
+        if name not in extras:
+            raise ValueError(f"this model needs a {name} for each image (--{name} FILE or FOLDER)")
+        inputs[name] = read_grey(paired_file(image, extras[name], name))
+    return inputs
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """uint8 RGB HxWx3; a clear ValueError for files that are not 8-bit images."""
     data = np.fromfile(str(path), dtype=np.uint8)
@@ -96,37 +145,43 @@ def read_rgb(path: Path) -> np.ndarray:
     return img
 
 
-def restore_image(task, nets: dict[str, torch.nn.Module], img: np.ndarray, device: torch.device) -> np.ndarray:
-    """One image through the family's prediction (RGB in [0, 1] in; clamped, rounded uint8 out)."""
-    lq = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(device)
+def restore_image(task, nets: dict[str, torch.nn.Module], inputs: dict[str, np.ndarray],
+                  device: torch.device) -> np.ndarray:
+    """One input through the family's prediction; the uint8 image the family writes back."""
+    batch = {k: v.to(device) for k, v in task.infer_batch(inputs).items()}
     with torch.no_grad():
-        out = task.predict(nets, {"lq": lq})[0].clamp(0, 1)
-    return (out.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+        pred = task.predict(nets, batch)
+    return task.infer_output(pred, batch)
 
 
 def run_infer(cfg: ExperimentConfig, checkpoint: str, out_dir: str, inputs: list[str],
-              uri: str | None = None) -> tuple[list[Path], list[str]]:
-    """Restore every input into ``out_dir``; returns (written files, one-line errors)."""
+              uri: str | None = None, extras: dict[str, str] | None = None) -> tuple[list[Path], list[str]]:
+    """Restore every input into ``out_dir``; returns (written files, one-line errors).
+
+    ``extras`` names the file or folder of each further input the family needs (``mask``,
+    ``trimap``), paired with the images by file stem.
+    """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     nets, source = load_nets(cfg, checkpoint, uri)
     nets = {r: n.to(device) for r, n in nets.items()}
     task = get_task(cfg.task.name)(cfg.task)
-    print(f"[restoray] {cfg.task.name} {cfg.nets['generator']['name']} weights: {source} from {checkpoint}", flush=True)
+    print(f"[restoray] {cfg.task.name} {cfg.nets[main_role(cfg)]['name']} weights: {source} from {checkpoint}", flush=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, errors = [], []
     files = list_inputs(inputs)
     for i, path in enumerate(files, 1):
         try:
-            img = read_rgb(path)
+            arrays = read_inputs(task, path, extras or {})
+            result = restore_image(task, nets, arrays, device)
         except ValueError as exc:
             errors.append(str(exc))
             print(f"[restoray] skip {exc}", flush=True)
             continue
-        result = restore_image(task, nets, img, device)
         target = out / f"{path.stem}.png"
-        cv2.imwrite(str(target), cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(target), result if result.ndim == 2 else cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
         written.append(target)
+        img = arrays["image"]
         print(f"[restoray] {i}/{len(files)} {path.name} {img.shape[1]}x{img.shape[0]} -> "
               f"{result.shape[1]}x{result.shape[0]} {target}", flush=True)
     return written, errors

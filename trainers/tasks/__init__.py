@@ -62,6 +62,18 @@ class Task(Protocol):
     def preview(self, pred: Tensor, batch: dict[str, Tensor]) -> np.ndarray:
         """The HxWx3 uint8 picture MLflow shows for a validation."""
 
+    # Inference I/O, shared by ``restoray infer`` and ``restoray restore``: which files make one
+    # input (``image`` always; ``mask`` for inpainting, ``trimap`` for matting, paired by file
+    # stem), how they become a batch, and what is written back.
+    infer_inputs: ClassVar[tuple[str, ...]]
+
+    def infer_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        """uint8 arrays of one input (``image`` HxWx3 RGB; masks/trimaps HxW) -> a batch of one.
+        ValueError (one line) when they do not fit together (sizes, values)."""
+
+    def infer_output(self, pred: Tensor, batch: dict[str, Tensor]) -> np.ndarray:
+        """The prediction of a batch of one -> the uint8 HxWx3 (or HxW) image to write."""
+
 
 TASKS: dict[str, type[Task]] = {
     "sr": SRTask,

@@ -82,3 +82,8 @@ def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
 def to_uint8_image(x: torch.Tensor) -> np.ndarray:
     """``[C,H,W]`` float in [0, 1] -> ``HxWxC`` uint8 (for preview pictures)."""
     return (x.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def image_batch(image: np.ndarray, key: str = "lq") -> dict[str, torch.Tensor]:
+    """One uint8 HxWx3 RGB image -> ``{key: [1,3,H,W]}`` float in [0, 1] (inference input)."""
+    return {key: torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)}

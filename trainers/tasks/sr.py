@@ -23,7 +23,7 @@ from trainers.losses import pixel_loss
 from trainers.metrics import psnr, ssim, tensor_to_image
 from trainers.samplers.sr import USM_PRESETS, SRDataConfig, SRSampler
 from trainers.strict import Strict
-from trainers.tasks.common import optimizer_step, to_batch, to_uint8_image
+from trainers.tasks.common import image_batch, optimizer_step, to_batch, to_uint8_image
 from trainers.tiling import tiled_forward
 
 
@@ -133,6 +133,14 @@ class SREval:
 
     def preview(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> np.ndarray:
         return image_grid(batch["lq"][0], pred[0], batch["gt"][0])
+
+    infer_inputs: ClassVar[tuple[str, ...]] = ("image",)
+
+    def infer_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return image_batch(inputs["image"], "lq")
+
+    def infer_output(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        return to_uint8_image(pred[0])
 
     def baseline(self, batch: dict[str, torch.Tensor]) -> tuple[str, torch.Tensor]:
         """MATLAB-bicubic upscaling of the LQ input, what every SR table compares against."""
