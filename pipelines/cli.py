@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="output folder for PNGs")
     f.add_argument("--tile", type=int, default=None, help="LQ tile size in pixels (default: task.eval.tile)")
     f.add_argument("--tile-overlap", type=int, default=None)
+    f.add_argument("--trimap", default=None, metavar="FILE|DIR",
+                   help="matting: the trimap (0/128/255) of each image, a file or a folder paired by file name")
+    f.add_argument("--mask", default=None, metavar="FILE|DIR",
+                   help="inpainting: the hole mask of each image, a file or a folder paired by file name")
+    f.add_argument("--composite-on", default=None, metavar="IMAGE",
+                   help="matting: also write each image's foreground over this background (<name>_composite.png)")
     f.add_argument("--set", dest="overrides", action="append", default=[], metavar="A.B=VALUE",
                    help="config override (repeatable)")
 
@@ -236,8 +242,9 @@ def _cmd_infer(args) -> int:
     from pipelines.infer import run_infer
     from pipelines.tracking import tracking_uri
 
+    extras = {k: v for k, v in (("trimap", args.trimap), ("mask", args.mask)) if v is not None}
     written, errors = run_infer(cfg, args.checkpoint, args.out, args.inputs,
-                                tracking_uri(cfg.mlflow.tracking_uri, "."))
+                                tracking_uri(cfg.mlflow.tracking_uri, "."), extras, args.composite_on)
     print(f"[restoray] wrote {len(written)} image(s) to {args.out}" + (f", {len(errors)} failed" if errors else ""))
     return 1 if errors else 0
 

@@ -155,16 +155,28 @@ def restore_image(task, nets: dict[str, torch.nn.Module], inputs: dict[str, np.n
 
 
 def run_infer(cfg: ExperimentConfig, checkpoint: str, out_dir: str, inputs: list[str],
-              uri: str | None = None, extras: dict[str, str] | None = None) -> tuple[list[Path], list[str]]:
+              uri: str | None = None, extras: dict[str, str] | None = None,
+              composite_on: str | None = None) -> tuple[list[Path], list[str]]:
     """Restore every input into ``out_dir``; returns (written files, one-line errors).
 
     ``extras`` names the file or folder of each further input the family needs (``mask``,
-    ``trimap``), paired with the images by file stem.
+    ``trimap``), paired with the images by file stem. ``composite_on`` (matting) is a background
+    image: each input's foreground is also written over it as ``<name>_composite.png``.
     """
+    task = get_task(cfg.task.name)(cfg.task)
+    unused = sorted(set(extras or {}) - set(task.infer_inputs))
+    if unused:
+        raise ValueError(f"--{unused[0]} does not apply to a {cfg.task.name} model")
+    background = None
+    if composite_on is not None:
+        if "trimap" not in task.infer_inputs:
+            raise ValueError(f"--composite-on needs a matting model, not {cfg.task.name}")
+        background = read_rgb(Path(composite_on)) if Path(composite_on).is_file() else None
+        if background is None:
+            raise FileNotFoundError(f"background not found: {composite_on}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     nets, source = load_nets(cfg, checkpoint, uri)
     nets = {r: n.to(device) for r, n in nets.items()}
-    task = get_task(cfg.task.name)(cfg.task)
     print(f"[restoray] {cfg.task.name} {cfg.nets[main_role(cfg)]['name']} weights: {source} from {checkpoint}", flush=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,6 +193,12 @@ def run_infer(cfg: ExperimentConfig, checkpoint: str, out_dir: str, inputs: list
         target = out / f"{path.stem}.png"
         cv2.imwrite(str(target), result if result.ndim == 2 else cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
         written.append(target)
+        if background is not None:
+            from trainers.tasks.matting import composite_on as over
+
+            comp = out / f"{path.stem}_composite.png"
+            cv2.imwrite(str(comp), cv2.cvtColor(over(arrays["image"], result, background), cv2.COLOR_RGB2BGR))
+            written.append(comp)
         img = arrays["image"]
         print(f"[restoray] {i}/{len(files)} {path.name} {img.shape[1]}x{img.shape[0]} -> "
               f"{result.shape[1]}x{result.shape[0]} {target}", flush=True)

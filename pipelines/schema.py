@@ -154,6 +154,16 @@ class CosineRestartSchedule(Strict):
         return self
 
 
+class CosineSchedule(Strict):
+    """mmcv's CosineAnnealing by iteration over ``train.total_steps`` down to ``min_lr``, with
+    its linear warm-up from ``warmup_ratio`` of the rate over ``warmup_steps`` (GCA: 5,000, 0.001)."""
+
+    name: Literal["cosine"]
+    min_lr: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float = Field(0.1, gt=0, le=1)
+
+
 class OneCycleSchedule(Strict):
     """One cycle (``torch.optim.lr_scheduler.OneCycleLR`` with cosine annealing): from
     ``lr / div_factor`` up to ``lr`` over the first ``pct_start`` of ``train.total_steps``,
@@ -166,7 +176,7 @@ class OneCycleSchedule(Strict):
 
 
 ScheduleConfig = Annotated[
-    Union[ConstantSchedule, MultiStepSchedule, CosineRestartSchedule, OneCycleSchedule],
+    Union[ConstantSchedule, MultiStepSchedule, CosineSchedule, CosineRestartSchedule, OneCycleSchedule],
     Field(discriminator="name"),
 ]
 
@@ -386,9 +396,10 @@ class ExperimentConfig(Strict):
     @model_validator(mode="after")
     def _roles(self) -> "ExperimentConfig":
         task = TASKS[self.task.name]
-        if set(self.nets) != set(task.nets):
-            want = ", ".join(f"{k} ({v})" for k, v in task.nets.items())
-            raise ValueError(f"@nets: task {self.task.name} needs exactly these networks: {want}; got {sorted(self.nets)}")
+        optional = getattr(task, "optional_nets", frozenset())
+        if not set(task.nets) - optional <= set(self.nets) <= set(task.nets):
+            want = ", ".join(f"{k} ({v}{', optional' if k in optional else ''})" for k, v in task.nets.items())
+            raise ValueError(f"@nets: task {self.task.name} needs these networks: {want}; got {sorted(self.nets)}")
         for section in ("optim", "schedule", "ema", "init_from"):
             extra = sorted(set(getattr(self, section)) - set(self.nets))
             if extra:

@@ -117,6 +117,21 @@ def onecycle_factor(step: int, total_steps: int, pct_start: float, div_factor: f
     return hi + (lo - hi) / 2.0 * (1 + math.cos(math.pi * pct))
 
 
+def cosine_factor(step: int, total_steps: int, base_lr: float, min_lr: float, warmup_steps: int,
+                  warmup_ratio: float) -> float:
+    """mmcv's CosineAnnealing (by iteration) with its linear warm-up (GCA's schedule).
+
+    The regular rate anneals from ``base_lr`` to ``min_lr`` over ``total_steps``:
+    ``min_lr + (base_lr - min_lr) * (1 + cos(pi * step / total)) / 2``; during the first
+    ``warmup_steps`` mmcv scales that regular rate by ``1 - (1 - step / warmup) * (1 - ratio)``,
+    so the warm-up starts at ``ratio`` times the regular rate, not at zero.
+    """
+    lr = min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)) / 2
+    if step < warmup_steps:
+        lr *= 1 - (1 - step / warmup_steps) * (1 - warmup_ratio)
+    return lr / base_lr
+
+
 def schedule_factor(cfg: dict[str, Any], base_lr: float, total_steps: int | None = None) -> Callable[[int], float]:
     """The multiplicative lr factor at each step for a schedule config."""
     name = cfg["name"]
@@ -132,6 +147,11 @@ def schedule_factor(cfg: dict[str, Any], base_lr: float, total_steps: int | None
         milestones = sorted(cfg["milestones"])
         gamma = cfg["gamma"]
         return lambda step: gamma ** sum(step >= m for m in milestones)
+    if name == "cosine":
+        if not total_steps:
+            raise ValueError("the cosine schedule needs train.total_steps")
+        args = (total_steps, base_lr, cfg["min_lr"], cfg["warmup_steps"], cfg["warmup_ratio"])
+        return lambda step: cosine_factor(step, *args)
     if name == "cosine_restart":
         periods, weights, min_lr = cfg["periods"], cfg["restart_weights"], cfg["min_lr"]
         return lambda step: cosine_restart_factor(step, periods, weights, base_lr, min_lr)

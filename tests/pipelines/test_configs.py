@@ -288,7 +288,7 @@ BAD_EXPERIMENTS = {
                             ["nets.generator", "edsr refuses these arguments", "scales 2^n and 3"]),
     "arch-needs-a-name": (lambda r: r["nets"]["generator"].pop("name"), [], ["nets.generator.name", "missing"]),
     "missing-network": (lambda r: r["nets"].update(discriminator={"name": "modified_vgg"}), [],
-                        ["nets", "task sr needs exactly these networks: generator"]),
+                        ["nets", "task sr needs these networks: generator"]),
     "optimizer-for-no-network": (None, ["optim.discriminator.lr=1e-4"], ["optim.discriminator", "no such network"]),
     "network-without-optimizer": (lambda r: r.update(optim={}), [], ["optim.generator", "needs an optimizer"]),
     "ema-for-no-network": (None, ["ema.critic.decay=0.9"], ["ema.critic", "no such network"]),

@@ -166,3 +166,25 @@ def test_frozen_until_step_and_grad_clip_are_optimizer_hooks():
     assert grads.norm() <= 1e-3 * (1 + 1e-5)  # clipped inside step()
     with pytest.raises(ValueError, match="frozen_until_step: 'flow' matches no parameter"):
         add_step_hooks(opt, net, {"flow": 5}, None, lambda: 0)
+
+
+def test_cosine_with_warmup_matches_mmcv_definition():
+    """GCA's schedule: mmcv CosineAnnealing(min_lr=0, by_epoch=False) with warmup='linear',
+    warmup_iters=5000, warmup_ratio=0.001 over 200k iterations. mmcv computes the regular
+    (annealed) rate at iteration i and, while i < warmup_iters, multiplies it by
+    1 - (1 - i / warmup_iters) * (1 - warmup_ratio)."""
+    base, total, warmup, ratio = 4e-4, 200_000, 5_000, 0.001
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([p], {"name": "adam", "lr": base, "betas": (0.9, 0.999), "weight_decay": 0.0})
+    sched = build_scheduler(opt, {"name": "cosine", "min_lr": 0.0, "warmup_steps": warmup, "warmup_ratio": ratio},
+                            base, total)
+    factor = sched.lr_lambdas[0]
+
+    def mmcv(i: int) -> float:
+        regular = 0.0 + (base - 0.0) * (math.cos(math.pi * i / total) + 1) / 2
+        return regular * (1 - (1 - i / warmup) * (1 - ratio)) if i < warmup else regular
+
+    for i in (0, 1, 2_500, 4_999, 5_000, 100_000, 199_999, 200_000):
+        assert factor(i) * base == pytest.approx(mmcv(i), rel=1e-12, abs=1e-20), i
+    assert factor(0) == pytest.approx(ratio)
+    assert factor(total) == 0.0

@@ -29,7 +29,8 @@ class Task(Protocol):
     Attributes:
         Config: the pydantic model of the family's ``task:`` section (``name`` is its tag).
         nets: the network roles the family needs (``generator``, ``discriminator``, ...), with
-            a word on each; ``nets:`` in a config must name exactly these.
+            a word on each, main network first; ``nets:`` in a config must name exactly these,
+            less any in ``optional_nets`` (optional; DIM's ``refiner`` exists in stages 2-3 only).
         metrics: validation metrics and their direction (``max``/``min``); the direction drives
             Tune, retrain's promotion gate and best-checkpoint choice.
     """
