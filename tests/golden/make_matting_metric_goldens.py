@@ -64,22 +64,24 @@ def noisy_pred(rng, gt: np.ndarray, smooth_sigma: float, amp: float, pixel_amp: 
 
 
 def conn_levels_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A solid block with islands hanging off it through one-pixel bridges of different
-    values, so each island leaves the largest component at a different threshold; the
-    prediction's island values sit on both sides of the 0.15 cut-off."""
-    gt = np.zeros((40, 56), np.uint8)
-    gt[5:35, 5:20] = 255
+    """A solid block with ten separate islands hanging off it through one-pixel-high bridges,
+    one bridge at each CONN threshold's uint8 level (and one just under 1), so island ``n``
+    leaves the largest component at threshold ``n + 2``; the prediction's islands sit 0.1 or
+    0.3 above that level, either side of the 0.15 cut-off."""
+    gt = np.zeros((46, 40), np.uint8)
+    gt[2:44, 4:20] = 255
     pred = np.zeros_like(gt)
-    pred[5:35, 5:20] = 255
+    pred[2:44, 4:20] = 255
     bridges = (26, 51, 77, 102, 128, 153, 179, 204, 230, 250)
     for n, b in enumerate(bridges):
-        r = 6 + 3 * n
+        r = 4 + 4 * n
+        level = 0.1 * (n + 1) if n < 9 else 0.9
         gt[r, 20:24] = b                  # bridge, equal in both
         pred[r, 20:24] = b
-        gt[r - 1:r + 2, 24:27] = 255      # island
-        pred[r - 1:r + 2, 24:27] = 40 + 21 * n
+        gt[r - 1:r + 2, 24:27] = 255      # island, 3x3, one blank row from the next
+        pred[r - 1:r + 2, 24:27] = min(255, round((level + (0.1 if n % 2 == 0 else 0.3)) * 255))
     trimap = np.zeros_like(gt)
-    trimap[5:35, 5:20] = 255
+    trimap[2:44, 4:20] = 255
     trimap[:, 19:30] = 128
     return pred.astype(np.float32) / 255, gt, trimap
 
