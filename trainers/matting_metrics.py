@@ -20,7 +20,9 @@ float64; GRAD's gradient magnitudes and CONN's whole computation in float32, sum
 in float32 over the full image, then divided by 1000 in float64. (That last step is numpy 1.x's
 scalar promotion, under which the zoo figures were made: ``float32 scalar / 1000`` gave a
 float64. Running the reference's code under numpy 2 divides in float32 and moves GRAD and CONN
-by up to an ulp of float32; this module matches the numpy 1.x figures bit for bit.) GRAD and CONN use OpenCV, as the reference does (``cv2.normalize``,
+by up to half a float32 ulp; this module matches the numpy 1.x figures bit for bit.)
+
+GRAD and CONN use OpenCV, as the reference does (``cv2.normalize``,
 ``cv2.filter2D``, ``cv2.connectedComponentsWithStats``), so borders, min-max scaling and the
 labelling order of equal-size components are the reference's by construction.
 """
@@ -98,7 +100,7 @@ def _check_inputs(pred_alpha, gt_alpha, trimap) -> tuple[np.ndarray, np.ndarray,
         raise ValueError(f"pred_alpha and gt_alpha shapes differ: {pred_alpha.shape} vs {gt_alpha.shape}")
     trimap = _check_trimap(trimap, gt_alpha.shape)
     if (pred_alpha[trimap == 0] != 0).any() or (pred_alpha[trimap == 255] != 255).any():
-        raise ValueError("pred_alpha is not forced by the trimap (0 where 0, 255 where 255): use prepare_pred_alpha")
+        raise ValueError("pred_alpha is not forced by the trimap (0 where 0, 255 where 255); use prepare_pred_alpha")
     return pred_alpha, gt_alpha, trimap
 
 
@@ -166,6 +168,8 @@ def gaussian_gradient_kernel(sigma: float = _GRAD_SIGMA, epsilon: float = 1e-2) 
     unit L2 norm. The half size ``h = ceil(sigma * sqrt(-2 ln(sqrt(2 pi) sigma epsilon)))`` is the
     first integer distance at which the Gaussian density ``g`` is at most ``epsilon`` (the rule of
     MATLAB's ``gaussgradient``); 4 for sigma 1.4, a 9x9 kernel. The y kernel is the transpose.
+    Built here rather than taken from scipy.ndimage, whose derivative kernels are normalised by
+    the Gaussian's sum instead (same shape, other scale; the tests compare the two).
     """
     half = np.ceil(sigma * np.sqrt(-2 * np.log(np.sqrt(2 * np.pi) * sigma * epsilon)))
     x = np.arange(int(2 * half + 1)) - half
