@@ -251,7 +251,9 @@ class DeepFillDecoder(nn.Module):
         widths[-1] = 3  # an RGB image whatever the width factor
         for i, width in enumerate(widths):
             last = i == len(widths) - 1
-            layer = conv_block(conv_type, in_channels, width, 3, with_act=not last, padding=1, padding_mode=padding_mode)
+            layer = conv_block(
+                conv_type, in_channels, width, 3, with_act=not last, padding=1, padding_mode=padding_mode
+            )
             self.add_module(f"dec{i + 1}", layer)
             in_channels = width
 
@@ -332,7 +334,8 @@ class ContextualAttention(nn.Module):
         if self.with_fuse:
             if fuse_kernel_size % 2 != 1:
                 raise ValueError(f"fuse_kernel_size must be odd, got {fuse_kernel_size}")
-            self.register_buffer("fuse_kernel", torch.eye(fuse_kernel_size).view(1, 1, fuse_kernel_size, fuse_kernel_size))
+            eye = torch.eye(fuse_kernel_size).view(1, 1, fuse_kernel_size, fuse_kernel_size)
+            self.register_buffer("fuse_kernel", eye)
 
     def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Fills ``x`` from ``context`` (DeepFill passes the same features as both).
@@ -518,7 +521,9 @@ class RefineStage(nn.Module):
         softmax_scale: float = 10.0,
     ):
         super().__init__()
-        self.encoder_attention = DeepFillEncoder(in_channels, conv_type, "stage2_attention", channel_factor, padding_mode)
+        self.encoder_attention = DeepFillEncoder(
+            in_channels, conv_type, "stage2_attention", channel_factor, padding_mode
+        )
         self.encoder_conv = DeepFillEncoder(in_channels, conv_type, "stage2_conv", channel_factor, padding_mode)
         width = self.encoder_conv.out_channels
         self.contextual_attention_neck = ContextualAttentionNeck(width, conv_type, padding_mode, softmax_scale)

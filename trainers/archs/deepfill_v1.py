@@ -39,11 +39,13 @@ for the task that trains it:
 * Every iteration, critic step (only stage-2 results are judged; WGAN-GP): with
   ``(stage2_fake_img.detach(), fake_local.detach())`` add ``mean(D_g) + mean(D_l)``, with
   ``(gt, gt_local)`` add ``-mean(D_g) - mean(D_l)`` (GAN loss weight 1 for the critic);
-  each of the four critic outputs also adds the disc-shift term ``0.5 * 1e-3 * mean(D**2)``;
-  gradient penalty ``10 * GP(global_disc, gt, stage2_fake_img, mask)
-  + 10 * GP(local_disc, gt_local, fake_local)`` with ``GP = mean((||grad * mask||_2 - 1)**2)
-  / mean(mask)`` (norm over channels per pixel, interpolate ``a * real + (1 - a) * fake``,
-  ``a ~ U(0, 1)`` per sample; no mask and no division for the local one). Adam 1e-4 step.
+  each of those four GAN terms ``t`` also adds a disc-shift term ``0.5 * 1e-3 * t**2`` (mmedit
+  squares the loss value ``+-mean(D)``, not the scores); gradient penalty
+  ``10 * GP(global_disc, gt, stage2_fake_img, mask) + 10 * GP(local_disc, gt_local, fake_local)``,
+  ``GP = mean_{b,y,x}((||grad * mask||_2 - 1)**2) / mean(mask)``: the gradient of the critic's
+  output sum at ``a * real + (1 - a) * fake`` (``a ~ U(0, 1)`` per sample), its L2 norm over
+  channels per pixel, pixels outside the hole counting ``(0 - 1)**2 = 1``; the local one has
+  no mask and no division. Fake, real and GP gradients are summed into one Adam 1e-4 step.
 * ``disc_step`` (Places 5, CelebA 2): a counter ``(c + 1) % disc_step`` after each critic
   step; the generator is updated only when it wraps to 0, i.e. once per ``disc_step``
   iterations (each iteration a new batch and one critic step).

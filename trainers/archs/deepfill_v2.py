@@ -27,8 +27,9 @@ network, for the task that trains it:
 * Every iteration (``disc_step`` 1), discriminator step first (only stage 2 is judged;
   the SN-PatchGAN ``deepfill_v2_disc`` sees the image with the mask as a 4th channel):
   hinge loss ``mean(relu(1 + D(cat([stage2_fake_img.detach(), mask]))))
-  + mean(relu(1 - D(cat([gt, mask]))))``, means over every element of the score map;
-  no gradient penalty, no disc-shift term. Adam 1e-4.
+  + mean(relu(1 - D(cat([gt, mask]))))`` (weight 1: the GAN loss weight applies to the
+  generator only), means over every element of the score map; no gradient penalty, no
+  disc-shift term. Adam 1e-4.
 * Then the generator step (discriminator frozen): for both stages ``L1(res, gt, weight=mask)``
   + ``L1(res, gt, weight=1 - mask)`` (weight 1 each; ``sum(|d| * w) / (sum(w broadcast to
   3 channels) + 1e-12)``, on raw outputs) plus ``0.1 * -mean(D(cat([stage2_fake_img, mask])))``.
