@@ -126,6 +126,8 @@ def test_v1_discriminators_take_a_pair_or_two_arguments():
     assert g.shape == l.shape == (2, 1)
     g2, l2 = model(img, patch)
     assert torch.equal(g, g2) and torch.equal(l, l2)
+    with pytest.raises(TypeError, match="local patches"):
+        model(img)
     (g.sum() + l.sum()).backward()
     assert all(p.grad is not None for p in model.parameters())
 

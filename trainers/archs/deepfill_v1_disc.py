@@ -78,6 +78,12 @@ class DeepFillv1Discriminators(nn.Module):
 
         Returns:
             ``(global_pred, local_pred)``, ``[B, fc_out_channels]`` each.
+
+        Raises:
+            TypeError: If only one tensor is given.
         """
-        global_img, local_img = (x, local_img) if local_img is not None else x
-        return self.global_disc(global_img), self.local_disc(local_img)
+        if local_img is None:
+            if isinstance(x, Tensor):
+                raise TypeError("DeepFillv1Discriminators needs the local patches too: model((img, patch))")
+            x, local_img = x
+        return self.global_disc(x), self.local_disc(local_img)
