@@ -7,6 +7,10 @@ discriminator arguments can be passed through unchanged and its checkpoint loads
 
 from torch import nn
 
+from trainers.archs.deepfill_v1 import DeepFillv1
+from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
+from trainers.archs.deepfill_v2 import DeepFillv2
+from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
 from trainers.archs.edsr import EDSR
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
@@ -21,9 +25,14 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    # inpainting
+    "deepfill_v1": DeepFillv1,
+    "deepfill_v2": DeepFillv2,
     # discriminators
     "modified_vgg": ModifiedVGG,
     "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
+    "deepfill_v1_disc": DeepFillv1Discriminators,
+    "deepfill_v2_disc": DeepFillv2Discriminator,
 }
 
 
