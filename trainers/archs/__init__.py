@@ -7,9 +7,11 @@ discriminator arguments can be passed through unchanged and its checkpoint loads
 
 from torch import nn
 
+from trainers.archs.dim import DIMEncoderDecoder
 from trainers.archs.edsr import EDSR
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
+from trainers.archs.plain_refiner import PlainRefiner
 from trainers.archs.rdn import RDN
 from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.srcnn import SRCNN
@@ -21,6 +23,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    # matting
+    "dim": DIMEncoderDecoder,
+    "plain_refiner": PlainRefiner,
     # discriminators
     "modified_vgg": ModifiedVGG,
     "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
