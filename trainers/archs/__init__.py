@@ -9,6 +9,7 @@ from torch import nn
 
 from trainers.archs.dim import DIMEncoderDecoder
 from trainers.archs.edsr import EDSR
+from trainers.archs.indexnet import IndexNetEncoderDecoder
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.plain_refiner import PlainRefiner
@@ -26,6 +27,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     # matting
     "dim": DIMEncoderDecoder,
     "plain_refiner": PlainRefiner,
+    "indexnet": IndexNetEncoderDecoder,
     # discriminators
     "modified_vgg": ModifiedVGG,
     "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
