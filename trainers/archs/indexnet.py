@@ -50,7 +50,8 @@ What MMEditing's ``IndexNet`` mattor does around this network (a task must do th
   ``model.train()``, and mmcv's ``IterBasedRunner`` calls ``model.train()`` before every
   training iteration, so the zoo model was trained with those BNs in training mode
   (batch statistics, running averages updated, affine parameters learned at lr x 0.01).
-  The IndexNet authors' code has the same property (their issue #35). ``freeze_bn``
+  The same was reported for the IndexNet authors' code (poppinace/indexnet_matting
+  issue #35). ``freeze_bn``
   here reproduces MMEditing exactly; ``keep_bn_frozen=True`` is restoray's addition for
   a real freeze (eval mode kept through ``.train()``, BN affine parameters get
   ``requires_grad=False``), which the zoo numbers were *not* obtained with.
