@@ -11,9 +11,12 @@ from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
 from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
+from trainers.archs.dim import DIMEncoderDecoder
 from trainers.archs.edsr import EDSR
+from trainers.archs.indexnet import IndexNetEncoderDecoder
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
+from trainers.archs.plain_refiner import PlainRefiner
 from trainers.archs.rdn import RDN
 from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.srcnn import SRCNN
@@ -28,6 +31,10 @@ ARCHS: dict[str, type[nn.Module]] = {
     # inpainting
     "deepfill_v1": DeepFillv1,
     "deepfill_v2": DeepFillv2,
+    # matting
+    "dim": DIMEncoderDecoder,
+    "plain_refiner": PlainRefiner,
+    "indexnet": IndexNetEncoderDecoder,
     # discriminators
     "modified_vgg": ModifiedVGG,
     "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
