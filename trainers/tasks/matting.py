@@ -5,7 +5,8 @@ A mattor wraps one encoder-decoder (``backbone``) and, for DIM's stages 2 and 3,
 * input: the composite normalised with ImageNet mean/std, concatenated with the trimap -- scaled
   to [0, 1] (DIM, IndexNet: 4 channels) or one-hot over (bg, unknown, fg) (GCA: 6 channels);
 * output: the backbone's raw alpha through the mattor's activation -- sigmoid (DIM), ``(tanh + 1)
-  / 2`` (GCA) or none (IndexNet, whose decoder ends in its own activation);
+  / 2`` (GCA) or none (IndexNet: its last layer is a plain convolution, so the losses see the
+  unbounded output; only test time clips it);
 * DIM's refiner sees the image with the predicted alpha and refines the raw alpha;
 * losses only on the unknown region of the trimap (mmedit's ``get_unknown_tensor``): the alpha
   loss, the composition loss (``a·fg + (1 − a)·bg`` against the un-normalised composite, DIM and
