@@ -191,6 +191,18 @@ class InitSource(Strict):
 
     source: str = Field(description="zoo .pth, restoray checkpoint or models:/name@alias; local, s3:// or https://")
     strict: bool = True
+    format: Literal["checkpoint", "torchvision"] = Field(
+        "checkpoint", description="torchvision: an ImageNet classifier file in torchvision's layout "
+        "(vgg16-397923af.pth, resnet34-b627a593.pth, mobilenet_v2-b0353104.pth) mapped onto the "
+        "encoder by the arch (trainers.archs.TORCHVISION_INIT); the rest keeps its initialisation")
+
+    @model_validator(mode="after")
+    def _torchvision_is_partial(self) -> "InitSource":
+        if self.format == "torchvision" and "strict" in self.model_fields_set and self.strict:
+            raise ValueError("strict: a torchvision ImageNet file covers the encoder only; leave strict out")
+        if self.format == "torchvision":
+            self.strict = False
+        return self
 
     @model_validator(mode="before")
     @classmethod

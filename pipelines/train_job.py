@@ -30,7 +30,7 @@ from pipelines.stream import configure_data_context, train_dataset, val_dataset
 from pipelines.tracking import finish_run, start_or_resume_run, tracking_uri
 from preprocessing.shards import read_manifest
 from trainers import checkpoint_io
-from trainers.archs import build_arch
+from trainers.archs import build_arch, from_torchvision
 from trainers.loop import RunContext, train_loop_per_worker
 from trainers.tasks import get_task
 
@@ -100,6 +100,18 @@ def read_weights(source: str, role: str, uri: str) -> tuple[dict[str, torch.Tens
     return checkpoint_io.extract_net_state(checkpoint_io.load_checkpoint_file(source), role, prefer_ema=True)
 
 
+def imagenet_weights(cfg: ExperimentConfig, role: str, source: str) -> dict[str, torch.Tensor]:
+    """A torchvision ImageNet file mapped onto ``role``'s encoder (the arch's converter)."""
+    spec = dict(cfg.nets[role])
+    name = spec.pop("name")
+    raw = checkpoint_io.load_checkpoint_file(source)
+    try:
+        return from_torchvision(name, raw.get("state_dict", raw), **spec)
+    except (KeyError, ValueError) as exc:
+        raise checkpoint_io.CheckpointError(f"init_from.{role}: {source} is not a torchvision file this arch "
+                                            f"can start from: {exc}") from None
+
+
 def resolve_init(cfg: ExperimentConfig, uri: str) -> dict[str, Any]:
     """``init_from`` read on the driver and checked against the networks' keys and shapes, so a
     wrong file fails here in one line; the states travel to the workers as object refs.
@@ -110,8 +122,14 @@ def resolve_init(cfg: ExperimentConfig, uri: str) -> dict[str, Any]:
     out = {}
     shapes = build_nets(cfg, "meta")
     for role, init in cfg.init_from.items():
-        state, where = read_weights(init.source, role, uri)
+        if init.format == "torchvision":
+            state, where = imagenet_weights(cfg, role, init.source), "torchvision ImageNet weights"
+        else:
+            state, where = read_weights(init.source, role, uri)
         report = checkpoint_io.compare_state_dict(shapes[role], state)
+        if init.format == "torchvision" and (report.unexpected or report.mismatched):
+            raise checkpoint_io.CheckpointError(f"init_from.{role}: {init.source} mapped onto {cfg.nets[role]['name']} "
+                                                f"does not fit: {report.summary()}")
         if not report.ok and init.strict:
             raise checkpoint_io.CheckpointError(f"init_from.{role}: {init.source} does not fit: {report.summary()}")
         if not report.ok:

@@ -5,15 +5,17 @@ name); constructor arguments are MMEditing 0.x's, so a zoo config's generator or
 discriminator arguments can be passed through unchanged and its checkpoint loads strictly.
 """
 
+import inspect
+
 from torch import nn
 
 from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
 from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
-from trainers.archs.dim import DIMEncoderDecoder
+from trainers.archs.dim import DIMEncoderDecoder, from_torchvision_vgg16
 from trainers.archs.edsr import EDSR
-from trainers.archs.indexnet import IndexNetEncoderDecoder
+from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.plain_refiner import PlainRefiner
@@ -41,6 +43,25 @@ ARCHS: dict[str, type[nn.Module]] = {
     "deepfill_v1_disc": DeepFillv1Discriminators,
     "deepfill_v2_disc": DeepFillv2Discriminator,
 }
+
+# Encoders that start from an ImageNet classifier in torchvision's published layout
+# (``init_from.<role>: {source: ..., format: torchvision}``): arch name -> the function mapping
+# that state dict onto the arch's encoder keys, extra input channels set as the zoo does.
+TORCHVISION_INIT = {
+    "dim": from_torchvision_vgg16,
+    "indexnet": from_torchvision_mobilenet_v2,
+}
+
+
+def from_torchvision(name: str, state_dict, **arch_kwargs) -> dict:
+    """``state_dict`` (torchvision layout) mapped onto arch ``name``'s encoder; the converter
+    gets the arch arguments it takes (``in_channels``, ``layers``)."""
+    if name not in TORCHVISION_INIT:
+        raise ValueError(f"{name} has no torchvision ImageNet initialisation; those that do: "
+                         f"{', '.join(sorted(TORCHVISION_INIT))}")
+    convert = TORCHVISION_INIT[name]
+    accepted = inspect.signature(convert).parameters
+    return convert(state_dict, **{k: v for k, v in arch_kwargs.items() if k in accepted and k != "state_dict"})
 
 
 def build_arch(name: str, **kwargs) -> nn.Module:

@@ -3,7 +3,8 @@
 A mattor wraps one encoder-decoder (``backbone``) and, for DIM's stages 2 and 3, a ``refiner``:
 
 * input: the composite normalised with ImageNet mean/std, concatenated with the trimap -- scaled
-  to [0, 1] (DIM, IndexNet: 4 channels) or one-hot over (bg, unknown, fg) (GCA: 6 channels);
+  to [0, 1] (DIM, IndexNet: 4 channels), one-hot over (bg, unknown, fg) (GCA: 6 channels) or as
+  class indices 0/1/2 (GCA's ``dimaug`` configs: 4 channels);
 * output: the backbone's raw alpha through the mattor's activation -- sigmoid (DIM), ``(tanh + 1)
   / 2`` (GCA) or none (IndexNet: its last layer is a plain convolution, so the losses see the
   unbounded output; only test time clips it);
@@ -67,8 +68,9 @@ class MattingConfig(Strict):
 
     name: Literal["matting"] = "matting"
     data: MattingDataConfig
-    trimap_input: Literal["scaled", "onehot"] = Field(
-        "scaled", description="scaled: trimap / 255 as a 4th channel (DIM, IndexNet); onehot: 3 channels (GCA)")
+    trimap_input: Literal["scaled", "onehot", "classes"] = Field(
+        "scaled", description="scaled: trimap / 255 as a 4th channel (DIM, IndexNet); onehot: 3 channels (GCA); "
+        "classes: 0/1/2 as a 4th channel (GCA's dimaug configs, FormatTrimap(to_onehot=False))")
     output: Literal["sigmoid", "tanh", "none"] = Field(
         "sigmoid", description="the mattor's activation on the backbone's output: DIM sigmoid, "
         "GCA (tanh + 1) / 2, IndexNet none")
@@ -141,6 +143,8 @@ class MattingTask:
         x = (merged - self.mean.to(merged)) / self.std.to(merged)
         if self.cfg.trimap_input == "onehot":
             t = F.one_hot(trimap_classes(trimap), 3).permute(0, 3, 1, 2).to(x)
+        elif self.cfg.trimap_input == "classes":
+            t = trimap_classes(trimap)[:, None].to(x)
         else:
             t = trimap.to(x)
         return torch.cat([x, t], dim=1)
