@@ -8,6 +8,8 @@ discriminator arguments can be passed through unchanged and its checkpoint loads
 from torch import nn
 
 from trainers.archs.edsr import EDSR
+from trainers.archs.gca import GCANet
+from trainers.archs.gca_baseline import GCABaselineNet
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.rdn import RDN
@@ -21,6 +23,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    # matting backbones
+    "gca": GCANet,
+    "gca_baseline": GCABaselineNet,
     # discriminators
     "modified_vgg": ModifiedVGG,
     "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
