@@ -41,16 +41,17 @@ What mmedit's ``GCA`` mattor does around this network (a task must reproduce all
 * Training: the network in train mode (BN batch statistics, running averages with momentum
   0.1; spectral norm's power iteration), loss ``L1`` on ``alpha`` against the ground truth
   weighted by the unknown mask (the one-hot's channel 1, or ``trimap == 1``), reduced as
-  ``sum(|alpha - gt| * w) / (sum(w) + 1e-12)`` over the whole batch (loss weight 1). Adam
-  lr 4e-4, betas (0.5, 0.999), batch 10 x 4 GPUs, 200k iterations, linear warm-up over 5k
-  iterations from 0.001x, then cosine to 0. Training crops are 512x512.
+  ``sum(|alpha - gt| * w) / (sum(w) + 1e-12)`` over the whole batch, not per sample (loss
+  weight 1). Adam lr 4e-4, betas (0.5, 0.999), batch 10 x 4 GPUs, 200k iterations, cosine
+  to 0 over all of them with mmcv's linear warm-up over the first 5k (from 0.001x).
+  Training inputs are 512x512 crops (``dimaug``: 320x320 resized crops).
 * Test: batch 1, eval mode (running statistics; spectral norm uses the stored ``weight_u`` /
   ``weight_v``, no update). The 8-bit image and the 0/128/255 trimap are reflect-padded at the
   bottom and right to the next multiple of 32 (numpy ``reflect``, the edge pixel not repeated)
   before scaling, normalising and encoding the trimap; ``alpha`` is cropped back to
   ``[:H, :W]``, clipped to [0, 1], set to 0 where the original trimap is 0 and to 1 where it
-  is 255, and scored (SAD, MSE, GRAD, CONN) as ``round(alpha * 255)`` in uint8. The attention
-  holds ``(HW / 256)^2`` scores per image (about 1 GiB at 2048x2048).
+  is 255, and scored (SAD, MSE, GRAD, CONN) as ``round(alpha * 255)`` in uint8. Each
+  attention holds several ``(HW / 256)^2``-element tensors per image (1 GiB each at 2048x2048).
 
 Initialisation as mmedit's with ``pretrained=None``: conv weights Kaiming-normal (fan_out;
 LeakyReLU(0.2) gain before a LeakyReLU), biases 0, BN weight 1 and bias 0 except the
@@ -58,7 +59,6 @@ last BN of every residual block (weight 0, so each block starts as the identity)
 modules' convs Xavier-uniform. The zoo started from an ImageNet encoder instead:
 :func:`imagenet_init_` with torchvision's ResNet-34 (see there for how that differs).
 """
-
 
 from collections.abc import Mapping, Sequence
 
