@@ -32,7 +32,9 @@ case cannot be narrowed: the zoo network has 25.2M parameters, 50 MB per case in
   (8x8 blocks, so the 1/8-size unknown mask and the attention's known and unknown patches
   are all non-trivial), one-hot for 6 channels, the class index for 4.
 * Train mode only changes BN and spectral norm, which both archs share, so two cases record
-  it; ``baseline_dimaug`` differs from ``baseline`` only in input channels, which its key map
+  it. The zoo layer counts are in ``gca_zoo`` and ``gca_baseline_zoo``; the 4-channel case
+  (class-index trimap, the ``dimaug`` configs) has one block per stage, and
+  ``baseline_dimaug`` differs from ``baseline`` only in input channels, which its key map
   (and ``test_archs_matting_gca.py``) checks, so it has no case of its own.
 """
 
@@ -70,7 +72,7 @@ DIMAUG = dict(in_channels=4)
 # spectral norm, shared by both archs, so the baseline cases check eval mode only.
 CASES = [
     ("gca_zoo", "gca", {}, SHAPE6, True),
-    ("gca_dimaug", "gca", DIMAUG, SHAPE4, False),
+    ("gca_dimaug_d1", "gca", DIMAUG | dict(layers=[1, 1, 1, 1], decoder_layers=[1, 1, 1, 1]), SHAPE4, False),
     ("gca_late_nosn_k5", "gca", dict(layers=[1, 1, 1, 1], decoder_layers=[1, 1, 1, 2], late_downsample=True,
                                      with_spectral_norm=False, decoder_with_spectral_norm=False,
                                      decoder_kernel_size=5), SHAPE6, True),
