@@ -7,6 +7,7 @@ discriminator arguments can be passed through unchanged and its checkpoint loads
 
 import inspect
 
+import torch
 from torch import nn
 
 from trainers.archs.deepfill_v1 import DeepFillv1
@@ -16,6 +17,8 @@ from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
 from trainers.archs.dim import DIMEncoderDecoder, from_torchvision_vgg16
 from trainers.archs.edsr import EDSR
 from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
+from trainers.archs.gca import GCANet, imagenet_init_
+from trainers.archs.gca_baseline import GCABaselineNet
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.plain_refiner import PlainRefiner
@@ -37,6 +40,8 @@ ARCHS: dict[str, type[nn.Module]] = {
     "dim": DIMEncoderDecoder,
     "plain_refiner": PlainRefiner,
     "indexnet": IndexNetEncoderDecoder,
+    "gca": GCANet,
+    "gca_baseline": GCABaselineNet,
     # discriminators
     "modified_vgg": ModifiedVGG,
     "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
@@ -47,9 +52,30 @@ ARCHS: dict[str, type[nn.Module]] = {
 # Encoders that start from an ImageNet classifier in torchvision's published layout
 # (``init_from.<role>: {source: ..., format: torchvision}``): arch name -> the function mapping
 # that state dict onto the arch's encoder keys, extra input channels set as the zoo does.
+def _whole_net_start(cls: type[nn.Module]):
+    """A converter for archs whose ImageNet start changes more than mapped keys (GCA zeroes its
+    stem's trimap filters and quietens its attention, ``gca.imagenet_init_``): the whole started
+    network's state, built from a fixed seed so every run that names the file starts the same."""
+
+    def convert(state_dict, **arch_kwargs) -> dict:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = cls(**arch_kwargs)
+        imagenet_init_(net, state_dict)
+        return net.state_dict()
+
+    convert.__signature__ = inspect.Signature(  # accepts every arch argument
+        [inspect.Parameter("state_dict", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+           for n, p in inspect.signature(cls).parameters.items()])
+    return convert
+
+
 TORCHVISION_INIT = {
     "dim": from_torchvision_vgg16,
     "indexnet": from_torchvision_mobilenet_v2,
+    "gca": _whole_net_start(GCANet),
+    "gca_baseline": _whole_net_start(GCABaselineNet),
 }
 
 
