@@ -7,9 +7,14 @@ discriminator arguments can be passed through unchanged and its checkpoint loads
 
 from torch import nn
 
+from trainers.archs.aot import AOTEncoderDecoder
+from trainers.archs.aot_disc import SoftMaskPatchDiscriminator
 from trainers.archs.edsr import EDSR
+from trainers.archs.gl import GLEncoderDecoder
+from trainers.archs.gl_disc import GLDiscs
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
+from trainers.archs.pconv import PConvEncoderDecoder
 from trainers.archs.rdn import RDN
 from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.srcnn import SRCNN
@@ -21,9 +26,15 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    # inpainting
+    "gl": GLEncoderDecoder,
+    "pconv": PConvEncoderDecoder,
+    "aot": AOTEncoderDecoder,
     # discriminators
     "modified_vgg": ModifiedVGG,
     "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
+    "gl_disc": GLDiscs,
+    "aot_disc": SoftMaskPatchDiscriminator,
 }
 
 
