@@ -37,15 +37,18 @@ What MMEditing's ``AOTInpaintor`` does around the networks (images in [-1, 1]; `
 * generator step against the updated discriminator: ``0.01 x MSE(resized D(fake_img), 1)``
   (mmedit multiplies that mean by ``mask / mask.mean()`` and averages again, which leaves it
   unchanged), plus ``L1(fake_res, gt)`` over the whole image (the config's "l1_valid" gets no
-  mask weight), plus VGG19 perceptual (layers 1, 6, 11, 20, 29; weight 0.1) and style
-  (Gram matrices of layers 8, 17, 26, 31; weight 250) on ``fake_res`` only: the configured
+  mask weight), plus VGG19 perceptual (features 1, 6, 11, 20, 29 = relu1_1..relu5_1; weight
+  0.1) and style (Gram matrices ``F F^T / (C H W)`` of features 8, 17, 26, 31 = relu2_2,
+  relu3_4, relu4_4, relu5_2; weight 250) on ``fake_res`` only: the configured
   ``loss_composed_percep`` is not applied to ``fake_img`` by this inpaintor. Images go to
   [0, 1] then ImageNet normalisation before VGG; L1 criterion;
 * Adam lr 1e-4, betas (0, 0.9) for both, constant, 500k iterations, 12 images x 4 GPUs
   (the name says 4x12); train images RGB, random resized crop 512, horizontal flip of image
   and mask, colour jitter 0.5 (hue 0.5); masks from the PConv mask set, nearest-resized to
   512 and rotated by 0-45 degrees. The test pipeline loads RGB and then swaps to BGR
-  (``to_rgb=True``), as the published 50-60 % mask figures were measured.
+  (``to_rgb=True``), as the published 50-60 % mask figures were measured; mmedit's L1 metric
+  here is the plain mean ``|fake_img - gt|`` over the whole image in [-1, 1] (no mask, the
+  composite, unlike GL/PConv), PSNR/SSIM on ``fake_img``.
 """
 
 import torch

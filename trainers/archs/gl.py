@@ -25,7 +25,8 @@ What MMEditing's ``GLInpaintor`` does around the networks (images in [-1, 1]; ``
   ``fake_img = gt * (1 - mask) + fake_res * mask`` (test: ``masked_img`` in place of ``gt``);
 * local patches: the bbox is grown to ``local_size`` 128x128 around its centre,
   ``top' = max(0, top - (128 - h) // 2)``, ``left'`` likewise (not clamped at the bottom/right;
-  the zoo's bbox masks, 88..128 px with a 20 px margin in 256, always fit), and
+  the zoo's boxes, 108..128 px, at least 20 px from the top/left and ending by 235 px in 256,
+  always fit), and
   ``fake_local`` / ``gt_local`` are that window of ``fake_img`` / ``gt``;
 * the discriminator judges ``(image, local patch)`` pairs: fake ``(fake_img.detach(),
   fake_local.detach())``, real ``(gt, gt_local)``; vanilla GAN (BCE with logits), weight 1
@@ -38,6 +39,8 @@ What MMEditing's ``GLInpaintor`` does around the networks (images in [-1, 1]; ``
   config is in the joint phase from its first step;
 * L1 hole loss: ``sum(|fake_res - gt| * mask) / sum(mask expanded to 3 channels)``;
 * Adam lr 4e-4 for both networks, constant; 12 images per GPU x 8 (SyncBN over all 96).
+  mmedit evaluates with the training pipeline (random crop and box per evaluation); its L1
+  metric is the hole loss formula on ``fake_res`` in [-1, 1], PSNR/SSIM use ``fake_img``.
 """
 
 from collections import OrderedDict

@@ -35,12 +35,19 @@ What MMEditing's ``PConvInpaintor`` does around the network (images in [-1, 1], 
   *validity* mask, 3 channels; it returns ``(fake_res, final_mask)``;
 * composite ``fake_img = gt * (1 - mask) + fake_res * mask`` (test: ``masked_img`` for ``gt``);
 * losses (generator only, no discriminator, ``disc_step=0``): L1 on the hole
-  ``6 * sum(|fake_res - gt| * mask) / sum(mask expanded to 3 channels)``, L1 on the valid
-  part weight 1 with ``1 - mask``, VGG16 perceptual (layers 4, 9, 16, weight 0.05) and style
-  (weight 120) on both ``fake_img`` and ``fake_res`` against ``gt``, masked TV 0.1 on
-  ``fake_img``: mean-normalised L1 between vertical and horizontal neighbours, weighted by
-  ``mask`` cropped to the first ``H-1`` rows / ``W-1`` columns;
-* Adam, lr 2e-4 (stage 1, 800k iterations) then 5e-5 (stage 2, 500k Places), constant.
+  ``6 * sum(|fake_res - gt| * mask) / sum(mask expanded to 3 channels)``; the same on the valid
+  part with ``1 - mask``, weight 1; VGG16 perceptual (L1 of the outputs of features 4, 9, 16 =
+  pool1..pool3, weight 0.05) and style (L1 of their Gram matrices ``F F^T / (C H W)``, weight
+  120), images mapped to [0, 1] and ImageNet-normalised first, applied twice: to ``fake_img``
+  and to ``fake_res`` (``loss_out_percep=True``), each against ``gt``; masked TV on
+  ``fake_img``, weight 0.1 on each of ``sum(|p[..., :-1, :] - p[..., 1:, :]| * mask[..., :-1, :])
+  / (3 * sum(mask[..., :-1, :]))`` and its horizontal twin;
+* Adam, lr 2e-4 (stage 1, 800k iterations) then 5e-5 (stage 2, 500k Places / 300k CelebA),
+  constant; masks irregular (brush strokes, 15-65 % of the image). mmedit evaluates with the
+  training pipeline (random crop and mask per evaluation), L1 metric = the hole loss formula
+  on ``fake_res`` in [-1, 1] (without the factor 6), PSNR/SSIM on ``fake_img``. Config names
+  and batch sizes disagree upstream (Places: 12 images per GPU in both stages; CelebA: 1),
+  and the CelebA configs' annotation files are named ``*places*`` under the CelebA-HQ root.
 """
 
 import torch
