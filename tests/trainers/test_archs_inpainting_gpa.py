@@ -337,6 +337,20 @@ def test_partial_conv_without_mask_is_a_plain_conv_and_mask_has_no_grad():
     assert (x.grad[..., 2, 2] == 0).all()  # a hole contributes nothing
 
 
+def test_partial_conv_mask_path_survives_float16_autocast():
+    """An all-hole window must give 0, not 0 * (9 / (0 + eps)) = NaN with eps underflowing in float16."""
+    conv = PartialConv2d(2, 2, 3, padding=1)
+    mask = torch.ones(1, 2, 8, 8)
+    mask[..., :5, :5] = 0
+    with torch.autocast("cpu", dtype=torch.float16):
+        out, new_mask = conv(torch.randn(1, 2, 8, 8), mask)
+    assert torch.isfinite(out).all() and (out[..., 1, 1] == 0).all()
+    assert new_mask.dtype == torch.float32 and new_mask[..., 1, 1].eq(0).all()
+    half = PartialConv2d(2, 2, 3, padding=1).half()  # a half model keeps half masks
+    out, new_mask = half(torch.randn(1, 2, 8, 8).half(), mask.half())
+    assert out.dtype == new_mask.dtype == torch.float16 and torch.isfinite(out).all()
+
+
 def test_partial_conv_checks_mask_channels():
     with pytest.raises(ValueError, match="mask"):
         PartialConv2d(3, 4, 3, multi_channel=True)(torch.rand(1, 3, 5, 5), torch.ones(1, 1, 5, 5))

@@ -21,8 +21,10 @@ Computed as in MMEditing 0.x (``PartialConv2d``), which fixes these details:
 * The window sums are a convolution of the mask with the all-ones buffer
   ``weight_mask_updater`` (``[C_out, C_in, k, k]`` multi-channel, else ``[1, 1, k, k]``);
   it is a persistent buffer, so the zoo checkpoints carry it (25.78M ones in PConv's case).
-* The ratio is ``sum(1) / (sum(M) + eps)`` with ``eps = 1e-8`` (mmedit advises 1e-6 for
-  mixed precision); in float32 the eps vanishes for ``sum(M) >= 1``. The updated mask is
+* The ratio is ``sum(1) / (sum(M) + eps)`` with ``eps = 1e-8``; in float32 the eps vanishes
+  for ``sum(M) >= 1``. (Unlike mmedit, the mask path always runs in float32, outside
+  autocast: in float16 the eps underflows and all-hole windows give NaN, which mmedit
+  avoids by asking for ``eps=1e-6`` under mixed precision.) The updated mask is
   ``clamp(sum(M), 0, 1)`` and the ratio is multiplied by it, so soft masks pass partial
   values on. The mask path runs without gradient.
 * With a bias: ``out = ((conv(X * M) - b) * ratio + b) * updated_mask``; without one:
@@ -69,11 +71,15 @@ class PartialConv2d(nn.Conv2d):
         want = x.shape[1] if self.multi_channel else 1
         if mask.dim() != 4 or mask.shape[1] != want:
             raise ValueError(f"mask must be [B, {want}, H, W] for this layer, got {list(mask.shape)}")
-        with torch.no_grad():
-            window_sum = F.conv2d(mask, self.weight_mask_updater, None, self.stride, self.padding, self.dilation)
+        # float32 even under autocast: in float16 the eps underflows and an all-hole window gives
+        # 0 * inf = NaN (mmedit's advice is to raise eps to 1e-6 for mixed precision instead).
+        with torch.no_grad(), torch.autocast(mask.device.type, enabled=False):
+            window_sum = F.conv2d(mask.float(), self.weight_mask_updater.float(), None, self.stride, self.padding,
+                                  self.dilation)
             updated_mask = torch.clamp(window_sum, 0, 1)
             ratio = self.window_numel / (window_sum + self.eps) * updated_mask
         raw = super().forward(x * mask)
+        ratio, updated_mask = ratio.to(raw.dtype), updated_mask.to(mask.dtype)  # no-ops in float32
         if self.bias is None:
             return raw * ratio, updated_mask
         bias = self.bias.view(1, -1, 1, 1)
