@@ -32,8 +32,9 @@ What MMEditing's ``AOTInpaintor`` does around the networks (images in [-1, 1]; `
   (fake), one backward of their sum, one Adam step. Loss ``smgan``: the D map ``[B, 1, h, w]``
   is resized to the mask's size (bilinear, ``align_corners=True``) and compared by MSE (mean)
   with a target: real -> all ones; fake -> the mask blurred by a 71x71 Gaussian, sigma 10,
-  zero padding (1 in the hole centre, falling to 0 outside). Note that mmedit's real target
-  is 1, where the paper's is 0; the zoo model was trained with mmedit's;
+  zero padding (1 in the hole centre, falling to 0 outside). So mmedit asks 1 of real
+  images and of the fake's hole, 0 of the fake's known part (GANLoss' default labels; check
+  against the AOT-GAN paper before "fixing" it: the zoo model was trained with these);
 * generator step against the updated discriminator: ``0.01 x MSE(resized D(fake_img), 1)``
   (mmedit multiplies that mean by ``mask / mask.mean()`` and averages again, which leaves it
   unchanged), plus ``L1(fake_res, gt)`` over the whole image (the config's "l1_valid" gets no
