@@ -10,17 +10,22 @@ import inspect
 import torch
 from torch import nn
 
+from trainers.archs.aot import AOTEncoderDecoder
+from trainers.archs.aot_disc import SoftMaskPatchDiscriminator
 from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
 from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
 from trainers.archs.dim import DIMEncoderDecoder, from_torchvision_vgg16
 from trainers.archs.edsr import EDSR
-from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
 from trainers.archs.gca import GCANet, imagenet_init_
 from trainers.archs.gca_baseline import GCABaselineNet
+from trainers.archs.gl import GLEncoderDecoder
+from trainers.archs.gl_disc import GLDiscs
+from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
+from trainers.archs.pconv import PConvEncoderDecoder
 from trainers.archs.plain_refiner import PlainRefiner
 from trainers.archs.rdn import RDN
 from trainers.archs.rrdbnet import RRDBNet
@@ -28,6 +33,7 @@ from trainers.archs.srcnn import SRCNN
 from trainers.archs.unet_disc_sn import UNetDiscriminatorWithSpectralNorm
 
 ARCHS: dict[str, type[nn.Module]] = {
+    # image super-resolution
     "srcnn": SRCNN,
     "edsr": EDSR,
     "rdn": RDN,
@@ -36,6 +42,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     # inpainting
     "deepfill_v1": DeepFillv1,
     "deepfill_v2": DeepFillv2,
+    "gl": GLEncoderDecoder,
+    "pconv": PConvEncoderDecoder,
+    "aot": AOTEncoderDecoder,
     # matting
     "dim": DIMEncoderDecoder,
     "plain_refiner": PlainRefiner,
@@ -47,6 +56,8 @@ ARCHS: dict[str, type[nn.Module]] = {
     "unet_disc_sn": UNetDiscriminatorWithSpectralNorm,
     "deepfill_v1_disc": DeepFillv1Discriminators,
     "deepfill_v2_disc": DeepFillv2Discriminator,
+    "gl_disc": GLDiscs,
+    "aot_disc": SoftMaskPatchDiscriminator,
 }
 
 # Encoders that start from an ImageNet classifier in torchvision's published layout
