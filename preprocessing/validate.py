@@ -18,6 +18,12 @@ not an image                ``CorruptInput("not a decodable image")``
 truncated PNG / JPEG        ``CorruptInput("truncated ...")``
 ==========================  ==============================================
 
+Grey inputs (alpha mattes, trimaps) go through :func:`load_grey_with_notes`: 8-bit
+gray is returned as ``HxW``; an RGB(A)/palette file whose colour channels are all equal is
+reduced to one channel (note ``"rgb->gray"``); one whose channels differ is
+``CorruptInput("colour image with differing channels ...")`` -- a luminance conversion
+would silently invent an alpha matte. The alpha-channel and 16-bit rules above apply.
+
 Why reject 16-bit instead of scaling to 8 bits: every zoo dataset is 8-bit, so
 a 16-bit file is a sign of the wrong data; silently quantising it would hide
 that. Images are decoded with Pillow because it raises on truncated data where
@@ -35,7 +41,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["CorruptInput", "load_image", "load_image_with_notes"]
+__all__ = ["CorruptInput", "load_grey_with_notes", "load_image", "load_image_with_notes"]
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -83,8 +89,8 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
     raise CorruptInput(f"unsupported mode {mode}")
 
 
-def load_image_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
-    """Like :func:`load_image`, also returning the conversions applied (e.g. ``["gray->rgb"]``)."""
+def _open(data: bytes) -> tuple[Image.Image, list[str]]:
+    """Decodes the bytes with Pillow (EXIF orientation applied); CorruptInput on bad data."""
     if not data:
         raise CorruptInput("empty file")
     if data.startswith(_PNG_SIG):
@@ -110,12 +116,43 @@ def load_image_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]
     if orientation not in (None, 1):
         im = ImageOps.exif_transpose(im)
         notes.append("exif orientation applied")
+    return im, notes
+
+
+def _check_size(arr: np.ndarray) -> np.ndarray:
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise CorruptInput("empty image (zero width or height)")
+    return np.ascontiguousarray(arr)
+
+
+def load_image_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+    """Like :func:`load_image`, also returning the conversions applied (e.g. ``["gray->rgb"]``)."""
+    im, notes = _open(data)
     arr = _to_rgb(im, notes)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise CorruptInput(f"unsupported pixel format {arr.dtype} {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise CorruptInput("empty image (zero width or height)")
-    return np.ascontiguousarray(arr), notes
+    return _check_size(arr), notes
+
+
+def load_grey_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+    """Decodes a grey input (alpha matte, trimap) to HxW uint8, or raises CorruptInput.
+
+    See the module docstring for the policy; ``name`` is for context only.
+    """
+    im, notes = _open(data)
+    if im.mode in ("1", "L"):
+        return _check_size(np.asarray(im.convert("L"))), notes
+    if im.mode.startswith("I;16"):
+        raise CorruptInput("16-bit not supported")
+    rgb_notes: list[str] = []
+    arr = _to_rgb(im, rgb_notes)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise CorruptInput(f"unsupported pixel format {arr.dtype} {arr.shape}")
+    if not ((arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all()):
+        raise CorruptInput(f"colour image with differing channels ({im.mode}) where a grey "
+                           "(single-channel) image is expected")
+    notes += [n for n in rgb_notes if n != "gray->rgb"] + ([] if im.mode == "LA" else ["rgb->gray"])
+    return _check_size(arr[..., 0]), notes
 
 
 def load_image(data: bytes, name: str) -> np.ndarray:
