@@ -100,8 +100,12 @@ class _RangedFile(io.RawIOBase):
         return len(data)
 
 
-def scan_tar_members(storage: Storage, shard: str, size: int | None = None) -> MemberTable:
+def scan_tar_members(storage: Storage, shard: str, size: int | None = None, chunk: int = _SCAN_CHUNK
+                     ) -> MemberTable:
     """The member table of a shard read from its tar headers (fallback for old part records).
+
+    ``chunk`` is the size of each ranged read (headers are 512 bytes; the read-ahead lets
+    a run of small members share one request).
 
     Raises:
         StorageError: the object is not a readable tar.
@@ -113,7 +117,7 @@ def scan_tar_members(storage: Storage, shard: str, size: int | None = None) -> M
         size = info.size
     samples: list[tuple[str, dict[str, tuple[int, int]]]] = []
     try:
-        with tarfile.open(fileobj=_RangedFile(storage, shard, size), mode="r:") as tar:
+        with tarfile.open(fileobj=_RangedFile(storage, shard, size, chunk), mode="r:") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
