@@ -142,7 +142,8 @@ def _same_size(key, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _u8(x: np.ndarray) -> np.ndarray:
-    return x if x.dtype == np.uint8 else np.clip(np.round(x), 0, 255).astype(np.uint8)
+    """Round half to even and saturate, as ``clip(round(x), 0, 255)`` for x >= -0.5 (float images here are >= 0)."""
+    return x if x.dtype == np.uint8 else cv2.convertScaleAbs(x)
 
 
 def _hw1(x: np.ndarray) -> np.ndarray:
@@ -234,8 +235,12 @@ class MattingSampler:
         trimap = generate_trimap(alpha, c.kernel_size, rng=rng)
         crop = crop_around_center({"fg": fg, "alpha": alpha, "trimap": trimap, "bg": bg}, c.crop_size, rng=rng)
         fg = random_jitter(crop["fg"], crop["alpha"], c.hue_range, rng=rng)
-        a = crop["alpha"][:, :, None].astype(np.float32) / 255.0
-        merged = fg * a + (1.0 - a) * crop["bg"]
+        a = crop["alpha"][:, :, None].astype(np.float32)
+        a /= 255.0
+        merged = fg * a  # MergeFgAndBg: fg a + (1 - a) bg, float32, the same operations in place
+        np.subtract(1.0, a, out=a)
+        a = a * crop["bg"]
+        merged += a
         return {"merged": _u8(merged), "trimap": _hw1(crop["trimap"]), "alpha": _hw1(crop["alpha"]),
                 "fg": _u8(fg), "bg": crop["bg"]}
 
@@ -245,18 +250,19 @@ class MattingSampler:
         Returns the foreground (float32 when composited, as the reference) and the alpha as
         ``uint8`` through the reference's float32 round trip ``uint8(a / 255 * 255)``.
         """
-        a = alpha.astype(np.float32) / 255.0
-        if rng.random() < self.cfg.composite_fg_prob:
-            other = self.foregrounds.draw(rng)
-            try:
-                fg2, a2 = decode_image(other[FG]), decode_grey(other[ALPHA])
-            except ValueError as exc:
-                raise ValueError(f"foregrounds {self.cfg.foregrounds}: {exc}") from None
-            h, w = fg.shape[:2]
-            fg2 = cv2.resize(fg2, (w, h), interpolation=cv2.INTER_NEAREST)
-            a2 = cv2.resize(a2.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_NEAREST)
-            # Leaves fg and alpha as they were when the combined alpha would be all one.
-            fg, a = composite_two_foregrounds(fg.astype(np.float32), a, fg2.astype(np.float32), a2)
+        if not rng.random() < self.cfg.composite_fg_prob:
+            return fg, alpha  # uint8(float32(a / 255) * 255) == a for every uint8 a: nothing to redo
+        other = self.foregrounds.draw(rng)
+        try:
+            fg2, a2 = decode_image(other[FG]), decode_grey(other[ALPHA])
+        except ValueError as exc:
+            raise ValueError(f"foregrounds {self.cfg.foregrounds}: {exc}") from None
+        h, w = fg.shape[:2]
+        fg2 = cv2.resize(fg2, (w, h), interpolation=cv2.INTER_NEAREST)
+        a2 = cv2.resize(a2.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_NEAREST)
+        # Leaves fg and alpha as they were when the combined alpha would be all one.
+        fg, a = composite_two_foregrounds(fg.astype(np.float32), alpha.astype(np.float32) / 255.0,
+                                          fg2.astype(np.float32), a2)
         return fg, (a * 255).astype(np.uint8)
 
     # ------------------------------------------------------------------ validation
