@@ -198,3 +198,18 @@ def test_sampler_pickles_without_open_banks(shards):
     assert clone._backgrounds is None
     again = clone.train(members, sample_rng(0, 0, "f0"))
     assert all(np.array_equal(first[k], again[k]) for k in TRAIN_KEYS)
+
+
+def test_backgrounds_from_s3_with_ranged_reads(shards, s3_bucket):
+    import boto3
+
+    s3 = boto3.client("s3")
+    for path in sorted((shards / "bg").rglob("*")):
+        if path.is_file():
+            s3.put_object(Bucket=s3_bucket, Key=f"bg/{path.relative_to(shards / 'bg').as_posix()}", Body=path.read_bytes())
+    members = samples(shards / "train")[0]
+    local = MattingSampler(cfg(shards, pipeline="gca")).train(members, sample_rng(0, 0, "f0"))
+    remote = MattingSampler(cfg(shards, pipeline="gca", backgrounds=f"s3://{s3_bucket}/bg"))
+    out = remote.train(members, sample_rng(0, 0, "f0"))
+    assert all(np.array_equal(local[k], out[k]) for k in TRAIN_KEYS)
+    assert remote.backgrounds._set.table("shard-000000.tar").source == "part-record"
