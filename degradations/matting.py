@@ -297,6 +297,7 @@ def crop_around_unknown(
     *,
     rng: np.random.Generator,
     interpolations: Mapping[str, str] | None = None,
+    unknown_from: str | None = None,
 ):
     """Crop all arrays around a random unknown pixel, then resize (DIM ``CropAroundUnknown`` + ``Resize``).
 
@@ -308,25 +309,28 @@ def crop_around_unknown(
 
     Unknown pixels are ``0 < trimap < 255``: 128 for a trimap; for an alpha matte passed
     in its place, the soft pixels -- DIM's ``unknown_source='alpha'``, used before the
-    trimap is generated.
+    trimap is generated. ``trimap`` is upscaled with nearest neighbour when the image must
+    grow. With ``unknown_from`` the unknown pixels are instead read from that array of
+    ``arrays`` after its own upscaling (the reference's rule: an alpha upscaled bilinearly
+    or bicubically gains soft pixels), and ``trimap`` may be None.
 
     Args:
         arrays: dict name -> array, or a list of arrays, each HxW or HxWxC with the
             trimap's H and W; returned in the same container type.
-        trimap: ``uint8`` HxW trimap (or alpha matte), only read.
+        trimap: ``uint8`` HxW trimap (or alpha matte), only read; None with ``unknown_from``.
         crop_sizes: Candidate square crop sides, px (an int for a single one).
         out_size: Output side (int) or ``(h, w)``; None keeps the crop (DIM flips before it resizes).
         rng: Random generator.
         interpolations: dict name -> ``"nearest" | "bilinear" | "bicubic" | "area"`` for
             the resizes, default ``"bilinear"`` (``"nearest"`` for a key named ``trimap``).
             Keys refer to ``arrays`` names, or to list indices as strings.
+        unknown_from: name (or list index as a string) of the ``uint8`` array whose soft
+            pixels are the unknown ones.
 
     Returns:
         The cropped and resized arrays, same container type and keys as ``arrays``.
     """
     check_rng(rng)
-    trimap = _alpha_u8(trimap, "trimap")
-    h, w = trimap.shape
     if isinstance(arrays, Mapping):
         items = list(arrays.items())
     elif isinstance(arrays, Sequence) and not isinstance(arrays, (str, bytes)):
@@ -335,6 +339,15 @@ def crop_around_unknown(
         raise ValueError(f"arrays must be a dict or a list of arrays, got {type(arrays).__name__}")
     if not items:
         raise ValueError("arrays must not be empty")
+    if unknown_from is not None:
+        names = [n for n, _ in items]
+        if unknown_from not in names:
+            raise ValueError(f"unknown_from {unknown_from!r} is not one of the arrays {names}")
+        trimap = _alpha_u8(dict(items)[unknown_from], f"arrays[{unknown_from!r}]")
+    elif trimap is None:
+        raise ValueError("give a trimap or unknown_from")
+    trimap = _alpha_u8(trimap, "trimap")
+    h, w = trimap.shape
     for name, a in items:
         a = _image(a, f"arrays[{name!r}]", "uif")
         if a.dtype not in _RESIZABLE:
@@ -362,8 +375,11 @@ def crop_around_unknown(
     ratio = max(crop / h, crop / w)
     if ratio > 1:
         h, w = max(int(h * ratio), crop), max(int(w * ratio), crop)
-        trimap = _resize(trimap, (h, w), cv2.INTER_NEAREST)
         items = [(name, _resize(a, (h, w), flag(name))) for name, a in items]
+        if unknown_from is not None:
+            trimap = dict(items)[unknown_from].reshape(h, w)
+        else:
+            trimap = _resize(trimap, (h, w), cv2.INTER_NEAREST)
     top, left = _choose_top_left((trimap > 0) & (trimap < 255), crop, crop, rng)
     out = [(name, a[top:top + crop, left:left + crop]) for name, a in items]
     if out_hw is not None:

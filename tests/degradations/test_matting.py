@@ -212,6 +212,20 @@ def test_crop_without_resize_keeps_the_crop_size():
         assert out.shape == (size, size) and out.flags["C_CONTIGUOUS"]
 
 
+def test_crop_unknown_from_an_array_uses_its_own_upscaling():
+    """An alpha upscaled bilinearly gains soft pixels next to its hard edges; nearest does not."""
+    alpha = np.zeros((100, 300), np.uint8)
+    alpha[:, 150:] = 255  # a hard edge: no soft pixel at all before upscaling
+    yy, xx = _coords(100, 300)
+    out = T.crop_around_unknown({"alpha": alpha, "x": xx}, None, crop_sizes=(200,), out_size=None,
+                                rng=_rng(0), unknown_from="alpha")
+    assert out["alpha"].shape == (200, 200)
+    centre = out["alpha"][100, 95:106]
+    assert ((centre > 0) & (centre < 255)).any()  # the window is centred on the blurred edge
+    with pytest.raises(ValueError, match="give a trimap or unknown_from"):
+        T.crop_around_unknown({"alpha": alpha}, None, rng=_rng(0))
+
+
 # ----------------------------------------------------------------------------- backgrounds
 def test_fit_background_crop_upscales_keeping_aspect_then_crops_top_left():
     from PIL import Image
@@ -353,6 +367,8 @@ BAD_CALLS = [
     (lambda: T.crop_around_unknown({"x": np.full((8, 8), np.nan, np.float32)}, _A, rng=_rng()), "NaN"),
     (lambda: T.crop_around_unknown("abc", _A, rng=_rng()), "dict or a list"),
     (lambda: T.crop_around_unknown({"x": _F}, _A, out_size=(3,), rng=_rng()), "out_size"),
+    (lambda: T.crop_around_unknown({"x": _F}, None, unknown_from="y", rng=_rng()), "unknown_from"),
+    (lambda: T.crop_around_unknown({"x": _AF}, None, unknown_from="x", rng=_rng()), "uint8"),
     (lambda: T.fit_background_crop(_F, (4, 4)), "dtype"),
     (lambda: T.fit_background_crop(np.zeros((8, 8, 3), np.uint8), (0, 4)), "hw"),
     (lambda: T.fit_background_resize(np.zeros((8, 8), np.uint8), (4, 4)), "HxWx3"),

@@ -171,7 +171,7 @@ def main() -> None:
         for zoo, cfg in (("dim", os.path.join(CONFIGS, "dim", "dim_stage1_v16_1x1_1000k_comp1k.py")),
                          ("indexnet", os.path.join(CONFIGS, "indexnet", "indexnet_mobv2_1x16_78k_comp1k.py"))):
             pipe = pipeline_until(cfg, "GenerateTrimap" if zoo == "dim" else "Flip", **paths)
-            for name in ("fga",):
+            for name in ("fgb",):  # 400x1024: crops 480/640 rescale and still leave room to choose
                 for seed in SEEDS:
                     gen = np.random.default_rng(seed)
                     bg_name = sorted(bgs)[int(gen.integers(len(bgs)))]  # the sampler's background draw

@@ -209,10 +209,11 @@ class MattingSampler:
         if distance_trimap:  # IndexNet: trimap first, bicubic crop+resize, then flip
             arrays["trimap"] = generate_trimap_distance(alpha, (1, c.dist_thr), rng=rng)
             interp = {k: "bicubic" for k in arrays} | {"trimap": "nearest"}
-            out = crop_around_unknown(arrays, alpha, list(c.crop_sizes), c.out_size, rng=rng, interpolations=interp)
+            out = crop_around_unknown(arrays, None, list(c.crop_sizes), c.out_size, rng=rng, interpolations=interp,
+                                      unknown_from="alpha")
             out = self._flip(out, rng)
         else:  # DIM: bilinear crop, flip, resize, then the trimap
-            out = crop_around_unknown(arrays, alpha, list(c.crop_sizes), None, rng=rng)
+            out = crop_around_unknown(arrays, None, list(c.crop_sizes), None, rng=rng, unknown_from="alpha")
             out = self._flip(out, rng)
             size = (c.out_size, c.out_size)
             out = {k: cv2.resize(v, size, interpolation=cv2.INTER_LINEAR) for k, v in out.items()}
