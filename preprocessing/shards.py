@@ -254,13 +254,15 @@ class _BytesReader:
         return chunk
 
 
-def _load(src: Storage, key: str, grey: bool = False, missing: str = "file vanished after listing"
-          ) -> tuple[Any, list[str]]:
+def _load(src: Storage, key: str, grey: bool = False, missing: str = "file vanished after listing",
+          drop_alpha: bool = False) -> tuple[Any, list[str]]:
     try:
         data = src.read_bytes(key)
     except FileNotFoundError:
         raise CorruptInput(missing) from None
-    return (load_grey_with_notes if grey else load_image_with_notes)(data, key)
+    if grey:
+        return load_grey_with_notes(data, key)
+    return load_image_with_notes(data, key, drop_alpha=True) if drop_alpha else load_image_with_notes(data, key)
 
 
 def _member_samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any]):
@@ -278,7 +280,8 @@ def _member_samples(item: SourceItem, src: Storage, adapter, params: Mapping[str
         if key is None:
             continue
         try:
-            img, img_notes = _load(src, key, grey=specs[name].grey, missing="file not found")
+            # Colour members drop an alpha channel, as the reference's readers do (the matte is alpha.png).
+            img, img_notes = _load(src, key, grey=specs[name].grey, missing="file not found", drop_alpha=True)
         except CorruptInput as exc:
             exc.reason = f"{name.split('.')[0]}: {exc.reason}"
             exc.args = (exc.reason,)

@@ -65,7 +65,7 @@ def _check_png(data: bytes) -> None:
         raise CorruptInput("truncated PNG (no IEND chunk at end of file)")
 
 
-def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
+def _to_rgb(im: Image.Image, notes: list[str], drop_alpha: bool = False) -> np.ndarray:
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -77,9 +77,12 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
         return np.asarray(im)
     if mode in ("RGBA", "LA"):
         arr = np.asarray(im)
-        if not (arr[..., -1] == 255).all():
+        if (arr[..., -1] == 255).all():
+            notes.append("dropped opaque alpha")
+        elif drop_alpha:
+            notes.append("dropped alpha channel")
+        else:
             raise CorruptInput(f"alpha channel with transparent pixels ({mode}) not supported")
-        notes.append("dropped opaque alpha")
         if mode == "LA":
             notes.append("gray->rgb")
             return np.repeat(arr[..., :1], 3, axis=2)
@@ -125,10 +128,16 @@ def _check_size(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def load_image_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
-    """Like :func:`load_image`, also returning the conversions applied (e.g. ``["gray->rgb"]``)."""
+def load_image_with_notes(data: bytes, name: str, drop_alpha: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Like :func:`load_image`, also returning the conversions applied (e.g. ``["gray->rgb"]``).
+
+    ``drop_alpha`` keeps the colour of an image whose alpha channel has transparent pixels
+    (note ``"dropped alpha channel"``) instead of rejecting it: matting inputs, whose matte is
+    a separate file and which the reference reads with ``cv2.IMREAD_COLOR`` / PIL's
+    ``convert("RGB")``, both of which drop the channel.
+    """
     im, notes = _open(data)
-    arr = _to_rgb(im, notes)
+    arr = _to_rgb(im, notes, drop_alpha)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise CorruptInput(f"unsupported pixel format {arr.dtype} {arr.shape}")
     return _check_size(arr), notes

@@ -217,3 +217,22 @@ def test_comp1k_test_split_from_s3(tmp_path, s3_bucket):
     s = tar_samples(tmp_path / "t.tar")["t1_1"]
     assert (decode_grey(s["alpha.png"]) == data[f"{ADOBE}/alpha/t1.png"]).all()
     assert (decode_image(s["bg.png"]) == data["Test_set/bg/t1_1.png"]).all()
+
+
+def test_colour_members_drop_an_alpha_channel_like_the_reference(tmp_path):
+    """A cut-out foreground saved as RGBA keeps its colour (cv2/PIL readers drop the channel);
+    GT images of the other adapters still reject transparency."""
+    from PIL import Image
+    import io
+
+    fg = rgb(12, 10)
+    rgba = np.dstack([fg, soft_alpha(12, 10)])
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    write(tmp_path / "raw/fg/x.png", buf.getvalue())
+    write(tmp_path / "raw/alpha/x.png", grey_png(soft_alpha(12, 10)))
+    manifest = shard_dataset(str(tmp_path / "raw"), str(tmp_path / "out"), "matting_folder")
+    assert manifest["num_samples"] == 1
+    s = tar_samples(tmp_path / "out/shard-000000.tar")["x"]
+    assert (decode_image(s["fg.png"]) == fg).all()
+    assert json.loads(s["json"])["notes"] == ["fg: dropped alpha channel"]
