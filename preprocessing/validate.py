@@ -23,6 +23,9 @@ gray is returned as ``HxW``; an RGB(A)/palette file whose colour channels are al
 reduced to one channel (note ``"rgb->gray"``); one whose channels differ is
 ``CorruptInput("colour image with differing channels ...")`` -- a luminance conversion
 would silently invent an alpha matte. The alpha-channel and 16-bit rules above apply.
+Matting colour inputs (fg, merged, bg) are loaded with ``drop_alpha=True``: an alpha
+channel with transparent pixels is dropped (note ``"dropped alpha channel"``) as the
+reference's readers drop it, since their matte is a separate file.
 
 Why reject 16-bit instead of scaling to 8 bits: every zoo dataset is 8-bit, so
 a 16-bit file is a sign of the wrong data; silently quantising it would hide
