@@ -298,7 +298,8 @@ def _member_samples(item: SourceItem, src: Storage, adapter, params: Mapping[str
             img_notes = img_notes + ["values outside {0, 128, 255}"]
         arrays[name] = img
         notes += [f"{name.split('.')[0]}: {n}" for n in img_notes]
-    members = {name: encode_png_grey(a, PNG_COMPRESSION) if specs[name].grey else encode_png(a, PNG_COMPRESSION)
+    level = params.get("png_compression", PNG_COMPRESSION)
+    members = {name: encode_png_grey(a, level) if specs[name].grey else encode_png(a, level)
                for name, a in arrays.items()}
     h, w = first[2]
     meta = sample_metadata(key=item.item_id, adapter=adapter.name, source=item.gt_key, box=(0, 0, h, w),

@@ -13,6 +13,7 @@ def test_bench_matting_quick_writes_one_record_per_pipeline(tmp_path, capsys):
     records = json.loads(out.read_text())
     assert [(r["pipeline"], r["out_size"]) for r in records] == [("gca", 512), ("dim", 320), ("indexnet", 320)]
     for r in records:
-        assert set(r) == {"pipeline", "fg_size", "out_size", "value", "unit", "machine"}
-        assert r["fg_size"] == [512, 512] and r["unit"] == "samples/s/core" and r["value"] > 0
-    assert "matting gca fg 512x512 -> 512px" in capsys.readouterr().out
+        assert set(r) == {"pipeline", "fg_size", "fg_png_compression", "out_size", "value", "unit", "machine"}
+        assert r["fg_size"] == [512, 512] and r["fg_png_compression"] == 3
+        assert r["unit"] == "samples/s/core" and r["value"] > 0
+    assert "matting gca fg 512x512 (PNG level 3) -> 512px" in capsys.readouterr().out

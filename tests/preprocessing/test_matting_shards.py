@@ -236,3 +236,17 @@ def test_colour_members_drop_an_alpha_channel_like_the_reference(tmp_path):
     s = tar_samples(tmp_path / "out/shard-000000.tar")["x"]
     assert (decode_image(s["fg.png"]) == fg).all()
     assert json.loads(s["json"])["notes"] == ["fg: dropped alpha channel"]
+
+
+def test_png_compression_level_changes_bytes_not_pixels(tmp_path):
+    data = make_comp1k(tmp_path / "raw", train=(("Other", ("o1",)),), test=())
+    with pytest.raises(AdapterError, match="png_compression must be an integer 0-9"):
+        get_adapter("comp1k").resolve_params({"png_compression": 10})
+    sizes = {}
+    for level in (0, 3):
+        shard_dataset(str(tmp_path / "raw"), str(tmp_path / f"out{level}"), "comp1k", {"png_compression": level})
+        s = tar_samples(tmp_path / f"out{level}/shard-000000.tar")["o1"]
+        assert (decode_image(s["fg.png"]) == data["Training_set/Other/fg/o1.png"]).all()
+        assert (decode_grey(s["alpha.png"]) == data["Training_set/Other/alpha/o1.png"]).all()
+        sizes[level] = len(s["alpha.png"])  # the random fg does not compress; the matte does
+    assert sizes[0] > sizes[3]
