@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from degradations.seeding import sample_rng
-from preprocessing.schema import decode_grey, decode_image, encode_png, encode_png_grey
+from preprocessing.schema import decode_image, encode_png, encode_png_grey
 from shard_helpers import shard_dataset
 from trainers.samplers.matting import TRAIN_KEYS, MattingDataConfig, MattingSampler
 

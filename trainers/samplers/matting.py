@@ -124,7 +124,7 @@ class MattingDataConfig(Strict):
         return "dim" if self.dimaug else self.pipeline
 
 
-def _decode(members: dict, name: str, grey: bool, what: str):
+def _decode(members: dict, name: str, grey: bool):
     data = members.get(name)
     if not data:
         return None
@@ -184,7 +184,7 @@ class MattingSampler:
         """One training sample: ``merged``, ``fg``, ``bg`` HxWx3 and ``trimap``, ``alpha`` HxWx1,
         all ``uint8``, ``out_size`` (dim, indexnet) or ``crop_size`` (gca) square."""
         key = members.get("__key__")
-        fg, alpha = _decode(members, FG, False, "fg"), _decode(members, ALPHA, True, "alpha")
+        fg, alpha = _decode(members, FG, False), _decode(members, ALPHA, True)
         if fg is None or alpha is None:
             have = sorted(k for k in members if not k.startswith("__"))
             raise ValueError(f"sample {key}: training needs fg.png and alpha.png members, got {have} "
@@ -272,15 +272,15 @@ class MattingSampler:
         plus ``fg``/``bg`` HxWx3 when the shard has them. No padding or resizing: the task pads
         to its network's multiple."""
         key = members.get("__key__")
-        out = {"merged": _decode(members, MERGED, False, "merged"), "trimap": _decode(members, TRIMAP, True, "trimap"),
-               "alpha": _decode(members, ALPHA, True, "alpha")}
+        out = {"merged": _decode(members, MERGED, False), "trimap": _decode(members, TRIMAP, True),
+               "alpha": _decode(members, ALPHA, True)}
         missing = [n for n, v in out.items() if v is None]
         if missing:
             have = sorted(k for k in members if not k.startswith("__"))
             raise ValueError(f"sample {key}: evaluation needs merged.png, trimap.png and alpha.png, missing "
                              f"{', '.join(missing)} (have {have}; shard comp1k / matting_folder with split: test)")
         for name, member in (("fg", FG), ("bg", BG)):
-            img = _decode(members, member, False, name)
+            img = _decode(members, member, False)
             if img is not None:
                 out[name] = img
         _same_size(key, out)
