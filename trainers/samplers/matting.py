@@ -25,9 +25,11 @@ background. Each pipeline then follows its zoo config step by step:
   float, from the jittered foreground.
 
 Random numbers are drawn from the sample's generator in the reference's order, one call per
-reference ``np.random`` call (the background/foreground index draws included), so with the
-reference's ``np.random`` replaced by the same generator the two produce the same sample
-(``tests/golden/make_matting_goldens.py``). Outputs are ``uint8`` channels-last: ImageNet
+reference ``np.random`` call (GCA's background and second-foreground index draws included;
+DIM/IndexNet draw the background index first, where the reference's offline composition
+made its choice), so with the reference's ``np.random`` replaced by the same generator the
+two produce the same sample (``tests/golden/make_matting_goldens.py``). Outputs are
+``uint8`` channels-last (GCA's float merged and jittered fg rounded half to even): ImageNet
 normalisation and the one-hot trimap are the task's, on the device.
 """
 
