@@ -159,8 +159,12 @@ def train_dataset(
 
 
 def val_members(row: dict[str, Any]) -> dict[str, Any]:
-    """A webdataset row's members (``gt.png`` ...) plus ``__key__``; absent members dropped."""
-    out = {k: v for k, v in row.items() if not k.startswith("__") and v is not None and len(v)}
+    """A webdataset row's members (``gt.png`` ...) plus ``__key__``; absent members dropped.
+
+    A member only some samples have (a matting test composite's ``bg.png``) is a column the
+    others fill with None or NaN: anything that is not non-empty bytes is absent.
+    """
+    out = {k: v for k, v in row.items() if not k.startswith("__") and isinstance(v, (bytes, bytearray)) and len(v)}
     out["__key__"] = str(row["__key__"])
     return out
 

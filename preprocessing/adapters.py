@@ -14,6 +14,17 @@ sizes, the crop boxes of that item. Reading, validation and encoding live in
   GT cropped ``crop_size``/``step``, LQ at the same positions divided by ``scale``.
 * ``set5_14``: ``GTmod12/<name>.png`` paired with ``LRbicx{scale}/<name>.png``
   (MMEditing's Set5/Set14 layout); not cropped (evaluation sets).
+* ``comp1k``: Adobe Composition-1k as MMEditing prepares it (``split: train``: foreground +
+  alpha per training image; ``split: test``: the composites with their trimaps, alphas,
+  foregrounds and backgrounds); see :class:`Comp1kAdapter`.
+* ``matting_folder``: generic matting folders paired by file stem (``fg/`` + ``alpha/`` for
+  training; ``merged/`` + ``alpha/`` + ``trimap/`` [+ ``fg/``, ``bg/``] for evaluation).
+
+Matting adapters make samples of several named whole images (``fg.png``, ``alpha.png``,
+``merged.png``, ``trimap.png``, ``bg.png``, see :mod:`preprocessing.schema`) instead of a
+GT/LQ pair: their items carry ``members`` and their :meth:`Adapter.member_specs` say which
+members are grey and which are required. Backgrounds for on-the-fly compositing are an
+ordinary ``image_folder`` shard set (``crop: false``).
 
 Parameters arrive as a plain dict; unknown names are rejected, like the typed
 configs elsewhere. ``{scale}`` in ``gt_dir``/``lq_dir`` is replaced by the scale.
@@ -21,11 +32,13 @@ configs elsewhere. ``{scale}`` in ``gt_dir``/``lq_dir`` is replaced by the scale
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .crop import scale_box, sub_image_boxes
-from .schema import sanitize_key, sub_image_key
+from .schema import ALPHA, BG, FG, MERGED, TRIMAP, sanitize_key, sub_image_key
 from .storage import ObjectInfo, Storage
 from .validate import CorruptInput
 
@@ -35,6 +48,7 @@ __all__ = [
     "Adapter",
     "AdapterError",
     "Crop",
+    "MemberSpec",
     "SourceItem",
     "get_adapter",
 ]
@@ -54,6 +68,11 @@ class SourceItem:
     shard was built from the same bytes. ``lq_key`` is None for GT-only
     adapters, and also for a paired adapter whose LQ file is missing (the
     item is then quarantined by the shard builder, not silently dropped).
+
+    Matting adapters fill ``members`` instead: ``(member name, storage key or None,
+    fingerprint)`` per member, in the order the shard stores them; ``gt_key`` is then
+    the sample's main file (foreground or composite), used to name it in quarantine
+    entries. A None key is a file the adapter expected but did not find.
     """
 
     item_id: str
@@ -61,13 +80,31 @@ class SourceItem:
     lq_key: str | None = None
     gt_fingerprint: str = ""
     lq_fingerprint: str = ""
+    members: tuple[tuple[str, str | None, str], ...] = ()
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        if self.members:
+            d["members"] = [list(m) for m in self.members]
+        else:
+            del d["members"]  # GT/LQ items keep their old dict form (plan rows, Ray task rows)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SourceItem":
-        return cls(**d)
+        d = dict(d)
+        members = d.pop("members", None) or ()
+        return cls(**d, members=tuple((str(n), None if k is None else str(k), str(f)) for n, k, f in members))
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One named image of a matting sample: its shard member name, whether it is stored
+    grey (1-channel) and whether a sample without it is quarantined."""
+
+    name: str
+    grey: bool = False
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -164,6 +201,10 @@ class Adapter:
         """Samples to cut from one item, given decoded sizes; CorruptInput if the pair does not fit."""
         raise NotImplementedError
 
+    def member_specs(self, params: Mapping[str, Any]) -> tuple[MemberSpec, ...]:
+        """The named members of a sample (matting adapters); empty for GT/LQ adapters."""
+        return ()
+
 
 class ImageFolderAdapter(Adapter):
     """Every image under the root, GT only, cut into sub-images."""
@@ -258,10 +299,256 @@ class Set514Adapter(_PairedAdapter):
         return _paired_crops(item, gt_hw, lq_hw, params["scale"], [(0, 0, gt_hw[0], gt_hw[1])], [item.item_id])
 
 
+# ----------------------------------------------------------------------------- matting
+SPLITS = ("train", "test")
+_TRAIN_MEMBERS = (MemberSpec(FG), MemberSpec(ALPHA, grey=True))
+_TEST_MEMBERS = (MemberSpec(MERGED), MemberSpec(ALPHA, grey=True), MemberSpec(TRIMAP, grey=True),
+                 MemberSpec(FG, required=False), MemberSpec(BG, required=False))
+_MEMBER_OF_FIELD = {"merged_path": MERGED, "alpha_path": ALPHA, "trimap_path": TRIMAP, "fg_path": FG,
+                    "bg_path": BG}
+
+
+def _stem_map(objects: list[ObjectInfo], folder: str) -> dict[str, ObjectInfo]:
+    """Relative stem (path under ``folder`` without extension) -> object; first in sort order wins."""
+    prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
+    out: dict[str, ObjectInfo] = {}
+    for o in objects:
+        out.setdefault(_split_ext(o.key[len(prefix):])[0], o)
+    return out
+
+
+def _images_or_empty(storage: Storage, folder: str) -> list[ObjectInfo]:
+    prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
+    return [o for o in storage.list(prefix) if _is_image(o.key)]
+
+
+def _member_row(spec: MemberSpec, obj: ObjectInfo | str | None, fingerprints: Mapping[str, str]):
+    if obj is None:
+        return (spec.name, None, "")
+    if isinstance(obj, str):
+        return (spec.name, obj, fingerprints.get(obj, ""))
+    return (spec.name, obj.key, obj.fingerprint)
+
+
+def _matting_item(item_id: str, specs, found: Mapping[str, ObjectInfo | str | None],
+                  fingerprints: Mapping[str, str] = {}) -> SourceItem:
+    """An item with one member row per spec (absent optional members left out, absent
+    required ones kept with a None key so the shard builder quarantines the item)."""
+    rows = tuple(_member_row(sp, found.get(sp.name), fingerprints) for sp in specs
+                 if sp.required or found.get(sp.name) is not None)
+    main = next(((k, f) for _n, k, f in rows if k is not None), ("", ""))
+    return SourceItem(item_id, main[0], None, main[1], "", rows)
+
+
+def _unique_ids(names: list[tuple[str, str]]) -> list[str]:
+    """Sample keys from (short name, qualified name) pairs: the short one where it is
+    unique, else the qualified one; AdapterError if those still collide."""
+    short = [sanitize_key(a) for a, _ in names]
+    counts = {k: short.count(k) for k in set(short)}
+    ids = [k if counts[k] == 1 else sanitize_key(q) for k, (_, q) in zip(short, names)]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise AdapterError(f"files map to the same sample keys {dup}")
+    return ids
+
+
+class _MattingAdapter(Adapter):
+    """Shared parameter checks and member specs of the matting adapters.
+
+    ``png_compression`` (default 3, as every restoray shard) is the zlib level of the PNG
+    members. Matting training decodes whole foregrounds and backgrounds per sample and spends
+    most of its time in PNG decoding; level 0 (stored, ~1.7x the bytes) decodes about twice
+    as fast, for sets read by CPU-bound samplers from fast storage.
+    """
+
+    def resolve_params(self, params=None):
+        resolved = super().resolve_params(params)
+        if resolved["split"] not in SPLITS:
+            raise AdapterError(f"{self.name}: split must be one of {list(SPLITS)}, got {resolved['split']!r}")
+        level = resolved["png_compression"]
+        if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 9:
+            raise AdapterError(f"{self.name}: png_compression must be an integer 0-9, got {level!r}")
+        for name, value in resolved.items():
+            if name.endswith("_dir") or name == "ann_file":
+                if not isinstance(value, str):
+                    raise AdapterError(f"{self.name}: {name} must be a string, got {value!r}")
+                resolved[name] = value.strip("/")
+        return resolved
+
+    def member_specs(self, params):
+        return _TRAIN_MEMBERS if params["split"] == "train" else _TEST_MEMBERS
+
+    def crops(self, item, gt_hw, lq_hw, params):
+        return [Crop(item.item_id, (0, 0, gt_hw[0], gt_hw[1]))]
+
+
+class MattingFolderAdapter(_MattingAdapter):
+    """Generic matting folders, paired by relative path stem (``fg/a/x.jpg`` <-> ``alpha/a/x.png``).
+
+    ``split: train``: one sample per file in ``fg_dir`` with its alpha from ``alpha_dir``.
+    ``split: test``: one sample per file in ``merged_dir`` with alpha and trimap, plus fg
+    and bg when those folders hold a file of that stem. A file of the main folder whose
+    required partner is missing becomes an item with that member absent, which the shard
+    builder quarantines (named in quarantine.json); a partner without a main file is
+    ignored.
+    """
+
+    name = "matting_folder"
+    defaults = {"split": "train", "fg_dir": "fg", "alpha_dir": "alpha", "merged_dir": "merged",
+                "trimap_dir": "trimap", "bg_dir": "bg", "png_compression": 3}
+
+    def list_items(self, storage, params):
+        specs = self.member_specs(params)
+        folders = {FG: params["fg_dir"], ALPHA: params["alpha_dir"], MERGED: params["merged_dir"],
+                   TRIMAP: params["trimap_dir"], BG: params["bg_dir"]}
+        main = specs[0].name
+        by_member = {main: _stem_map(_list_images(storage, folders[main], self.name, main.split(".")[0]),
+                                     folders[main])}
+        for sp in specs[1:]:
+            if sp.required:
+                objs = _list_images(storage, folders[sp.name], self.name, sp.name.split(".")[0])
+            else:
+                objs = _images_or_empty(storage, folders[sp.name])
+            by_member[sp.name] = _stem_map(objs, folders[sp.name])
+        stems = sorted(by_member[main])
+        ids = _unique_ids([(s, s) for s in stems])
+        return sorted(_matting_item(i, specs, {m: objs.get(s) for m, objs in by_member.items()})
+                      for i, s in zip(ids, stems))
+
+
+class Comp1kAdapter(_MattingAdapter):
+    """Adobe Composition-1k, laid out as MMEditing's ``preprocess_comp1k_dataset.py`` leaves it.
+
+    The root is MMEditing's ``data/adobe_composition-1k`` (holding ``Training_set/`` and
+    ``Test_set/``) or the folder above the archive's ``Combined_Dataset/``::
+
+        Training_set/{Adobe-licensed images,Other}/{fg,alpha}/<name>
+        Test_set/Adobe-licensed images/{fg,alpha}/<name>
+        Test_set/Adobe-licensed images/trimaps/<name>_<i>.png
+        Test_set/merged/<name>_<i>.png      Test_set/bg/<name>_<i>.png   (the preprocessing's output)
+        training_list.json  test_list.json  (the preprocessing's annotation files)
+
+    ``split: train`` makes one ``fg`` + ``alpha`` sample per training foreground (431 in
+    Comp-1k): backgrounds are composited on the fly at training time, so the offline
+    ``merged``/``bg`` of the training list are not sharded. ``split: test`` makes one
+    ``merged`` + ``alpha`` + ``trimap`` [+ ``fg`` + ``bg``] sample per composite (1000).
+
+    With ``ann_file: auto`` (default) the split's annotation file (``training_list.json`` /
+    ``test_list.json``, list of ``{"alpha_path", "fg_path", "bg_path", "merged_path",
+    "trimap_path"}`` relative to the root) is the source of truth when it exists; otherwise
+    the folders are scanned (alpha paired with fg by file name; test alpha/fg named by the
+    composite's name without its ``_<i>`` suffix, as the preprocessing names them).
+    ``ann_file: ""`` always scans; any other value names the file (it must exist).
+    """
+
+    name = "comp1k"
+    defaults = {"split": "train", "ann_file": "auto", "png_compression": 3}
+    TRAIN_GROUPS = ("Adobe-licensed images", "Other")
+    _ANN = {"train": "training_list.json", "test": "test_list.json"}
+    _SUFFIX = re.compile(r"_\d+$")
+
+    def _root(self, storage: Storage) -> str:
+        """'' or 'Combined_Dataset/': where Training_set/ and Test_set/ live."""
+        for prefix in ("", "Combined_Dataset/"):
+            if storage.list(f"{prefix}Training_set/") or storage.list(f"{prefix}Test_set/"):
+                return prefix
+        raise AdapterError(f"{self.name}: no Training_set/ or Test_set/ folder under {storage.uri()} "
+                           "(nor under Combined_Dataset/)")
+
+    def list_items(self, storage, params):
+        root = self._root(storage)
+        ann = params["ann_file"]
+        if ann == "auto":
+            ann = f"{root}{self._ANN[params['split']]}"
+            if not storage.exists(ann):
+                ann = ""
+        if ann:
+            return self._from_annotations(storage, ann, root, params)
+        if params["split"] == "train":
+            return self._scan_train(storage, root)
+        return self._scan_test(storage, root)
+
+    def _from_annotations(self, storage, ann, root, params):
+        try:
+            entries = json.loads(storage.read_bytes(ann))
+        except FileNotFoundError:
+            raise AdapterError(f"{self.name}: annotation file {storage.uri(ann)} does not exist") from None
+        except ValueError as exc:
+            raise AdapterError(f"{self.name}: {storage.uri(ann)} is not valid JSON ({exc})") from None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise AdapterError(f"{self.name}: {storage.uri(ann)} must hold a JSON list of objects")
+        specs = self.member_specs(params)
+        listing = {o.key: o.fingerprint for o in storage.list(root)}
+        main = specs[0].name
+        rows: list[tuple[str, dict[str, str | None]]] = []
+        seen: set[str] = set()
+        for n, entry in enumerate(entries):
+            if not entry.get(_field(main)):
+                raise AdapterError(f"{self.name}: entry {n} of {storage.uri(ann)} has no {_field(main)!r}")
+            found: dict[str, str | None] = {}
+            for sp in specs:
+                rel = entry.get(_field(sp.name))
+                if not rel:
+                    continue
+                key = f"{root}{str(rel).lstrip('/')}"
+                # A listed required file that is missing stays (the builder quarantines the sample
+                # naming it); a missing optional one (fg/bg of a test composite) is left out.
+                if sp.required or key in listing:
+                    found[sp.name] = key
+            if params["split"] == "train" and found[main] in seen:
+                continue  # the training list repeats each foreground once per background
+            seen.add(found[main])
+            rows.append((found[main], found))
+        names = [(_split_ext(k.rpartition("/")[2])[0], _split_ext(k[len(root):])[0]) for k, _ in rows]
+        ids = _unique_ids(names)
+        return sorted(_matting_item(i, specs, found, listing) for i, (_k, found) in zip(ids, rows))
+
+    def _scan_train(self, storage, root):
+        specs = _TRAIN_MEMBERS
+        rows = []
+        for group in self.TRAIN_GROUPS:
+            base = f"{root}Training_set/{group}"
+            fgs = _stem_map(_images_or_empty(storage, f"{base}/fg"), f"{base}/fg")
+            alphas = _stem_map(_images_or_empty(storage, f"{base}/alpha"), f"{base}/alpha")
+            for stem in sorted(set(fgs) | set(alphas)):
+                rows.append(((stem, f"{group}/{stem}"), {FG: fgs.get(stem), ALPHA: alphas.get(stem)}))
+        if not rows:
+            raise AdapterError(f"{self.name}: no training images under "
+                               f"{storage.uri(f'{root}Training_set')}/{{{','.join(self.TRAIN_GROUPS)}}}/fg")
+        ids = _unique_ids([n for n, _ in rows])
+        return sorted(_matting_item(i, specs, found) for i, (_n, found) in zip(ids, rows))
+
+    def _scan_test(self, storage, root):
+        specs = _TEST_MEMBERS
+        adobe = f"{root}Test_set/Adobe-licensed images"
+        merged = _stem_map(_list_images(storage, f"{root}Test_set/merged", self.name,
+                                        "composite (run MMEditing's preprocess_comp1k_dataset.py first)"),
+                           f"{root}Test_set/merged")
+        trimaps = _stem_map(_images_or_empty(storage, f"{adobe}/trimaps"), f"{adobe}/trimaps")
+        alphas = _stem_map(_images_or_empty(storage, f"{adobe}/alpha"), f"{adobe}/alpha")
+        fgs = _stem_map(_images_or_empty(storage, f"{adobe}/fg"), f"{adobe}/fg")
+        bgs = _stem_map(_images_or_empty(storage, f"{root}Test_set/bg"), f"{root}Test_set/bg")
+        stems = sorted(merged)
+        ids = _unique_ids([(s, s) for s in stems])
+        items = []
+        for item_id, stem in zip(ids, stems):
+            base = self._SUFFIX.sub("", stem)
+            found = {MERGED: merged[stem], TRIMAP: trimaps.get(stem), ALPHA: alphas.get(base),
+                     FG: fgs.get(base), BG: bgs.get(stem)}
+            items.append(_matting_item(item_id, specs, found))
+        return sorted(items)
+
+
+def _field(member: str) -> str:
+    return {m: f for f, m in _MEMBER_OF_FIELD.items()}[member]
+
+
 ADAPTERS: dict[str, Adapter] = {
     "image_folder": ImageFolderAdapter(),
     "div2k": Div2kAdapter(),
     "set5_14": Set514Adapter(),
+    "comp1k": Comp1kAdapter(),
+    "matting_folder": MattingFolderAdapter(),
 }
 
 

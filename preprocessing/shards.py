@@ -10,6 +10,11 @@ parallel tasks (this module imports nothing from Ray):
 3. driver: :func:`commit_manifest` writes ``quarantine.json`` and then
    ``manifest.json``, the commit point readers require.
 
+A part record also holds ``offsets``: for each sample key, each member's data offset
+and size in the tar, recorded while writing, so a reader can fetch a single member with
+one ranged read (:mod:`preprocessing.shard_index`). Adding it changed no tar byte and no
+fingerprint: shards built before it stay valid, and readers scan their tar headers.
+
 Destination layout::
 
     <dest>/shard-000000.tar          WebDataset tar (see preprocessing.schema)
@@ -41,13 +46,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from .adapters import SourceItem, get_adapter
-from .schema import FORMAT, GT, LQ, META, encode_json, encode_png, sample_metadata
+from .schema import FORMAT, GT, LQ, META, TRIMAP, encode_json, encode_png, encode_png_grey, sample_metadata
 from .storage import Storage, StorageError, normalize_uri, open_storage
-from .validate import CorruptInput, load_image_with_notes
+from .validate import CorruptInput, load_grey_with_notes, load_image_with_notes
 
 __all__ = [
     "BUILD_VERSION",
+    "OFFSETS",
+    "PARTS_DIR",
     "ManifestNotFound",
     "ShardPlan",
     "ShardResult",
@@ -61,6 +70,7 @@ __all__ = [
     "plan_fingerprint",
     "plan_job",
     "plan_shards",
+    "part_key",
     "read_manifest",
     "shard_fingerprint",
 ]
@@ -74,6 +84,7 @@ QUARANTINE = "quarantine.json"
 PARTS_DIR = "_parts"
 VERSIONS_DIR = "_versions"
 TMP_DIR = "_tmp"
+OFFSETS = "offsets"  # part-record field: sample key -> member suffix -> [data offset, size]
 _SHARD_RE = re.compile(r"^shard-\d{6,}\.tar$")
 _SPOOL_BYTES = 64 << 20
 
@@ -142,7 +153,10 @@ def _sha256_json(obj) -> str:
 
 
 def _item_row(item: SourceItem) -> list:
-    return [item.item_id, item.gt_key, item.gt_fingerprint, item.lq_key, item.lq_fingerprint]
+    row = [item.item_id, item.gt_key, item.gt_fingerprint, item.lq_key, item.lq_fingerprint]
+    if item.members:  # matting items; GT/LQ rows (and so their fingerprints) stay as they were
+        row.append([list(m) for m in item.members])
+    return row
 
 
 def plan_shards(items: Iterable[SourceItem], items_per_shard: int) -> list[ShardSpec]:
@@ -183,8 +197,12 @@ def shard_fingerprint(spec: ShardSpec, adapter_name: str, params: Mapping[str, A
     })
 
 
-def _part_key(name: str) -> str:
+def part_key(name: str) -> str:
+    """Storage key of a shard's part record: ``_parts/shard-000000.json``."""
     return f"{PARTS_DIR}/{name.removesuffix('.tar')}.json"
+
+
+_part_key = part_key
 
 
 def _reuse_finished(dest: Storage, spec: ShardSpec, fingerprint: str, verify: bool) -> ShardResult | None:
@@ -209,7 +227,8 @@ def _reuse_finished(dest: Storage, spec: ShardSpec, fingerprint: str, verify: bo
     return result
 
 
-def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> int:
+    """Appends one member; returns the byte offset of its data in the tar."""
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mtime = 0
@@ -217,6 +236,8 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     tar.addfile(info, _BytesReader(data))
+    # addfile leaves tar.offset after the data padded to whole 512-byte blocks.
+    return tar.offset - -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
 
 class _BytesReader:
@@ -233,16 +254,66 @@ class _BytesReader:
         return chunk
 
 
-def _load(src: Storage, key: str) -> tuple[Any, list[str]]:
+def _load(src: Storage, key: str, grey: bool = False, missing: str = "file vanished after listing",
+          drop_alpha: bool = False) -> tuple[Any, list[str]]:
     try:
         data = src.read_bytes(key)
     except FileNotFoundError:
-        raise CorruptInput("file vanished after listing") from None
-    return load_image_with_notes(data, key)
+        raise CorruptInput(missing) from None
+    if grey:
+        return load_grey_with_notes(data, key)
+    return load_image_with_notes(data, key, drop_alpha=True) if drop_alpha else load_image_with_notes(data, key)
+
+
+def _member_samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any]):
+    """The one whole-image sample of a matting item: every member decoded, checked
+    (required ones present, all the same size) and re-encoded under its member name."""
+    specs = {sp.name: sp for sp in adapter.member_specs(params)}
+    keys = {name: key for name, key, _fp in item.members}
+    for sp in specs.values():
+        if sp.required and keys.get(sp.name) is None:
+            exc = CorruptInput(f"no {sp.name.split('.')[0]} file found for {item.gt_key}")
+            exc.key = item.gt_key
+            raise exc
+    arrays, notes, first = {}, [], None
+    for name, key in keys.items():
+        if key is None:
+            continue
+        try:
+            # Colour members drop an alpha channel, as the reference's readers do (the matte is alpha.png).
+            img, img_notes = _load(src, key, grey=specs[name].grey, missing="file not found", drop_alpha=True)
+        except CorruptInput as exc:
+            exc.reason = f"{name.split('.')[0]}: {exc.reason}"
+            exc.args = (exc.reason,)
+            exc.key = key
+            raise
+        if first is None:
+            first = (name, key, img.shape[:2])
+        elif img.shape[:2] != first[2]:
+            exc = CorruptInput(f"{name.split('.')[0]} size {img.shape[0]}x{img.shape[1]} differs from "
+                               f"{first[0].split('.')[0]} size {first[2][0]}x{first[2][1]} ({first[1]})")
+            exc.key = key
+            raise exc
+        if name == TRIMAP and not np.isin(img, (0, 128, 255)).all():
+            img_notes = img_notes + ["values outside {0, 128, 255}"]
+        arrays[name] = img
+        notes += [f"{name.split('.')[0]}: {n}" for n in img_notes]
+    level = params.get("png_compression", PNG_COMPRESSION)
+    members = {name: encode_png_grey(a, level) if specs[name].grey else encode_png(a, level)
+               for name, a in arrays.items()}
+    h, w = first[2]
+    meta = sample_metadata(key=item.item_id, adapter=adapter.name, source=item.gt_key, box=(0, 0, h, w),
+                           image_size=(h, w), notes=notes,
+                           members={name: key for name, key in keys.items() if key is not None})
+    members[META] = encode_json(meta)
+    yield item.item_id, members
 
 
 def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any]):
     """Yields (key, members) for one item; raises CorruptInput(reason) with ``.key`` set."""
+    if item.members:
+        yield from _member_samples(item, src, adapter, params)
+        return
     try:
         gt, notes = _load(src, item.gt_key)
     except CorruptInput as exc:
@@ -305,6 +376,7 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
     dest.delete(_part_key(spec.name))  # a stale record must never vouch for the new tar
 
     keys: list[str] = []
+    offsets: dict[str, dict[str, list[int]]] = {}
     quarantined: list[dict] = []
     digest = hashlib.sha256()
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as buf:
@@ -312,8 +384,8 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
             for item in spec.items:
                 try:
                     for key, members in _samples(item, src, adapter, params):
-                        for suffix, data in members.items():
-                            _add_member(tar, f"{key}.{suffix}", data)
+                        offsets[key] = {suffix: [_add_member(tar, f"{key}.{suffix}", data), len(data)]
+                                        for suffix, data in members.items()}
                         keys.append(key)
                 except CorruptInput as exc:
                     quarantined.append({"key": getattr(exc, "key", item.gt_key), "item_id": item.item_id,
@@ -331,6 +403,10 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
                          item_ids=[i.item_id for i in spec.items])
     dest.write_bytes(_part_key(spec.name), encode_json({
         "fingerprint": fingerprint, "result": result.to_dict(), "items": [_item_row(i) for i in spec.items],
+        # Where each member's bytes sit in the tar, so readers can fetch one member with a
+        # ranged read (trainers' background bank). Records of older builds lack it: readers
+        # then scan the tar headers (preprocessing.shard_index).
+        OFFSETS: offsets,
     }))
     return result
 

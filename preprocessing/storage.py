@@ -75,6 +75,11 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _check_range(offset: int, size: int) -> None:
+    if offset < 0 or size < 0:
+        raise ValueError(f"bad byte range: offset {offset}, size {size} (both must be >= 0)")
+
+
 def normalize_uri(uri: str) -> str:
     """Returns a URI that means the same thing in any process and working directory.
 
@@ -107,6 +112,14 @@ class Storage:
 
     def read_bytes(self, key: str) -> bytes:
         """The object's content; FileNotFoundError naming the URI when it is missing."""
+        raise NotImplementedError
+
+    def read_range(self, key: str, offset: int, size: int) -> bytes:
+        """``size`` bytes of the object from byte ``offset`` (fewer only past its end).
+
+        A local seek or one S3 ranged GET: readers take one tar member out of a shard
+        without downloading the shard. FileNotFoundError naming the URI when it is missing.
+        """
         raise NotImplementedError
 
     def write_fileobj(self, key: str, fileobj: BinaryIO) -> None:
@@ -198,6 +211,12 @@ class LocalStorage(Storage):
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def read_range(self, key: str, offset: int, size: int) -> bytes:
+        _check_range(offset, size)
+        with open(self._path(key), "rb") as f:
+            f.seek(offset)
+            return f.read(size)
 
     def write_fileobj(self, key: str, fileobj: BinaryIO) -> None:
         path = self._path(key)
@@ -331,6 +350,23 @@ class S3Storage(Storage):
         except ClientError as exc:
             if self._error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 raise FileNotFoundError(f"no such object: {self.uri(key)}") from exc
+            self._raise_missing_bucket(exc)
+            raise
+
+    def read_range(self, key: str, offset: int, size: int) -> bytes:
+        from botocore.exceptions import ClientError
+
+        _check_range(offset, size)
+        if size == 0:
+            return b""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._full(key),
+                                          Range=f"bytes={offset}-{offset + size - 1}")["Body"].read()
+        except ClientError as exc:
+            if self._error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(f"no such object: {self.uri(key)}") from exc
+            if self._error_code(exc) == "InvalidRange":  # offset at or past the end
+                return b""
             self._raise_missing_bucket(exc)
             raise
 

@@ -18,6 +18,15 @@ not an image                ``CorruptInput("not a decodable image")``
 truncated PNG / JPEG        ``CorruptInput("truncated ...")``
 ==========================  ==============================================
 
+Grey inputs (alpha mattes, trimaps) go through :func:`load_grey_with_notes`: 8-bit
+gray is returned as ``HxW``; an RGB(A)/palette file whose colour channels are all equal is
+reduced to one channel (note ``"rgb->gray"``); one whose channels differ is
+``CorruptInput("colour image with differing channels ...")`` -- a luminance conversion
+would silently invent an alpha matte. The alpha-channel and 16-bit rules above apply.
+Matting colour inputs (fg, merged, bg) are loaded with ``drop_alpha=True``: an alpha
+channel with transparent pixels is dropped (note ``"dropped alpha channel"``) as the
+reference's readers drop it, since their matte is a separate file.
+
 Why reject 16-bit instead of scaling to 8 bits: every zoo dataset is 8-bit, so
 a 16-bit file is a sign of the wrong data; silently quantising it would hide
 that. Images are decoded with Pillow because it raises on truncated data where
@@ -35,7 +44,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["CorruptInput", "load_image", "load_image_with_notes"]
+__all__ = ["CorruptInput", "load_grey_with_notes", "load_image", "load_image_with_notes"]
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -59,7 +68,7 @@ def _check_png(data: bytes) -> None:
         raise CorruptInput("truncated PNG (no IEND chunk at end of file)")
 
 
-def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
+def _to_rgb(im: Image.Image, notes: list[str], drop_alpha: bool = False) -> np.ndarray:
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -71,9 +80,12 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
         return np.asarray(im)
     if mode in ("RGBA", "LA"):
         arr = np.asarray(im)
-        if not (arr[..., -1] == 255).all():
+        if (arr[..., -1] == 255).all():
+            notes.append("dropped opaque alpha")
+        elif drop_alpha:
+            notes.append("dropped alpha channel")
+        else:
             raise CorruptInput(f"alpha channel with transparent pixels ({mode}) not supported")
-        notes.append("dropped opaque alpha")
         if mode == "LA":
             notes.append("gray->rgb")
             return np.repeat(arr[..., :1], 3, axis=2)
@@ -83,8 +95,8 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
     raise CorruptInput(f"unsupported mode {mode}")
 
 
-def load_image_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
-    """Like :func:`load_image`, also returning the conversions applied (e.g. ``["gray->rgb"]``)."""
+def _open(data: bytes) -> tuple[Image.Image, list[str]]:
+    """Decodes the bytes with Pillow (EXIF orientation applied); CorruptInput on bad data."""
     if not data:
         raise CorruptInput("empty file")
     if data.startswith(_PNG_SIG):
@@ -110,12 +122,49 @@ def load_image_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]
     if orientation not in (None, 1):
         im = ImageOps.exif_transpose(im)
         notes.append("exif orientation applied")
-    arr = _to_rgb(im, notes)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise CorruptInput(f"unsupported pixel format {arr.dtype} {arr.shape}")
+    return im, notes
+
+
+def _check_size(arr: np.ndarray) -> np.ndarray:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise CorruptInput("empty image (zero width or height)")
-    return np.ascontiguousarray(arr), notes
+    return np.ascontiguousarray(arr)
+
+
+def load_image_with_notes(data: bytes, name: str, drop_alpha: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Like :func:`load_image`, also returning the conversions applied (e.g. ``["gray->rgb"]``).
+
+    ``drop_alpha`` keeps the colour of an image whose alpha channel has transparent pixels
+    (note ``"dropped alpha channel"``) instead of rejecting it: matting inputs, whose matte is
+    a separate file and which the reference reads with ``cv2.IMREAD_COLOR`` / PIL's
+    ``convert("RGB")``, both of which drop the channel.
+    """
+    im, notes = _open(data)
+    arr = _to_rgb(im, notes, drop_alpha)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise CorruptInput(f"unsupported pixel format {arr.dtype} {arr.shape}")
+    return _check_size(arr), notes
+
+
+def load_grey_with_notes(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+    """Decodes a grey input (alpha matte, trimap) to HxW uint8, or raises CorruptInput.
+
+    See the module docstring for the policy; ``name`` is for context only.
+    """
+    im, notes = _open(data)
+    if im.mode in ("1", "L"):
+        return _check_size(np.asarray(im.convert("L"))), notes
+    if im.mode.startswith("I;16"):
+        raise CorruptInput("16-bit not supported")
+    rgb_notes: list[str] = []
+    arr = _to_rgb(im, rgb_notes)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise CorruptInput(f"unsupported pixel format {arr.dtype} {arr.shape}")
+    if not ((arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all()):
+        raise CorruptInput(f"colour image with differing channels ({im.mode}) where a grey "
+                           "(single-channel) image is expected")
+    notes += [n for n in rgb_notes if n != "gray->rgb"] + ([] if im.mode == "LA" else ["rgb->gray"])
+    return _check_size(arr[..., 0]), notes
 
 
 def load_image(data: bytes, name: str) -> np.ndarray:

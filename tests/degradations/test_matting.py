@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -204,6 +205,132 @@ def test_trimaps_deterministic():
         assert any(not np.array_equal(outs[0], o) for o in outs[1:])
 
 
+def test_crop_without_resize_keeps_the_crop_size():
+    alpha = _soft_disk(700, radius=200, ramp=10)
+    for size in (320, 480):
+        out = T.crop_around_unknown({"a": alpha}, alpha, crop_sizes=size, out_size=None, rng=_rng(1))["a"]
+        assert out.shape == (size, size) and out.flags["C_CONTIGUOUS"]
+
+
+def test_crop_unknown_from_an_array_uses_its_own_upscaling():
+    """An alpha upscaled bilinearly gains soft pixels next to its hard edges; nearest does not."""
+    alpha = np.zeros((100, 300), np.uint8)
+    alpha[:, 150:] = 255  # a hard edge: no soft pixel at all before upscaling
+    yy, xx = _coords(100, 300)
+    out = T.crop_around_unknown({"alpha": alpha, "x": xx}, None, crop_sizes=(200,), out_size=None,
+                                rng=_rng(0), unknown_from="alpha")
+    assert out["alpha"].shape == (200, 200)
+    centre = out["alpha"][100, 95:106]
+    assert ((centre > 0) & (centre < 255)).any()  # the window is centred on the blurred edge
+    with pytest.raises(ValueError, match="give a trimap or unknown_from"):
+        T.crop_around_unknown({"alpha": alpha}, None, rng=_rng(0))
+
+
+# ----------------------------------------------------------------------------- backgrounds
+def test_fit_background_crop_upscales_keeping_aspect_then_crops_top_left():
+    from PIL import Image
+
+    bg = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    out = T.fit_background_crop(bg, (100, 90))  # ratio max(90/60, 100/40) = 2.5 -> 150x100
+    ref = np.asarray(Image.fromarray(bg).resize((150, 100), Image.BICUBIC))[:100, :90]
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(T.fit_background_crop(bg, (30, 50)), bg[:30, :50])  # larger: crop only
+    assert T.fit_background_crop(bg, (41, 7)).shape == (41, 7, 3)  # ceil keeps every side >= the target
+
+
+def test_fit_background_resize_is_a_plain_bicubic_resize():
+    bg = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    out = T.fit_background_resize(bg, (100, 30))
+    np.testing.assert_array_equal(out, cv2.resize(bg, (30, 100), interpolation=cv2.INTER_CUBIC))
+
+
+# ----------------------------------------------------------------------------- affine
+def test_affine_params_ranges_and_the_no_rotation_rule():
+    rng = _rng(0)
+    small = [T.sample_affine_params((600, 1023), rng=rng) for _ in range(200)]
+    assert all(p.angle == 0 for p in small)
+    big = [T.sample_affine_params((600, 1024), rng=rng) for _ in range(200)]
+    angles = np.array([p.angle for p in big])
+    assert -30 <= angles.min() < -20 and 20 < angles.max() <= 30
+    scales = np.array([p.scale for p in big])
+    assert scales.min() >= 0.8 and scales.max() <= 1.25 and np.corrcoef(scales.T)[0, 1] < 0.5
+    assert all(-10 <= p.shear <= 10 for p in big)
+    flips = np.array([p.flip for p in big])
+    assert set(flips.ravel()) == {-1, 1} and 0.35 < (flips == -1).mean() < 0.65
+    assert T.sample_affine_params((8, 8), flip_ratio=0.0, rng=rng).flip == (1, 1)
+    assert T.sample_affine_params((8, 8), flip_ratio=1.0, rng=rng).flip == (-1, -1)
+
+
+def test_affine_identity_and_flip_and_scale():
+    img = np.random.default_rng(0).integers(0, 256, (31, 40, 3), dtype=np.uint8)
+    ident = T.AffineParams(0.0, (0.0, 0.0), (1.0, 1.0), 0.0, (1, 1))
+    np.testing.assert_allclose(T.inverse_affine_matrix((19.5, 15.0), ident), [[1, 0, 0], [0, 1, 0]], atol=1e-12)
+    np.testing.assert_array_equal(T.apply_affine({"x": img}, ident)["x"], img)
+    flipped = T.apply_affine({"x": img, "a": img[..., 0]}, T.AffineParams(0.0, (0.0, 0.0), (1.0, 1.0), 0.0, (-1, 1)))
+    np.testing.assert_array_equal(flipped["x"], img[:, ::-1])
+    assert flipped["a"].shape == (31, 40)
+    both = T.apply_affine({"x": img}, T.AffineParams(0.0, (0.0, 0.0), (1.0, 1.0), 0.0, (-1, -1)))["x"]
+    np.testing.assert_array_equal(both, img[::-1, ::-1])
+    # x scale 2 about the centre: output column c samples input column (c - cx) / 2 + cx
+    wide = T.apply_affine({"x": img}, T.AffineParams(0.0, (0.0, 0.0), (2.0, 1.0), 0.0, (1, 1)))["x"]
+    np.testing.assert_array_equal(wide[:, 19], img[:, 19])
+    np.testing.assert_array_equal(wide[:, 39], img[:, 29])
+
+
+def test_affine_rotation_keeps_content_inside_and_zero_border():
+    a = np.zeros((1024, 1024), np.uint8)
+    a[400:600, 400:600] = 255
+    out = T.random_affine({"alpha": a}, degrees=(30, 30), scale=(1.0, 1.0), shear=0, flip_ratio=0.0, rng=_rng(0))
+    assert out["alpha"][0, 0] == 0 and out["alpha"][512, 512] == 255
+    assert abs(int((out["alpha"] == 255).sum()) - 200 * 200) < 800  # a rotated square keeps its area
+
+
+# ----------------------------------------------------------------------------- GCA crop
+def test_crop_around_center_corner_from_an_unknown_pixel():
+    h, w = 1200, 1000
+    tri = np.zeros((h, w), np.uint8)
+    tri[600:640, 500:540] = 128  # 10x10 cells once shrunk 4x: enough candidates
+    yy, xx = _coords(h, w)
+    for s in range(10):
+        out = T.crop_around_center({"trimap": tri, "y": yy, "x": xx}, 512, rng=_rng(s))
+        top, left = int(out["y"][0, 0]), int(out["x"][0, 0])
+        # the chosen small-trimap pixel (r, c) of the central area sits at ((r + 64) * 4, (c + 64) * 4)
+        assert 600 <= top + 256 < 640 and 500 <= left + 256 < 540
+        assert out["trimap"].shape == (512, 512) and (out["trimap"] == 128).any()
+
+
+def test_crop_around_center_falls_back_to_a_uniform_corner_and_upscales():
+    tri = np.zeros((300, 200), np.uint8)  # no unknown pixel at all
+    bg = np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    out = T.crop_around_center({"trimap": tri, "bg": bg, "fg": bg}, 512, rng=_rng(0))
+    assert out["bg"].shape == out["fg"].shape == (512, 512, 3) and out["trimap"].shape == (512, 512)
+    big = cv2.resize(bg, (512, 768), interpolation=cv2.INTER_NEAREST)  # ratio 512/200: 768 x 512
+    assert any(np.array_equal(out["fg"], big[t:t + 512]) for t in range(0, 257))
+    assert not any(np.array_equal(out["bg"], big[t:t + 512]) for t in range(0, 257))  # bg: bicubic
+    corners = {int(np.argmax([np.array_equal(T.crop_around_center({"trimap": tri, "fg": bg}, 512, rng=_rng(s))["fg"],
+                                             big[t:t + 512]) for t in range(0, 257)])) for s in range(6)}
+    assert len(corners) > 1
+
+
+# ----------------------------------------------------------------------------- jitter
+def test_random_jitter_shifts_hue_and_keeps_range():
+    rng0 = np.random.default_rng(0)
+    fg = rng0.integers(30, 220, (64, 64, 3)).astype(np.uint8)
+    alpha = np.zeros((64, 64), np.uint8)
+    alpha[16:48, 16:48] = 200
+    out = T.random_jitter(fg, alpha, rng=_rng(1))
+    assert out.dtype == np.float32 and out.shape == fg.shape
+    assert out.min() >= 0 and out.max() <= 255.001
+    hsv_in = cv2.cvtColor(fg.astype(np.float32) / 255, cv2.COLOR_RGB2HSV)
+    hsv_out = cv2.cvtColor(out / 255, cv2.COLOR_RGB2HSV)
+    shift = np.remainder(hsv_out[..., 0] - hsv_in[..., 0] + 180, 360) - 180
+    expected = int(_rng(1).integers(-40, 40))
+    assert abs(np.median(shift) - expected) < 1
+    np.testing.assert_array_equal(out, T.random_jitter(fg, alpha, rng=_rng(1)))
+    # hue_range 0 is impossible (empty range); an alpha with no foreground does not give NaN
+    assert np.isfinite(T.random_jitter(fg, np.zeros_like(alpha), rng=_rng(2))).all()
+
+
 # ----------------------------------------------------------------------------- validation
 _A = np.zeros((8, 8), np.uint8)
 _F = np.zeros((8, 8, 3), np.float32)
@@ -239,6 +366,27 @@ BAD_CALLS = [
     (lambda: T.crop_around_unknown({"x": np.zeros((8, 8), np.int64)}, _A, rng=_rng()), "dtype"),
     (lambda: T.crop_around_unknown({"x": np.full((8, 8), np.nan, np.float32)}, _A, rng=_rng()), "NaN"),
     (lambda: T.crop_around_unknown("abc", _A, rng=_rng()), "dict or a list"),
+    (lambda: T.crop_around_unknown({"x": _F}, _A, out_size=(3,), rng=_rng()), "out_size"),
+    (lambda: T.crop_around_unknown({"x": _F}, None, unknown_from="y", rng=_rng()), "unknown_from"),
+    (lambda: T.crop_around_unknown({"x": _AF}, None, unknown_from="x", rng=_rng()), "uint8"),
+    (lambda: T.fit_background_crop(_F, (4, 4)), "dtype"),
+    (lambda: T.fit_background_crop(np.zeros((8, 8, 3), np.uint8), (0, 4)), "hw"),
+    (lambda: T.fit_background_resize(np.zeros((8, 8), np.uint8), (4, 4)), "HxWx3"),
+    (lambda: T.crop_around_center({"x": _F}, 4, rng=_rng()), "trimap"),
+    (lambda: T.crop_around_center({"trimap": _A, "x": np.zeros((9, 8), np.float32)}, 4, rng=_rng()), "does not match"),
+    (lambda: T.crop_around_center({"trimap": _A}, 4, rng=1), "rng"),
+    (lambda: T.crop_around_center({"trimap": _A}, 4, interpolations={"trimap": "x"}, rng=_rng()), "interpolation"),
+    (lambda: T.crop_around_center([_A], 4, rng=_rng()), "dict"),
+    (lambda: T.sample_affine_params((8, 8), degrees=-1, rng=_rng()), "degrees"),
+    (lambda: T.sample_affine_params((8, 8), scale=(0, 1), rng=_rng()), "scale"),
+    (lambda: T.sample_affine_params((8, 8), scale=1.0, rng=_rng()), "scale"),
+    (lambda: T.sample_affine_params((8, 8), flip_ratio=2, rng=_rng()), "flip_ratio"),
+    (lambda: T.sample_affine_params((8, 8), translate=(2, 0), rng=_rng()), "translate"),
+    (lambda: T.sample_affine_params((8,), rng=_rng()), "hw"),
+    (lambda: T.random_jitter(_F[..., :2], _AF, rng=_rng()), "HxWx3"),
+    (lambda: T.random_jitter(_F, np.zeros((4, 4)), rng=_rng()), "alpha shape"),
+    (lambda: T.random_jitter(_F, _AF, hue_range=0, rng=_rng()), "hue_range"),
+    (lambda: T.random_jitter(_F, _AF, hue_range=2.5, rng=_rng()), "hue_range"),
 ]
 
 

@@ -99,3 +99,11 @@ def test_ray_stream_resumes_at_the_exact_sample(ray_session, tiny_shards):
     assert len(full) == total
     assert len(set(full)) > total // 2  # distinct patches, not one sample repeated
     assert rows(13) == full[13:]
+
+
+def test_val_members_drops_members_a_sample_lacks():
+    """read_webdataset fills a member only some samples have (matting's bg.png) with None or NaN."""
+    from pipelines.stream import val_members
+
+    row = {"__key__": "k", "__url__": "u", "merged.png": b"m", "bg.png": float("nan"), "fg.png": None, "json": b""}
+    assert val_members(row) == {"merged.png": b"m", "__key__": "k"}

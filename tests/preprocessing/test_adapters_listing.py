@@ -14,7 +14,7 @@ def items_of(name, root, params=None):
 
 
 def test_registry_is_a_plain_dict():
-    assert sorted(ADAPTERS) == ["div2k", "image_folder", "set5_14"]
+    assert sorted(ADAPTERS) == ["comp1k", "div2k", "image_folder", "matting_folder", "set5_14"]
     with pytest.raises(AdapterError, match="unknown adapter"):
         get_adapter("nope")
 
