@@ -246,3 +246,44 @@ def test_infer_with_a_trimap_writes_an_alpha_and_a_composite(trained, matting_sh
     for wrong, message in ((bad, "besides 0/128/255"), (small, "must be the same size")):
         done = subprocess.run([*cmd[:7], str(wrong), *cmd[8:12]], cwd=REPO, capture_output=True, text=True, timeout=300)
         assert done.returncode != 0 and message in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("zoo, builder", [
+    ("dim_stage1_v16_1x1_1000k_comp1k", "vgg16"),
+    ("indexnet_mobv2_1x16_78k_comp1k", "mobilenet_v2"),
+    ("gca_r34_4x10_200k_comp1k", "resnet34"),
+])
+def test_init_from_a_torchvision_imagenet_file(zoo, builder, tmp_path):
+    """``init_from: {source: <torchvision .pth>, format: torchvision}`` maps the classifier onto
+    the encoder on the driver, fits the network, and a file of another architecture is refused
+    in one line."""
+    import yaml
+
+    from pipelines.config import load_experiment
+    from pipelines.train_job import imagenet_weights
+    from trainers.checkpoint_io import CheckpointError, compare_state_dict
+    from trainers.archs import build_arch
+
+    sys.path.insert(0, str(REPO / "tests" / "trainers"))
+    from test_archs_matting_dim import _torchvision_mobilenet_v2_state, _torchvision_vgg16_state
+    from test_archs_matting_gca import _torchvision_resnet34_state
+
+    states = {"vgg16": lambda: _torchvision_vgg16_state(False), "mobilenet_v2": _torchvision_mobilenet_v2_state,
+              "resnet34": _torchvision_resnet34_state}
+    path = tmp_path / f"{builder}.pth"
+    torch.save(states[builder](), path)
+    raw = yaml.safe_load((CONFIGS / f"{zoo}.yaml").read_text())
+    raw["init_from"] = {"backbone": {"source": str(path), "format": "torchvision"}}
+    cfg = load_experiment(write_config(tmp_path / "cfg.yaml", raw), check_paths=False)
+    assert cfg.init_from["backbone"].strict is False
+    state = imagenet_weights(cfg, "backbone", str(path))
+    net = build_arch(**cfg.nets["backbone"])
+    report = compare_state_dict(net, state)
+    assert not report.unexpected and not report.mismatched, report.summary()
+    first = next(k for k in state if k.startswith("encoder.") and state[k].ndim == 4)
+    assert state[first].shape[1] == cfg.nets["backbone"]["in_channels"]  # widened to the trimap channels
+
+    other = tmp_path / "other.pth"
+    torch.save(states["vgg16" if builder != "vgg16" else "resnet34"](), other)
+    with pytest.raises(CheckpointError, match="init_from.backbone: .* is not a torchvision file this arch"):
+        imagenet_weights(cfg, "backbone", str(other))
