@@ -36,6 +36,11 @@ import re
 import cv2
 import numpy as np
 
+try:  # optional speed-up (x86_64 wheels); OpenCV decodes the same pixels without it
+    import pyspng as _pyspng
+except ImportError:  # pragma: no cover - depends on the platform
+    _pyspng = None
+
 __all__ = [
     "FORMAT",
     "GT",
@@ -69,6 +74,7 @@ TRIMAP = "trimap.png"
 BG = "bg.png"
 GREY_MEMBERS = frozenset({ALPHA, TRIMAP})  # single-channel members: decode with decode_grey
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
@@ -153,18 +159,35 @@ def encode_png(img: np.ndarray, compression: int = 3) -> bytes:
     return buf.tobytes()
 
 
+def _spng(data: bytes) -> np.ndarray | None:
+    """An 8-bit PNG decoded by libspng (``pyspng``, ~30 % faster than OpenCV's libpng here,
+    and already in RGB order), or None when that is not available or does not apply (not a
+    PNG, another bit depth): the caller then uses OpenCV. Same pixels either way: PNG is
+    lossless (``tests/preprocessing`` compares the two)."""
+    if _pyspng is None or not data.startswith(_PNG_SIGNATURE):
+        return None
+    try:
+        img = _pyspng.load(data)
+    except Exception:  # noqa: BLE001 - a file libspng refuses may still be one OpenCV reads
+        return None
+    return img if img.dtype == np.uint8 else None
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """Decodes PNG/JPEG bytes written by restoray to an HxWx3 uint8 RGB array.
 
     Meant for shard members, which are already validated; raw inputs go
     through :func:`preprocessing.validate.load_image` instead.
     """
+    img = _spng(data)
+    if img is not None:
+        if img.ndim == 2:
+            return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+        return np.ascontiguousarray(img[..., :3]) if img.shape[2] == 4 else img
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError("cannot decode image bytes")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)  # same pixels as img[..., ::-1], ~40x faster than that copy
-
-
 
 
 def encode_png_grey(img: np.ndarray, compression: int = 3) -> bytes:
@@ -184,7 +207,9 @@ def decode_grey(data: bytes) -> np.ndarray:
     accepted too (its first channel), anything else is a ValueError rather than a
     silent luminance conversion.
     """
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    img = _spng(data)
+    if img is None:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError("cannot decode image bytes")
     if img.dtype != np.uint8:
