@@ -13,6 +13,6 @@ def test_bench_inpainting_quick_writes_one_record_per_mask(tmp_path, capsys):
     records = json.loads(out.read_text())
     assert [r["mask"] for r in records] == ["bbox", "irregular", "brush", "set"]
     for r in records:
-        assert set(r) == {"mask", "img_size", "out_size", "value", "unit", "machine"}
-        assert r["out_size"] == 256 and r["unit"] == "samples/s/core" and r["value"] > 0
-    assert "inpainting irregular mask, image 512x680 -> crop 384 -> 256px" in capsys.readouterr().out
+        assert set(r) == {"mask", "img_size", "png_compression", "out_size", "value", "unit", "machine"}
+        assert r["out_size"] == 256 and r["png_compression"] == 3 and r["unit"] == "samples/s/core" and r["value"] > 0
+    assert "inpainting irregular mask, image 512x680 (PNG level 3) -> crop 384 -> 256px" in capsys.readouterr().out
