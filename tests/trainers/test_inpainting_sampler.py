@@ -233,3 +233,22 @@ def test_bad_inputs(data, tmp_path):
 def test_config_errors_name_the_field(cfg, where):
     with pytest.raises(ValidationError, match=where):
         InpaintingDataConfig(**cfg)
+
+
+def test_val_crop_center_and_a_separate_val_mask_set(data, tmp_path):
+    from preprocessing.schema import decode_image
+
+    members, masks, _ = data
+    s = sampler(val_crop="center", mask={"type": "irregular"},
+                val_mask={"type": "set", "set": masks})
+    for m in members:
+        img = decode_image(m["gt.png"])
+        h, w = img.shape[:2]
+        ch, cw = min(h, 384), min(w, 384)
+        y, x = (h - ch) // 2, (w - cw) // 2
+        want = cv2.resize(np.ascontiguousarray(img[y:y + ch, x:x + cw]), (256, 256), interpolation=cv2.INTER_LINEAR)
+        out = s.val(m)
+        assert (out["gt"] == want).all()
+        assert out["mask"].any() and set(out) == {"gt", "mask"}
+    # the training mask is still the generated one
+    assert 0.15 < s.train(members[0], np.random.default_rng(0))["mask"].mean() < 0.65

@@ -19,6 +19,22 @@ step by step, every random number from the sample's generator in the reference's
 5. ``ColorJitter`` (AOT: brightness, contrast, saturation 0.5, hue 0.5; torchvision's PIL
    operations in a random order).
 
+The zoo configs in these terms (``data:`` fields; unlisted ones at their defaults, which are the
+256 px configs' ``size: [256, 256]``, ``crop: random``, ``crop_size: [384, 384]``, no flip or
+jitter):
+
+=========================================================  ===========================================
+deepfillv1_256x256_{4x4_celeba,8x2_places}, gl_256x256_8x12_*  ``mask: {type: bbox}``
+deepfillv2_256x256_8x2_*, pconv_256x256_stage{1,2}_*           ``mask: {type: irregular}``
+AOT-GAN_512x512_4x12_places                                    ``size: [512, 512]``, ``crop: random_resized``,
+                                                               ``flip_prob: 0.5``, ``color_jitter: {}``,
+                                                               ``mask: {type: set, set: <train masks>,
+                                                               rotation: [0, 45]}``, ``val_mask: {type: set,
+                                                               set: <mask_512, 0.5-0.6 list>}``
+=========================================================  ===========================================
+
+(``brush`` is DeepFill v2's free-form ``ff`` mode, which no zoo config uses.)
+
 Normalisation to [-1, 1] and ``GetMaskedImage`` (holes filled with 127.5) are the task's, on
 the device: the sampler ships ``uint8`` only.
 
