@@ -1,9 +1,12 @@
-"""Parity with MMEditing 0.16.1's bbox-mask inpainting train pipeline (``tests/data/golden/inpainting.npz``).
+"""Parity with MMEditing 0.16.1's 256 px inpainting train pipelines (``tests/data/golden/inpainting.npz``).
 
 The golden was made by ``tests/golden/make_inpainting_goldens.py``: DeepFill v1's (and
-Global&Local's) ``LoadMask`` bbox + ``Crop`` 384 + ``Resize`` 256 with ``np.random`` replaced
-by ``default_rng(seed)``. The sampler, given ``default_rng(seed)`` and a shard set holding the
-same images, must make the same box, mask and crop, and the same resized pixels.
+Global&Local's) ``LoadMask`` bbox, and DeepFill v2's (and PConv's) ``LoadMask`` irregular, then
+``Crop`` 384 + ``Resize`` 256, with ``np.random`` replaced by ``default_rng(seed)``. The sampler, given ``default_rng(seed)`` and a shard set holding the
+same images, must make the same draws: the same box, strokes and crop, and the same resized
+pixels. Irregular masks may differ in a few pixels (at most MASK_TOLERANCE of them): the strokes
+are drawn from the same numbers, but OpenCV 5's ``cv2.line`` rasterises a few edge pixels of
+thick lines differently from the reference's OpenCV 4.11 (8, 13 and 3 of 65,536 for seeds 0-2).
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from preprocessing.shard_index import ShardSet
 from shard_helpers import shard_dataset
 from trainers.samplers.inpainting import InpaintingDataConfig, InpaintingSampler
 
+MASK_TOLERANCE = {"bbox": 0.0, "irregular": 5e-4}
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "inpainting.npz"
 
 
-def test_bbox_pipeline_matches_mmedit(tmp_path):
+@pytest.mark.parametrize("mask", ["bbox", "irregular"])
+def test_pipeline_matches_mmedit(tmp_path, mask):
     g = np.load(GOLDEN)
     names = sorted({k.split("/")[1] for k in g.files if k.startswith("input/")})
     for name in names:
@@ -28,14 +34,16 @@ def test_bbox_pipeline_matches_mmedit(tmp_path):
         (tmp_path / "raw" / f"{name}.png").write_bytes(g[f"input/{name}"].tobytes())
     shard_dataset(str(tmp_path / "raw"), str(tmp_path / "img"), "image_folder", {"crop": False})
     shards = ShardSet(str(tmp_path / "img"))
-    sampler = InpaintingSampler(InpaintingDataConfig(mask={"type": "bbox"}))
-    seeds = sorted({int(k.split("/")[1]) for k in g.files if k.startswith(f"{names[0]}/")})
+    sampler = InpaintingSampler(InpaintingDataConfig(mask={"type": mask}))
+    seeds = sorted({int(k.split("/")[2]) for k in g.files if k.startswith(f"{mask}/{names[0]}/")})
     assert len(names) == 3 and len(seeds) == 3
     for i in range(len(shards)):
         key, data = shards.read(i)
         for seed in seeds:
             out = sampler.train({**data, "__key__": key}, np.random.default_rng(seed))
-            want_gt = cv2.imdecode(g[f"{key}/{seed}/gt"], cv2.IMREAD_COLOR)[:, :, ::-1]  # BGR PNG -> RGB
-            assert (out["mask_bbox"] == g[f"{key}/{seed}/mask_bbox"]).all(), (key, seed)
-            assert (out["mask"][:, :, 0] == g[f"{key}/{seed}/mask"]).all(), (key, seed)
+            want_gt = cv2.imdecode(g[f"{mask}/{key}/{seed}/gt"], cv2.IMREAD_COLOR)[:, :, ::-1]  # BGR PNG -> RGB
+            if mask == "bbox":
+                assert (out["mask_bbox"] == g[f"bbox/{key}/{seed}/mask_bbox"]).all(), (key, seed)
+            differ = (out["mask"][:, :, 0] != g[f"{mask}/{key}/{seed}/mask"]).mean()
+            assert differ <= MASK_TOLERANCE[mask], (key, seed, differ)
             assert (out["gt"] == want_gt).all(), (key, seed)
