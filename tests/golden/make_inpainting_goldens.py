@@ -9,8 +9,12 @@ v1 CelebA and both Global&Local configs, and their ``test_pipeline``) and
 ``deepfillv2_256x256_8x2_places``'s (as DeepFill v2 CelebA and the four PConv configs) up to
 ``Resize``: ``LoadImageFromFile`` (BGR), ``LoadMask`` bbox (128, delta 40, margin 20, 256) or
 irregular (vertices [4, 10), angle 6, length [20, 128), width [10, 45), ratio (0.15, 0.65)),
-``Crop`` 384 random, ``Resize`` 256 -- with ``np.random.randint`` replaced by ``default_rng(seed).integers``
-(as ``make_matting_goldens.py``). restoray's sampler makes the same draws in the same order, so
+``Crop`` 384 random, ``Resize`` 256; and ``AOT-GAN_512x512_4x12_places``'s up to
+``RandomRotation`` (``LoadMask`` set, ``RandomResizedCrop`` 512, ``Flip``, mask ``Resize``
+nearest, ``RandomRotation`` 0-45; its ``ColorJitter`` runs torchvision, not checked here) --
+with ``np.random.randint`` replaced by ``default_rng(seed).integers``
+(as ``make_matting_goldens.py``) and Python's ``random.uniform`` / ``random.randint`` by
+``uniform`` / ``integers(a, b + 1)`` of the same generator. restoray's sampler makes the same draws in the same order, so
 given ``default_rng(seed)`` it must give the same ``gt`` (RGB here), ``mask`` and (bbox) ``mask_bbox``;
 ``tests/trainers/test_inpainting_golden.py`` checks it. One input is smaller than the crop on
 one axis (the reference then crops that axis whole).
@@ -40,6 +44,32 @@ PIPELINES = {"bbox": os.path.join(CONFIGS, "deepfillv1", "deepfillv1_256x256_8x2
              "irregular": os.path.join(CONFIGS, "deepfillv2", "deepfillv2_256x256_8x2_places.py")}
 IMAGES = {"im0": (420, 520), "im1": (300, 450), "im2": (512, 512)}
 SEEDS = (0, 1, 2)
+AOT = os.path.join(CONFIGS, "AOT-GAN", "AOT-GAN_512x512_4x12_places.py")
+MASKS = {"m0": (400, 400), "m1": (512, 512), "m2": (300, 360)}
+
+
+def use_python_random(gen: np.random.Generator) -> None:
+    import random
+
+    random.uniform = lambda a, b: float(gen.uniform(a, b))
+    random.randint = lambda a, b: int(gen.integers(a, b + 1))
+
+
+def aot_pipeline(tmp: str):
+    """AOT's train pipeline up to RandomRotation, its mask list pointed at generated masks."""
+    from mmedit.datasets.pipelines import Compose
+
+    cfg = Config.fromfile(AOT)
+    with open(os.path.join(tmp, "mask_list.txt"), "w") as f:
+        f.write("".join(f"{name}.png\n" for name in sorted(MASKS)))
+    steps = []
+    for step in copy.deepcopy(cfg.train_pipeline):
+        if step["type"] == "LoadMask":
+            step["mask_config"].update(mask_list_file=os.path.join(tmp, "mask_list.txt"), prefix=os.path.join(tmp, "masks"))
+        steps.append(step)
+        if step["type"] == "RandomRotation":
+            break
+    return Compose(steps)
 
 
 def pipeline(cfg_path: str):
@@ -73,6 +103,21 @@ def main() -> None:
                     out[f"{mask}/{name}/{seed}/mask"] = np.asarray(r["mask"], np.uint8)[:, :, 0]
                     if "mask_bbox" in r:
                         out[f"{mask}/{name}/{seed}/mask_bbox"] = np.asarray(r["mask_bbox"], np.int32)
+        for i, (name, (h, w)) in enumerate(MASKS.items()):
+            m = (smooth(h, w, 60 + i)[:, :, 0] > 128).astype(np.uint8) * 255  # blobs, 0/255
+            out[f"mask_input/{name}"] = np.frombuffer(png(m), np.uint8)
+            write(os.path.join(tmp, "masks", f"{name}.png"), png(m))
+        aot = aot_pipeline(tmp)
+        for name in ("im0", "im1"):  # 512 px outputs: two images, two seeds keep the golden small
+            path = paths[name]
+            for seed in SEEDS[:2]:
+                gen = np.random.default_rng(seed)
+                use_generator(gen)
+                use_python_random(gen)
+                r = aot({"gt_img_path": path})
+                out[f"aot/{name}/{seed}/gt"] = np.frombuffer(cv2.imencode(".png", r["gt_img"][:, :, ::-1])[1].tobytes(),
+                                                             np.uint8)  # RGB as loaded; stored BGR like the others
+                out[f"aot/{name}/{seed}/mask"] = np.asarray(r["mask"], np.uint8)[:, :, 0]
     np.savez_compressed(OUT, **out)
     print(f"wrote {OUT}: {len(out)} arrays, {os.path.getsize(OUT) / 1e6:.2f} MB")
 
