@@ -65,7 +65,7 @@ def check_sample(out, size=(256, 256), bbox=False):
     assert set(out) == ({"gt", "mask", "mask_bbox"} if bbox else {"gt", "mask"})
     assert out["gt"].shape == (*size, 3) and out["gt"].dtype == np.uint8
     assert out["mask"].shape == (*size, 1) and out["mask"].dtype == np.uint8
-    assert set(np.unique(out["mask"])) <= {0, 1}
+    assert set(np.unique(out["mask"])) <= {0, 255}  # 255 = hole; to_batch makes it {0., 1.}
     if bbox:
         assert out["mask_bbox"].dtype == np.int32 and out["mask_bbox"].shape == (4,)
 
@@ -79,7 +79,7 @@ def test_bbox_mask_follows_the_zoo_bounds(data):
         top, left, h, w = out["mask_bbox"].tolist()
         assert 108 <= h <= 128 and 108 <= w <= 128 and top >= 20 and left >= 20
         assert top + h <= 256 - 20 - 1 and left + w <= 236
-        m = out["mask"][:, :, 0]
+        m = out["mask"][:, :, 0] > 0
         assert m.sum() == h * w and m[top:top + h, left:left + w].all()
 
 
@@ -89,7 +89,7 @@ def test_irregular_mask_area_ratio_and_brush_nonempty(data):
     for i in range(8):
         out = irr.train(members[i % 3], sample_rng(1, 0, str(i)))
         check_sample(out)
-        assert 0.15 < out["mask"].mean() < 0.65
+        assert 0.15 < (out["mask"] > 0).mean() < 0.65
         out = brush.train(members[i % 3], sample_rng(1, 0, str(i)))
         check_sample(out)
         assert out["mask"].any() and not out["mask"].all()
@@ -156,7 +156,7 @@ def test_validation_set_mask_is_the_stored_mask_unaugmented(data):
     smp = sampler(mask={"type": "set", "set": masks, "rotation": (0, 45)})
     for m in members:
         out = smp.val(m)["mask"][:, :, 0]
-        assert any((out == st).all() for st in stored)
+        assert any((out == st * 255).all() for st in stored)
 
 
 def test_set_mask_augmentation_flip_and_rotation(data):
@@ -169,11 +169,12 @@ def test_set_mask_augmentation_flip_and_rotation(data):
     assert (flipped["gt"] == plain["gt"][:, ::-1]).all()
     unrot = sampler(flip_prob=1e-12, mask={"type": "set", "set": masks}).train(members[0], sample_rng(0, 0, key))
     mat = cv2.getRotationMatrix2D((127.5, 127.5), -30.0, 1.0)
-    want = cv2.warpAffine(unrot["mask"][:, :, 0], mat, (256, 256), flags=cv2.INTER_LINEAR, borderValue=0)
-    assert (plain["mask"][:, :, 0] == want).all() and (plain["mask"] != unrot["mask"]).any()
-    rot_flip = cv2.warpAffine(np.ascontiguousarray(unrot["mask"][:, ::-1, 0]), mat, (256, 256),
+    unrot01 = (unrot["mask"][:, :, 0] > 0).astype(np.uint8)  # the reference rotates the 0/1 mask
+    want = cv2.warpAffine(unrot01, mat, (256, 256), flags=cv2.INTER_LINEAR, borderValue=0)
+    assert (plain["mask"][:, :, 0] == want * 255).all() and (plain["mask"] != unrot["mask"]).any()
+    rot_flip = cv2.warpAffine(np.ascontiguousarray(unrot01[:, ::-1]), mat, (256, 256),
                               flags=cv2.INTER_LINEAR, borderValue=0)
-    assert (flipped["mask"][:, :, 0] == rot_flip).all()
+    assert (flipped["mask"][:, :, 0] == rot_flip * 255).all()
 
 
 def test_aot_like_config(data):
@@ -251,4 +252,20 @@ def test_val_crop_center_and_a_separate_val_mask_set(data, tmp_path):
         assert (out["gt"] == want).all()
         assert out["mask"].any() and set(out) == {"gt", "mask"}
     # the training mask is still the generated one
-    assert 0.15 < s.train(members[0], np.random.default_rng(0))["mask"].mean() < 0.65
+    assert 0.15 < (s.train(members[0], np.random.default_rng(0))["mask"] > 0).mean() < 0.65
+
+
+def test_to_batch_makes_the_batch_schema(data):
+    """The stream's to_batch: gt float [B,3,H,W] in [0,1], mask float [B,1,H,W] in {0,1}, mask_bbox int [B,4]."""
+    import torch
+
+    from trainers.tasks.common import to_batch
+
+    members, _, _ = data
+    rows = [sampler().train(m, np.random.default_rng(i)) for i, m in enumerate(members)]
+    batch = to_batch({k: np.stack([r[k] for r in rows]) for k in rows[0]})
+    assert batch["gt"].shape == (3, 3, 256, 256) and batch["gt"].dtype == torch.float32
+    assert batch["mask"].shape == (3, 1, 256, 256) and set(batch["mask"].unique().tolist()) == {0.0, 1.0}
+    assert batch["mask_bbox"].shape == (3, 4) and batch["mask_bbox"].dtype == torch.int32
+    top, left, h, w = batch["mask_bbox"][0].tolist()
+    assert batch["mask"][0, 0, top:top + h, left:left + w].all() and batch["mask"][0].sum() == h * w

@@ -46,8 +46,9 @@ run and worker, and validation scores are comparable across runs. ``val_mask`` (
 training ``mask``) chooses the hole; set masks are used as stored (no flip or rotation, as
 the reference's test ``LoadMask``), resized (nearest) to the output size if they differ.
 
-Outputs (train and val): ``gt`` ``uint8`` HxWx3 RGB, ``mask`` ``uint8`` HxWx1 in {0, 1} with
-1 = hole (MMEditing's convention), ``H, W = size``; ``bbox`` masks add ``mask_bbox``, ``int32``
+Outputs (train and val): ``gt`` ``uint8`` HxWx3 RGB, ``mask`` ``uint8`` HxWx1 in {0, 255} with
+255 = hole, ``H, W = size`` -- like every uint8 image column, ``trainers.tasks.common.to_batch``
+turns it into float ``[B, 1, H, W]`` in {0., 1.}, 1 = hole (MMEditing's convention); ``bbox`` masks add ``mask_bbox``, ``int32``
 ``(top, left, h, w)`` (DeepFill v1's local discriminator crop). The 256 px zoo configs load
 images BGR (``LoadImageFromFile`` default) and do not convert: a task reproducing them bit for
 bit with zoo weights swaps channels itself; ``gt`` here is always RGB.
@@ -336,7 +337,7 @@ class InpaintingSampler:
 
     # ------------------------------------------------------------------ training
     def train(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """One training sample: ``gt`` HxWx3, ``mask`` HxWx1 (0/1, 1 = hole), [``mask_bbox``]."""
+        """One training sample: ``gt`` HxWx3, ``mask`` HxWx1 (0/255, 255 = hole), [``mask_bbox``]."""
         c = self.cfg
         img = _decode_gt(members)
         m = c.mask
@@ -430,7 +431,8 @@ def _decode_gt(members: dict) -> np.ndarray:
 
 
 def _out(gt: np.ndarray, mask: np.ndarray, box) -> dict[str, np.ndarray]:
-    out = {"gt": np.ascontiguousarray(gt), "mask": np.ascontiguousarray(mask.reshape(*mask.shape[:2], 1))}
+    hole = mask.reshape(*mask.shape[:2], 1) * np.uint8(255)  # {0, 1} -> {0, 255}: to_batch makes it {0., 1.}
+    out = {"gt": np.ascontiguousarray(gt), "mask": hole}
     if box is not None:
         out["mask_bbox"] = np.asarray(box, np.int32)
     return out
