@@ -11,7 +11,7 @@ Inputs are synthetic, Places365-``data_large``-like: ``img_size`` images (defaul
 noise-textured with edges, so their PNGs decode as slowly as photos'), stored as a real
 ``places365``-style whole-image shard set at PNG level 3 (every restoray shard's default)
 and, in the full run, also at level 0 (the inpainting adapters' ``png_compression: 0``:
-about twice the bytes, decoding about 1.8x faster; decoding is ~90% of a sample's time);
+about twice the bytes, decoding 1.8-3x faster; PNG decoding is most of a sample's time);
 set masks are 512x512 irregular masks sharded with ``mask_folder``. Figures are per core: OpenCV and the
 BLAS pools are limited to one thread and the clock is this process's CPU time
 (``time.process_time``), so a machine shared with other work still gives the one-core
