@@ -99,9 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
 
     b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core; "
-                                     "train-loop overhead against a plain PyTorch loop; matting sampler "
-                                     "samples/s per core)")
-    b.add_argument("what", choices=["degradations", "train", "matting"])
+                                     "train-loop overhead against a plain PyTorch loop; matting and "
+                                     "inpainting sampler samples/s per core)")
+    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -267,6 +267,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_matting import write_bench_matting
 
         write_bench_matting(args.json_out, quick=args.quick)
+    elif args.what == "inpainting":
+        from pipelines.bench_inpainting import write_bench_inpainting
+
+        write_bench_inpainting(args.json_out, quick=args.quick)
     else:
         from pipelines.bench import write_bench
 

@@ -19,6 +19,12 @@ sizes, the crop boxes of that item. Reading, validation and encoding live in
   foregrounds and backgrounds); see :class:`Comp1kAdapter`.
 * ``matting_folder``: generic matting folders paired by file stem (``fg/`` + ``alpha/`` for
   training; ``merged/`` + ``alpha/`` + ``trimap/`` [+ ``fg/``, ``bg/``] for evaluation).
+* ``places365`` / ``celeba_hq``: inpainting image sets laid out as MMEditing's configs read
+  them (``data_large``/``val_large``, ``train_256``/``test_256``, with the configs' image
+  lists when present); whole images, GT only. See :class:`_ListedImagesAdapter`.
+* ``mask_folder``: an inpainting hole-mask set (PConv's irregular masks, AOT-GAN's training
+  and test masks): one binary 1-channel ``mask.png`` (255 = hole) per file; see
+  :class:`MaskFolderAdapter`.
 
 Matting adapters make samples of several named whole images (``fg.png``, ``alpha.png``,
 ``merged.png``, ``trimap.png``, ``bg.png``, see :mod:`preprocessing.schema`) instead of a
@@ -37,8 +43,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
 from .crop import scale_box, sub_image_boxes
-from .schema import ALPHA, BG, FG, MERGED, TRIMAP, sanitize_key, sub_image_key
+from .schema import ALPHA, BG, FG, MASK, MERGED, TRIMAP, sanitize_key, sub_image_key
 from .storage import ObjectInfo, Storage
 from .validate import CorruptInput
 
@@ -204,6 +212,11 @@ class Adapter:
     def member_specs(self, params: Mapping[str, Any]) -> tuple[MemberSpec, ...]:
         """The named members of a sample (matting adapters); empty for GT/LQ adapters."""
         return ()
+
+    def check_member(self, name: str, img, params: Mapping[str, Any]):
+        """Hook for member adapters: ``(img, notes)`` to store for member ``name``, or
+        CorruptInput (quarantine) when its pixels cannot be used. Default: unchanged."""
+        return img, []
 
 
 class ImageFolderAdapter(Adapter):
@@ -543,12 +556,210 @@ def _field(member: str) -> str:
     return {m: f for f, m in _MEMBER_OF_FIELD.items()}[member]
 
 
+# ----------------------------------------------------------------------------- inpainting
+def _read_list(storage: Storage, ann: str, adapter: str) -> list[str]:
+    """The first token of every non-empty line of an MMEditing image/mask list file."""
+    try:
+        text = storage.read_bytes(ann).decode("utf-8")
+    except FileNotFoundError:
+        raise AdapterError(f"{adapter}: list file {storage.uri(ann)} does not exist") from None
+    except UnicodeDecodeError:
+        raise AdapterError(f"{adapter}: list file {storage.uri(ann)} is not UTF-8 text") from None
+    names = [line.split()[0] for line in text.splitlines() if line.strip()]
+    if not names:
+        raise AdapterError(f"{adapter}: list file {storage.uri(ann)} names no files")
+    return names
+
+
+def _resolve_listed(names: list[str], listing: Mapping[str, str], bases: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(relative name, storage key)`` per listed name: the first of ``<base>/<name>`` that
+    exists, trying each base in order; a name found under none keeps its first candidate (the
+    shard builder then quarantines it as not found)."""
+    out, seen = [], set()
+    for name in names:
+        rel = name.lstrip("/")
+        candidates = [f"{b}/{rel}" if b else rel for b in bases]
+        key = next((c for c in candidates if c in listing), candidates[0])
+        if key not in seen:  # a list naming one file twice makes one sample
+            seen.add(key)
+            out.append((rel, key))
+    return out
+
+
+class _ListedImagesAdapter(Adapter):
+    """Whole images of one split, from MMEditing's image list when there is one, else a scan.
+
+    ``split`` picks the image folder and the list file. With ``ann_file: auto`` (default) the
+    first of the split's known list names that exists (at the root or under ``meta/``) is the
+    source of truth: its lines' first tokens are paths, tried relative to the root first and
+    then to the split's image folder (MMEditing's lists are relative to ``data_prefix``, the
+    official Places365 lists to ``data_large``/``val_large``); a listed file that exists under
+    neither is quarantined ("file not found"). Without a list the image folder is scanned
+    (recursively). ``ann_file: ""`` always scans; any other value names the list file (it must
+    exist). ``image_dir: auto`` is the split's usual folder. Samples are keyed by the path
+    under the image folder without extension (``a/airfield/00000001.jpg`` ->
+    ``a_airfield_00000001``) and stored as ``gt.png`` (PNG level ``png_compression``).
+    """
+
+    SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {}  # split -> (image folder, list file names)
+    defaults = {"split": "train", "ann_file": "auto", "image_dir": "auto", "png_compression": 3}
+
+    def resolve_params(self, params=None):
+        resolved = super().resolve_params(params)
+        if resolved["split"] not in self.SPLITS:
+            raise AdapterError(f"{self.name}: split must be one of {list(self.SPLITS)}, got {resolved['split']!r}")
+        for name in ("ann_file", "image_dir"):
+            if not isinstance(resolved[name], str):
+                raise AdapterError(f"{self.name}: {name} must be a string, got {resolved[name]!r}")
+            resolved[name] = resolved[name].strip("/")
+        level = resolved["png_compression"]
+        if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 9:
+            raise AdapterError(f"{self.name}: png_compression must be an integer 0-9, got {level!r}")
+        if resolved["image_dir"] == "auto":
+            resolved["image_dir"] = self.SPLITS[resolved["split"]][0]
+        return resolved
+
+    def _ann(self, storage: Storage, params) -> str:
+        ann = params["ann_file"]
+        if ann != "auto":
+            return ann
+        for name in self.SPLITS[params["split"]][1]:
+            for cand in (name, f"meta/{name}"):
+                if storage.exists(cand):
+                    return cand
+        return ""
+
+    def list_items(self, storage, params):
+        image_dir = params["image_dir"]
+        ann = self._ann(storage, params)
+        if not ann:
+            images = _list_images(storage, image_dir, self.name, f"{params['split']} image")
+            prefix = f"{image_dir}/" if image_dir else ""
+            rel = {o.key: o.key[len(prefix):] for o in images}
+            ids = _assign_ids(list(rel.values()))
+            return sorted(SourceItem(ids[rel[o.key]], o.key, None, o.fingerprint) for o in images)
+        listing = {o.key: o.fingerprint for o in storage.list("")}
+        rows = _resolve_listed(_read_list(storage, ann, self.name), listing, ("", image_dir) if image_dir else ("",))
+        prefix = f"{image_dir}/" if image_dir else ""
+        rels = [k[len(prefix):] if prefix and k.startswith(prefix) else rel for rel, k in rows]
+        ids = _assign_ids(rels)
+        return sorted(SourceItem(ids[r], k, None, listing.get(k, "")) for r, (_rel, k) in zip(rels, rows))
+
+    def crops(self, item, gt_hw, lq_hw, params):
+        return [Crop(item.item_id, (0, 0, gt_hw[0], gt_hw[1]))]
+
+
+class Places365Adapter(_ListedImagesAdapter):
+    """Places365-Standard as MMEditing's inpainting configs read it (``data/places365``).
+
+    ``split: train``: ``data_large/`` with ``train_places_img_list_total.txt`` (DeepFill v1/v2,
+    Global&Local, PConv) or ``train_places_img_list.txt`` (AOT-GAN), else the official
+    ``places365_train_standard.txt``; ``split: val``: ``val_large/`` with
+    ``val_places_img_list.txt`` or ``places365_val.txt``.
+    """
+
+    name = "places365"
+    SPLITS = {
+        "train": ("data_large", ("train_places_img_list_total.txt", "train_places_img_list.txt",
+                                 "places365_train_standard.txt")),
+        "val": ("val_large", ("val_places_img_list.txt", "places365_val.txt")),
+    }
+
+
+class CelebAHQAdapter(_ListedImagesAdapter):
+    """CelebA-HQ at 256 px as MMEditing's inpainting configs read it (``data/CelebA-HQ``).
+
+    ``split: train``: ``train_256/`` with ``train_celeba_img_list.txt``; ``split: val``:
+    ``test_256/`` with ``val_celeba_img_list.txt`` (the configs' val and test sets).
+    """
+
+    name = "celeba_hq"
+    SPLITS = {
+        "train": ("train_256", ("train_celeba_img_list.txt",)),
+        "val": ("test_256", ("val_celeba_img_list.txt",)),
+    }
+
+
+class MaskFolderAdapter(Adapter):
+    """A set of inpainting hole masks: one 1-channel ``mask.png`` per image file, 255 = hole.
+
+    Every image under ``mask_dir`` ('' = the root; recursive), or, with ``ann_file``, the files
+    an MMEditing mask list names (AOT-GAN's ``train_places_mask_list.txt``,
+    ``mask_0.5-0.6_list.txt``; first token of each line, relative to the root, then to
+    ``mask_dir``). A mask is read as grey (a colour file whose channels differ is quarantined)
+    and must be binary, {0, 255} (or {0, 1}, stored as {0, 255}); ``binarize: true`` instead
+    applies MMEditing's ``LoadMask`` rule (any value > 0 is a hole, noted). ``invert: true``
+    is for sets that mark holes black. A mask with no hole or no valid pixel is quarantined
+    unless ``allow_empty`` / ``allow_full``. Samples keep their size (the sampler resizes).
+    """
+
+    name = "mask_folder"
+    defaults = {"mask_dir": "", "ann_file": "", "binarize": False, "invert": False, "allow_empty": False,
+                "allow_full": False, "png_compression": 3}
+    _SPECS = (MemberSpec(MASK, grey=True),)
+
+    def resolve_params(self, params=None):
+        resolved = super().resolve_params(params)
+        for name in ("mask_dir", "ann_file"):
+            if not isinstance(resolved[name], str):
+                raise AdapterError(f"{self.name}: {name} must be a string, got {resolved[name]!r}")
+            resolved[name] = resolved[name].strip("/")
+        for name in ("binarize", "invert", "allow_empty", "allow_full"):
+            if not isinstance(resolved[name], bool):
+                raise AdapterError(f"{self.name}: {name} must be true or false, got {resolved[name]!r}")
+        level = resolved["png_compression"]
+        if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 9:
+            raise AdapterError(f"{self.name}: png_compression must be an integer 0-9, got {level!r}")
+        return resolved
+
+    def member_specs(self, params):
+        return self._SPECS
+
+    def list_items(self, storage, params):
+        mask_dir, ann = params["mask_dir"], params["ann_file"]
+        prefix = f"{mask_dir}/" if mask_dir else ""
+        if ann:
+            listing = {o.key: o.fingerprint for o in storage.list("")}
+            rows = _resolve_listed(_read_list(storage, ann, self.name), listing, ("", mask_dir) if mask_dir else ("",))
+            keys = [(k[len(prefix):] if prefix and k.startswith(prefix) else rel, k, listing.get(k, ""))
+                    for rel, k in rows]
+        else:
+            keys = [(o.key[len(prefix):], o.key, o.fingerprint)
+                    for o in _list_images(storage, mask_dir, self.name, "mask")]
+        ids = _assign_ids([r for r, _k, _f in keys])
+        return sorted(SourceItem(ids[r], k, None, f, "", ((MASK, k, f),)) for r, k, f in keys)
+
+    def crops(self, item, gt_hw, lq_hw, params):
+        return [Crop(item.item_id, (0, 0, gt_hw[0], gt_hw[1]))]
+
+    def check_member(self, name, img, params):
+        notes = []
+        values = np.unique(img)
+        if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}):
+            if not params["binarize"]:
+                shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+                raise CorruptInput(f"not a binary mask (values {shown}; expected 0 and 255, or set binarize: true)")
+            notes.append("binarized (> 0 is a hole)")
+        hole = img > 0
+        if params["invert"]:
+            hole = ~hole
+            notes.append("inverted")
+        if not hole.any() and not params["allow_empty"]:
+            raise CorruptInput("mask has no hole pixel (all valid; allow_empty: true keeps it)")
+        if hole.all() and not params["allow_full"]:
+            raise CorruptInput("mask is all hole (allow_full: true keeps it)")
+        return hole.astype(np.uint8) * 255, notes
+
+
 ADAPTERS: dict[str, Adapter] = {
     "image_folder": ImageFolderAdapter(),
     "div2k": Div2kAdapter(),
     "set5_14": Set514Adapter(),
     "comp1k": Comp1kAdapter(),
     "matting_folder": MattingFolderAdapter(),
+    "places365": Places365Adapter(),
+    "celeba_hq": CelebAHQAdapter(),
+    "mask_folder": MaskFolderAdapter(),
 }
 
 

@@ -15,6 +15,10 @@ names instead of ``gt``/``lq``::
     GT-0001_3.trimap.png evaluation: trimap (0 / 128 / 255), single-channel 8-bit PNG
     GT-0001_3.bg.png     evaluation, when the source has it: the background, RGB
 
+Inpainting mask sets (``mask_folder``) store one hole mask per sample::
+
+    00012.mask.png       single-channel 8-bit PNG, 255 = hole, 0 = valid (binary)
+
 Grey members (:data:`GREY_MEMBERS`) are stored as 1-channel PNGs and decoded with
 :func:`decode_grey` to ``HxW`` uint8; every member of one sample has the same height and
 width (the shard builder quarantines a sample whose files disagree).
@@ -51,6 +55,7 @@ __all__ = [
     "MERGED",
     "TRIMAP",
     "BG",
+    "MASK",
     "GREY_MEMBERS",
     "encode_png_grey",
     "decode_grey",
@@ -72,7 +77,8 @@ ALPHA = "alpha.png"
 MERGED = "merged.png"
 TRIMAP = "trimap.png"
 BG = "bg.png"
-GREY_MEMBERS = frozenset({ALPHA, TRIMAP})  # single-channel members: decode with decode_grey
+MASK = "mask.png"
+GREY_MEMBERS = frozenset({ALPHA, TRIMAP, MASK})  # single-channel members: decode with decode_grey
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")

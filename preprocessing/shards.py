@@ -254,7 +254,8 @@ class _BytesReader:
         return chunk
 
 
-def _load(src: Storage, key: str, grey: bool = False, missing: str = "file vanished after listing",
+def _load(src: Storage, key: str, grey: bool = False,
+          missing: str = "file not found (vanished after listing, or named by a list file but absent)",
           drop_alpha: bool = False) -> tuple[Any, list[str]]:
     try:
         data = src.read_bytes(key)
@@ -296,6 +297,14 @@ def _member_samples(item: SourceItem, src: Storage, adapter, params: Mapping[str
             raise exc
         if name == TRIMAP and not np.isin(img, (0, 128, 255)).all():
             img_notes = img_notes + ["values outside {0, 128, 255}"]
+        try:
+            img, extra = adapter.check_member(name, img, params)
+        except CorruptInput as exc:
+            exc.reason = f"{name.split('.')[0]}: {exc.reason}"
+            exc.args = (exc.reason,)
+            exc.key = key
+            raise
+        img_notes = img_notes + extra
         arrays[name] = img
         notes += [f"{name.split('.')[0]}: {n}" for n in img_notes]
     level = params.get("png_compression", PNG_COMPRESSION)
@@ -335,7 +344,7 @@ def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any])
     scale = params.get("scale", 1) if adapter.paired else 1
     for crop in crops:
         y, x, h, w = crop.box
-        members = {GT: encode_png(gt[y:y + h, x:x + w], PNG_COMPRESSION)}
+        members = {GT: encode_png(gt[y:y + h, x:x + w], params.get("png_compression", PNG_COMPRESSION))}
         if crop.lq_box is not None:
             ly, lx, lh, lw = crop.lq_box
             members[LQ] = encode_png(lq[ly:ly + lh, lx:lx + lw], PNG_COMPRESSION)

@@ -14,7 +14,8 @@ def items_of(name, root, params=None):
 
 
 def test_registry_is_a_plain_dict():
-    assert sorted(ADAPTERS) == ["comp1k", "div2k", "image_folder", "matting_folder", "set5_14"]
+    assert sorted(ADAPTERS) == ["celeba_hq", "comp1k", "div2k", "image_folder", "mask_folder", "matting_folder",
+                               "places365", "set5_14"]
     with pytest.raises(AdapterError, match="unknown adapter"):
         get_adapter("nope")
 
