@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from trainers.samplers import Sampler
+from trainers.tasks.inpainting import InpaintingTask
 from trainers.tasks.matting import MattingTask
 from trainers.tasks.sr import SRTask
 from trainers.tasks.sr_gan import SRGANTask
@@ -81,6 +82,7 @@ TASKS: dict[str, type[Task]] = {
     "sr": SRTask,
     "sr_gan": SRGANTask,
     "matting": MattingTask,
+    "inpainting": InpaintingTask,
 }
 
 
