@@ -75,6 +75,33 @@ def _torch_path_records(quick: bool, where: str) -> list[dict[str, Any]]:
     return records
 
 
+def time_prediction(task: Any, nets: dict[str, Any], inputs: dict[str, Any], repeats: int = 2) -> dict[str, Any]:
+    """Best-of-``repeats`` seconds of ``task.predict`` on one inference input (after a warm-up),
+    on the GPU when there is one, else on every CPU thread, and the peak memory: CUDA allocations
+    (GPU) or the process's resident set (CPU). ``inputs`` as ``task.infer_batch`` takes them."""
+    import resource
+    import time
+
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    nets = {r: n.to(device).eval() for r, n in nets.items()}
+    batch = {k: v.to(device) for k, v in task.infer_batch(inputs).items()}
+    times = []
+    for _ in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        task.predict(nets, batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"device": device.type, "threads": torch.get_num_threads(), "value": round(min(times[1:]), 3),
+            "unit": "s/image", "peak_mib": round(peak), "machine": machine()}
+
+
 def save_records(out: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Writes a benchmark's records as a JSON list (every ``restoray bench`` command)."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -119,5 +119,27 @@ def bench_inpainting(quick: bool = False, img_size: tuple[int, int] = (512, 680)
     return records
 
 
+def bench_deepfill_v2_inference(size: int = 512, repeats: int = 2) -> dict[str, Any]:
+    """Seconds for one DeepFill v2 prediction (the zoo network, random weights) on a ``size`` px
+    image with a free-form hole, and the peak memory (:func:`pipelines.bench.time_prediction`)."""
+    from degradations.masks import irregular_mask
+    from pipelines.bench import time_prediction
+    from trainers.archs import build_arch
+    from trainers.tasks.inpainting import InpaintingConfig, InpaintingTask
+
+    task = InpaintingTask(InpaintingConfig(inpaintor="deepfill_v2", data={"mask": {"type": "irregular"}},
+                                           gan={"weight": 0.1}))
+    rng = np.random.default_rng(0)
+    mask = irregular_mask((size, size), rng=rng).reshape(size, size) * 255
+    inputs = {"image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "mask": mask.astype(np.uint8)}
+    record = {"case": "deepfill_v2_inference", "size": [size, size]} | time_prediction(
+        task, {"generator": build_arch("deepfill_v2")}, inputs, repeats)
+    print(f"[restoray] inpainting deepfill_v2 inference {size}x{size} on {record['device']}: "
+          f"{record['value']:.2f} s/image, peak {record['peak_mib']} MiB", flush=True)
+    return record
+
+
 def write_bench_inpainting(out: str, quick: bool = False) -> list[dict[str, Any]]:
-    return save_records(out, bench_inpainting(quick=quick))
+    records = bench_inpainting(quick=quick)
+    records.append(bench_deepfill_v2_inference(size=128 if quick else 512, repeats=1 if quick else 2))
+    return save_records(out, records)

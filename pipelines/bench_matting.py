@@ -155,42 +155,24 @@ def bench_matting(quick: bool = False) -> list[dict[str, Any]]:
 def bench_gca_inference(size: int = 1000, repeats: int = 2) -> dict[str, Any]:
     """Seconds for one GCA prediction on a ``size`` x ``size`` composite, as ``restoray infer``
     and evaluation run it (reflect-padded to the multiple of 32, attention at 1/8 scale,
-    cropped back), on the GPU when there is one, else on every CPU thread; best of
-    ``repeats`` after one warm-up. Weights are random: the cost does not depend on them.
-    Also the peak of the process's resident memory (CPU) or of CUDA allocations (GPU)."""
-    import resource
-
-    import torch
-
+    cropped back), and the peak memory (:func:`pipelines.bench.time_prediction`). Weights
+    are random: the cost does not depend on them."""
+    from pipelines.bench import time_prediction
     from trainers.archs import build_arch
     from trainers.tasks.matting import MattingConfig, MattingTask
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     task = MattingTask(MattingConfig(data={"pipeline": "gca", "backgrounds": "unused", "composite_fg_prob": 0},
                                      trimap_input="onehot", output="tanh"))
-    net = build_arch("gca").to(device).eval()
     rng = np.random.default_rng(0)
-    alpha = cv2.GaussianBlur((np.add.outer(*(np.arange(size) - size / 2,) * 2) ** 2 < (size / 3) ** 2)
-                             .astype(np.uint8) * 255, (0, 0), 8)
+    yy, xx = np.mgrid[:size, :size]
+    solid = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 3) ** 2).astype(np.uint8) * 255
+    alpha = cv2.GaussianBlur(solid, (0, 0), 8)
     trimap = np.full(alpha.shape, 128, np.uint8)
     trimap[alpha == 0], trimap[alpha == 255] = 0, 255
-    batch = task.infer_batch({"image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "trimap": trimap})
-    batch = {k: v.to(device) for k, v in batch.items()}
-    times = []
-    for _ in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        task.predict({"backbone": net}, batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    record = {"case": "gca_inference", "size": [size, size], "device": device.type,
-              "threads": torch.get_num_threads(), "value": round(min(times[1:]), 3), "unit": "s/image",
-              "peak_mib": round(peak), "machine": machine()}
-    print(f"[restoray] matting gca inference {size}x{size} on {device.type}: {record['value']:.2f} s/image, "
+    inputs = {"image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "trimap": trimap}
+    record = {"case": "gca_inference", "size": [size, size]} | time_prediction(
+        task, {"backbone": build_arch("gca")}, inputs, repeats)
+    print(f"[restoray] matting gca inference {size}x{size} on {record['device']}: {record['value']:.2f} s/image, "
           f"peak {record['peak_mib']} MiB", flush=True)
     return record
 

@@ -143,7 +143,7 @@ def test_predict_scores_the_raw_output_and_writes_the_composite():
     gt = (batch["gt"][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     known = batch["mask"][0, 0].numpy() == 0
     assert out.shape == (80, 80, 3) and (out[known] == gt[known]).all()
-    assert task.preview(pred, batch).shape == (80, 240, 3)
+    assert task.preview(pred, batch).shape == (80, 320, 3)
 
 
 def test_infer_batch_refuses_bad_masks():

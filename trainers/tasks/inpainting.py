@@ -334,10 +334,12 @@ class InpaintingTask:
         return inpainting_scores(pred[:1], gt, mask)
 
     def preview(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        """masked input (holes white) | composite | GT."""
+        """masked input (holes white) | raw output | composite | GT."""
         mask = (batch["mask"][:1] > 0).float()
         shown = batch["gt"][:1] * (1 - mask) + mask
-        return to_uint8_image(torch.cat([shown[0], self.composite(pred[:1], batch)[0], batch["gt"][0]], dim=-1))
+        raw = ((pred[:1] + 1) / 2).clamp(0, 1)
+        tiles = [shown[0], raw[0], self.composite(pred[:1], batch)[0], batch["gt"][0]]
+        return to_uint8_image(torch.cat(tiles, dim=-1))
 
     # ------------------------------------------------------------------ inference I/O
     def infer_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
