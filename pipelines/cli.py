@@ -1,8 +1,9 @@
 """The ``restoray`` command line.
 
 Every command validates its config before Ray starts: a bad config ends with
-exit code 2 and one line naming the field. Other user errors (missing shards,
-unreadable checkpoints, bad images) end with exit code 1 and one line.
+exit code 2 and one line naming the field, as does a command line that cannot work
+(``restore`` with a missing model or SRC, or DST inside SRC). Other user errors (missing
+shards, unreadable checkpoints, bad images) end with exit code 1 and one line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.config import ConfigError, load_experiment, load_shard_config
+from pipelines.config import ConfigError, UsageError, load_experiment, load_shard_config
 
 EPILOG = """\
 typical session:
@@ -23,6 +24,7 @@ typical session:
   restoray retrain configs/retrain/edsr_x2_retrain.yaml     # cron: shard new data, fine-tune, gate, promote
   restoray eval  configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml --checkpoint CKPT
   restoray infer configs/sr/edsr_x4c64b16_1x16_300k_div2k.yaml --checkpoint CKPT --out out/ photo.png
+  restoray restore --model models:/edsr_x4@champion s3://photos/2024 s3://photos-x4/2024   # a Ray Data job
   restoray demo --workdir demo_out                      # the whole pipeline on bundled sample photos
 
 Any config field can be overridden after the config path: a.b.c=value.
@@ -92,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--set", dest="overrides", action="append", default=[], metavar="A.B=VALUE",
                    help="config override (repeatable)")
 
+    _restore_parser(sub)
+
     v = sub.add_parser("preview", help="PNG contact sheet of a degradation preset (GT, LQ, drawn parameters)")
     v.add_argument("--preset", required=True, help="bicubic | bd | realesrgan")
     v.add_argument("--out", required=True, help="PNG file to write")
@@ -100,8 +104,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core; "
                                      "train-loop overhead against a plain PyTorch loop; matting and "
-                                     "inpainting sampler samples/s per core)")
-    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting"])
+                                     "inpainting sampler samples/s per core; restore job against the infer loop)")
+    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -109,6 +113,72 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", default="demo_out", help="output folder (default: demo_out)")
     d.add_argument("overrides", nargs="*", help="overrides for the demo training config")
     return p
+
+
+def extra_input_names() -> list[str]:
+    """Every input besides ``image`` that a registered family reads (``mask``, ``trimap``):
+    ``restoray restore`` offers one ``--<name> ROOT`` option for each."""
+    from trainers.tasks import TASKS
+
+    return sorted({n for t in TASKS.values() for n in t.infer_inputs if n != "image"})
+
+
+def _restore_parser(sub) -> None:
+    r = sub.add_parser("restore", help="restore a whole folder or S3 prefix with a model (Ray Data job; re-run resumes)",
+                       description="Run a model over every image under SRC (local folder or s3://bucket/prefix) and "
+                       "write the results under DST with the same relative paths. Finished outputs are skipped, so "
+                       "re-running the command resumes it (and is a no-op once done). DST/_restore/ holds the "
+                       "manifest and the failure list.")
+    r.add_argument("src", metavar="SRC", help="folder or s3://bucket/prefix of images (searched recursively)")
+    r.add_argument("dst", metavar="DST", help="output folder or s3://bucket/prefix (not inside SRC)")
+    r.add_argument("--model", required=True, help="models:/<name>@<alias> or models:/<name>/<version>, a restoray "
+                   "checkpoint (checkpoint_* folder or its checkpoint.pt), or a zoo .pth with --config")
+    r.add_argument("--config", help="experiment config whose task and nets sections describe the model "
+                   "(needed for zoo files; otherwise the model carries them)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="A.B=VALUE",
+                   help="override in --config (repeatable)")
+    r.add_argument("--tile", type=int, default=None, help="LQ tile size in pixels for large inputs (default: task.eval.tile)")
+    r.add_argument("--tile-overlap", type=int, default=None)
+    r.add_argument("--batch-size", type=int, default=None, help="same-size inputs predicted together (default: 8 "
+                   "on GPUs; 1 on CPUs, where outputs then equal restoray infer's bit for bit)")
+    r.add_argument("--format", dest="fmt", choices=["png", "jpg", "same"], default="png",
+                   help="output format: png (default), jpg, or the source's own")
+    r.add_argument("--num-actors", type=int, default=None, help="model actors (default: one per GPU, else one per CPU)")
+    r.add_argument("--gpus-per-actor", type=float, default=None, help="GPUs per model actor (default 1 when the "
+                   "cluster has GPUs, else 0: CPU actors)")
+    r.add_argument("--dry-run", action="store_true", help="list what would be restored, skipped or refused; do nothing")
+    r.add_argument("--tracking-uri", help="MLflow tracking URI for the registry and the job's run (default: the "
+                   "config's mlflow.tracking_uri, $MLFLOW_TRACKING_URI, sqlite:///$PWD/mlflow.db)")
+    r.add_argument("--experiment", default="restoray-restore", help="MLflow experiment of the job's run")
+    for name in extra_input_names():  # the inputs a registered family reads besides the image
+        r.add_argument(f"--{name}", metavar="ROOT", help=f"folder or s3:// prefix of {name}s, paired with the "
+                       f"images by relative path and stem (or one file for every image)")
+
+
+def _cmd_restore(args) -> int:
+    from pipelines.restore import RestoreOptions, run_restore
+    from pipelines.restore_model import resolve_model
+    from pipelines.tracking import check_reachable, tracking_uri
+
+    for flag, value in (("--batch-size", args.batch_size), ("--num-actors", args.num_actors)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag}: must be at least 1, got {value}")
+    if args.gpus_per_actor is not None and args.gpus_per_actor < 0:
+        raise UsageError(f"--gpus-per-actor: must not be negative, got {args.gpus_per_actor:g}")
+    extras = {n: getattr(args, n) for n in extra_input_names() if getattr(args, n, None)}
+    opts = RestoreOptions(batch_size=args.batch_size, fmt=args.fmt, num_actors=args.num_actors,
+                          gpus_per_actor=args.gpus_per_actor, extras=extras, dry_run=args.dry_run)
+    from pipelines.restore import open_roots
+
+    open_roots(args.src, args.dst, extras, dry_run=True)  # SRC/DST mistakes first, before MLflow or a model
+    configured = load_experiment(args.config, args.overrides, check_paths=False).mlflow.tracking_uri if args.config else None
+    uri = tracking_uri(args.tracking_uri or configured, ".")
+    if args.model.startswith("models:/") or not args.dry_run:
+        check_reachable(uri)
+    model = resolve_model(args.model, args.config, uri, args.overrides, args.tile, args.tile_overlap)
+    summary = run_restore(model, args.src, args.dst, opts, tracking=None if args.dry_run else uri,
+                          experiment=args.experiment)
+    return 1 if summary.failed else 0
 
 
 def _cmd_shard(args) -> int:
@@ -259,7 +329,11 @@ def _cmd_preview(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    if args.what == "train":
+    if args.what == "restore":
+        from pipelines.bench_restore import format_table, write_bench_restore
+
+        print(format_table(write_bench_restore(args.json_out, quick=args.quick)))
+    elif args.what == "train":
         from pipelines.bench_train import format_table, write_bench_train
 
         print(format_table(write_bench_train(args.json_out, quick=args.quick)))
@@ -289,7 +363,7 @@ def _cmd_demo(args) -> int:
 COMMANDS = {
     "shard": _cmd_shard, "train": _cmd_train, "tune": _cmd_tune, "retrain": _cmd_retrain, "eval": _cmd_eval,
     "inspect": _cmd_inspect, "infer": _cmd_infer, "demo": _cmd_demo,
-    "preview": _cmd_preview, "bench": _cmd_bench,
+    "preview": _cmd_preview, "bench": _cmd_bench, "restore": _cmd_restore,
 }
 
 
@@ -299,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"restoray: config error: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        if os.environ.get("RESTORAY_DEBUG"):
+            raise
+        print(f"restoray: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("restoray: interrupted", file=sys.stderr)

@@ -25,6 +25,11 @@ class ConfigError(ValueError):
     """A config could not be loaded; the message is one line naming the field."""
 
 
+class UsageError(ValueError):
+    """A command line that cannot work (a missing model or folder, options that contradict each
+    other); one line, and exit code 2 like a bad config, before any work starts."""
+
+
 def _format_error(err: ValidationError) -> str:
     """One line: ``field.path: message`` for the first error (and how many more).
 

@@ -9,17 +9,17 @@ import cv2
 import numpy as np
 import torch
 
+from pipelines.image_io import IMAGE_SUFFIXES, decode_grey, decode_rgb, pair_index
 from pipelines.schema import ExperimentConfig
-from pipelines.train_job import build_nets, read_weights
 from trainers.checkpoint_io import CheckpointError, compare_state_dict, load_checkpoint_file, load_strict, roles
 from trainers.tasks import get_task
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def inspect_model(cfg: ExperimentConfig, checkpoint: str | None, uri: str | None = None) -> dict[str, Any]:
     """Every network's parameter count and, given a checkpoint (zoo, restoray or ``models:/``),
     whether each network it holds loads strictly (EMA copies preferred, as for inference)."""
+    from pipelines.train_job import build_nets, read_weights
+
     nets = build_nets(cfg, "meta")
     info: dict[str, Any] = {"nets": {
         role: {"arch": cfg.nets[role]["name"], "num_params": sum(p.numel() for p in net.parameters()),
@@ -58,6 +58,8 @@ def load_nets(cfg: ExperimentConfig, checkpoint: str, uri: str | None = None) ->
     The main network (:func:`main_role`) must be there; other roles (a discriminator, DIM's
     refiner) are loaded when present.
     """
+    from pipelines.train_job import build_nets, read_weights  # Ray Train: not for the restore actors' imports
+
     nets, sources = {}, []
     main = main_role(cfg)
     for role, net in build_nets(cfg).items():
@@ -95,25 +97,15 @@ def paired_file(image: Path, source: str, what: str) -> Path:
         return p
     if not p.is_dir():
         raise FileNotFoundError(f"{what} not found: {source}")
-    for f in sorted(p.iterdir()):
-        if f.stem == image.stem and f.suffix.lower() in IMAGE_SUFFIXES:
-            return f
-    raise ValueError(f"{image}: no {what} named {image.stem}.* in {source}")
+    found = pair_index(f.name for f in p.iterdir()).get(image.stem)
+    if found is None:
+        raise ValueError(f"{image}: no {what} named {image.stem}.* in {source}")
+    return p / found
 
 
 def read_grey(path: Path) -> np.ndarray:
     """uint8 HxW (a mask or trimap); a clear ValueError for files that are not 8-bit images."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ValueError(f"{path}: not a readable image")
-    if img.dtype != np.uint8:
-        raise ValueError(f"{path}: {img.dtype} images are not supported (8-bit only)")
-    if img.ndim == 3:
-        if not (img[..., :1] == img[..., 1:3]).all():
-            raise ValueError(f"{path}: expected a grey image, got colour")
-        img = img[..., 0]
-    return img
+    return decode_grey(np.fromfile(str(path), dtype=np.uint8), str(path))
 
 
 def read_inputs(task, image: Path, extras: dict[str, str]) -> dict[str, np.ndarray]:
@@ -130,28 +122,34 @@ def read_inputs(task, image: Path, extras: dict[str, str]) -> dict[str, np.ndarr
 
 def read_rgb(path: Path) -> np.ndarray:
     """uint8 RGB HxWx3; a clear ValueError for files that are not 8-bit images."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ValueError(f"{path}: not a readable image")
-    if img.dtype != np.uint8:
-        raise ValueError(f"{path}: {img.dtype} images are not supported (8-bit only)")
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return img
+    return decode_rgb(np.fromfile(str(path), dtype=np.uint8), str(path))
 
 
 def restore_image(task, nets: dict[str, torch.nn.Module], inputs: dict[str, np.ndarray],
                   device: torch.device) -> np.ndarray:
     """One input through the family's prediction; the uint8 image the family writes back."""
-    batch = {k: v.to(device) for k, v in task.infer_batch(inputs).items()}
+    return restore_images(task, nets, [inputs], device)[0]
+
+
+def restore_images(task, nets: dict[str, torch.nn.Module], inputs: list[dict[str, np.ndarray]],
+                   device: torch.device) -> list[np.ndarray]:
+    """Inputs of one size through one prediction (``restoray restore`` batches them).
+
+    Each input becomes the family's batch of one (``infer_batch``); the batches are stacked
+    along the batch axis of every key (the batch schema puts it first), predicted at once, and
+    each item's slice of the prediction and of the batch goes back through ``infer_output``.
+    ValueError (one line) when the inputs do not fit together.
+    """
+    singles = [task.infer_batch(i) for i in inputs]
+    keys = singles[0].keys()
+    if any(s.keys() != keys or any(s[k].shape != singles[0][k].shape for k in keys) for s in singles):
+        raise ValueError("inputs of one prediction must have the same sizes")
+    stack = (lambda k: torch.cat([s[k] for s in singles])) if len(singles) > 1 else (lambda k: singles[0][k])
+    batch = {k: stack(k).to(device) for k in keys}
     with torch.no_grad():
         pred = task.predict(nets, batch)
-    return task.infer_output(pred, batch)
+    return [task.infer_output(pred[i:i + 1], {k: v[i:i + 1] for k, v in batch.items()})
+            for i in range(len(singles))]
 
 
 def run_infer(cfg: ExperimentConfig, checkpoint: str, out_dir: str, inputs: list[str],

@@ -1,10 +1,13 @@
 """The MLflow model registry: trained networks as state dicts plus ``{arch name, kwargs}``.
 
 A registered version's artifacts are ``restoray_model/weights.pt`` -- ``{"format":
-"restoray-model/1", "task", "arch": {role: {"name", "kwargs"}}, "nets": {role: state dict}}``,
-read with ``torch.load(weights_only=True)`` -- and ``restoray_model/spec.json`` (the same
-without tensors, for people). No pickled modules: moving or renaming an architecture file
-cannot break loading an old champion, and loading runs no code from the registry.
+"restoray-model/1", "task", "task_config", "arch": {role: {"name", "kwargs"}}, "nets": {role:
+state dict}}``, read with ``torch.load(weights_only=True)`` -- and ``restoray_model/spec.json``
+(the same without tensors, for people, and for :func:`describe`). No pickled modules: moving or
+renaming an architecture file cannot break loading an old champion, and loading runs no code
+from the registry. ``task_config`` is the family's ``task:`` section (scale, tiling, ...), so
+``restoray restore --model models:/...`` needs no config file; versions registered before it
+was stored lack the key (their readers then need a config).
 
 Versions registered before this format (``mlflow.pytorch`` pickled modules) still load: their
 module's state dict becomes the ``generator``.
@@ -31,17 +34,18 @@ def _client(uri: str):
 
 
 def register(uri: str, run_id: str, name: str, task: str, arch: dict[str, dict[str, Any]],
-             nets: dict[str, dict[str, torch.Tensor]]) -> str:
-    """Log the networks to the run and register them as a new version of ``name``; returns the version."""
+             nets: dict[str, dict[str, torch.Tensor]], task_config: dict[str, Any] | None = None) -> str:
+    """Log the networks (and the ``task:`` section they were trained with, as JSON) to the run
+    and register them as a new version of ``name``; returns the version."""
     from mlflow.exceptions import MlflowException
 
     client = _client(uri)
+    spec = {"format": FORMAT, "task": task, "arch": arch, **({"task_config": task_config} if task_config else {})}
     with tempfile.TemporaryDirectory() as tmp:
-        payload = {"format": FORMAT, "task": task, "arch": arch,
-                   "nets": {r: {k: v.detach().cpu() for k, v in sd.items()} for r, sd in nets.items()}}
+        payload = {**spec, "nets": {r: {k: v.detach().cpu() for k, v in sd.items()} for r, sd in nets.items()}}
         torch.save(payload, os.path.join(tmp, "weights.pt"))
         with open(os.path.join(tmp, "spec.json"), "w") as f:
-            json.dump({"format": FORMAT, "task": task, "arch": arch}, f, indent=1)
+            json.dump(spec, f, indent=1)
         client.log_artifacts(run_id, tmp, artifact_path=ARTIFACT)
     try:
         client.create_registered_model(name)
@@ -73,6 +77,36 @@ def find_version(uri: str, name: str, alias: str) -> dict[str, str] | None:
     return {"version": str(mv.version), "run_id": mv.run_id}
 
 
+def _version(client, models_uri: str, uri: str):
+    """The ModelVersion a ``models:/`` URI names (its alias resolved); ValueError (one line) if none."""
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = parse_models_uri(models_uri)
+    try:
+        return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise ValueError(f"{models_uri}: not in the registry at {uri} ({str(exc).splitlines()[0][:160]})") from None
+
+
+def describe(uri: str, models_uri: str) -> dict[str, Any]:
+    """What a registered version is, without its weights: ``{"name", "version", "run_id",
+    "format", "task", "task_config"?, "arch"}`` (spec.json; only ``spec.json`` is downloaded).
+    Versions logged as pickled modules say ``"format": "mlflow.pytorch"``, ``"task": None``.
+
+    Raises:
+        ValueError: one line, when the model, alias or version does not exist.
+    """
+    import mlflow.artifacts
+
+    mv = _version(_client(uri), models_uri, uri)
+    out = {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id}
+    if not mv.source.rstrip("/").endswith(ARTIFACT):
+        return {**out, "format": "mlflow.pytorch", "task": None, "arch": {}}
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"{mv.source.rstrip('/')}/spec.json", tracking_uri=uri)
+    with open(path) as f:
+        return {**json.load(f), **out}
+
+
 def load(uri: str, models_uri: str) -> dict[str, Any]:
     """``{"task", "arch", "nets"}`` of a registered version (``models:/name@alias`` or ``/version``).
 
@@ -80,14 +114,9 @@ def load(uri: str, models_uri: str) -> dict[str, Any]:
         ValueError: one line, when the model, alias or version does not exist.
     """
     import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
 
-    name, alias, version = parse_models_uri(models_uri)
-    client = _client(uri)
-    try:
-        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    except MlflowException as exc:
-        raise ValueError(f"{models_uri}: not in the registry at {uri} ({str(exc).splitlines()[0][:160]})") from None
+    name = parse_models_uri(models_uri)[0]
+    mv = _version(_client(uri), models_uri, uri)
     if not mv.source.rstrip("/").endswith(ARTIFACT):
         return _load_pickled(uri, name, str(mv.version))
     path = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=uri)

@@ -191,7 +191,8 @@ def _register_challenger(client, uri: str, name: str, ccfg: ExperimentConfig, ru
     from pipelines.train_job import arch_spec, final_weights
 
     return _registered_version_of(client, name, run_id) or registry.register(
-        uri, run_id, name, ccfg.task.name, arch_spec(ccfg), final_weights(checkpoint))
+        uri, run_id, name, ccfg.task.name, arch_spec(ccfg), final_weights(checkpoint),
+        task_config=ccfg.task.model_dump(mode="json"))
 
 
 def _registered_version_of(client, name: str, run_id: str) -> str | None:

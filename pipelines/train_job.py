@@ -235,7 +235,8 @@ def run_train(
     version = None
     if register and result.checkpoint is not None:
         version = registry.register(uri, run_id, cfg.mlflow.register_as or cfg.name, cfg.task.name,
-                                    arch_spec(cfg), final_weights(result.checkpoint))
+                                    arch_spec(cfg), final_weights(result.checkpoint),
+                                    task_config=cfg.task.model_dump(mode="json"))
     finish_run(uri, run_id)
     return TrainOutcome(
         run_name=run_name, mlflow_run_id=run_id, tracking_uri=uri,
