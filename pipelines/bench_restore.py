@@ -41,7 +41,7 @@ from pipelines.bench import machine, save_records
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "edsr_x4c32b4_demo.yaml"
 # (images, LQ height, LQ width, repetitions)
-SIZES = {"full": (48, 96, 128, 3), "quick": (6, 24, 32, 1)}
+SIZES = {"full": (64, 96, 128, 2), "quick": (6, 24, 32, 1)}
 
 
 def photo(h: int, w: int, seed: int) -> np.ndarray:
@@ -92,7 +92,8 @@ def _time_restore(model, src: Path, out: Path, actors: int | None, gpus: float |
         s = run_restore(model, str(src), str(out), opts, tracking=None)
     if s.failed or not s.written:
         raise RuntimeError(f"restore failed: {s.failures[:1]}")
-    return {"seconds": s.seconds, "busy": s.actor_busy, "actors": s.actors, "mp": s.out_pixels / 1e6}
+    return {"seconds": s.seconds, "busy": s.actor_busy, "actors": s.actors, "startup_s": s.startup_s,
+            "steady": s.steady_images_per_s}
 
 
 def bench_restore(quick: bool = False) -> list[dict[str, Any]]:
@@ -116,7 +117,7 @@ def bench_restore(quick: bool = False) -> list[dict[str, Any]]:
         ray_init_s = time.perf_counter() - t0
         cores = torch.get_num_threads() if not cuda else 1
         cases = {"restore": (None, None)}
-        if not cuda and cores > 1:
+        if not cuda and cores > 1 and not quick:
             cases["restore-1-actor"] = (1, 0.0)
         times: dict[str, list] = {"infer": [], **{c: [] for c in cases}}
         for rep in range(reps):
@@ -125,7 +126,7 @@ def bench_restore(quick: bool = False) -> list[dict[str, Any]]:
                 out = work / f"out-{case}-{rep}"
                 if case == "infer":
                     times["infer"].append({"seconds": _time_infer(cfg, ckpt, src, out), "busy": None,
-                                           "actors": "one process", "mp": None})
+                                           "actors": "one process", "startup_s": None, "steady": None})
                 else:
                     times[case].append(_time_restore(model, src, out, *cases[case]))
                 shutil.rmtree(out, ignore_errors=True)
@@ -140,25 +141,35 @@ def _records(times, n, h, w, reps, device, where, ray_init_s) -> list[dict[str, 
     records = []
     for case, runs in times.items():
         seconds = statistics.median(t["seconds"] for t in runs)
-        busy = [t["busy"] for t in runs if t["busy"] is not None]
+        med = {k: statistics.median(v) if (v := [t[k] for t in runs if t[k] is not None]) else None
+               for k in ("busy", "startup_s", "steady")}
         records.append({
             "case": case, "device": device, "images": n, "size": f"{w}x{h} -> {4 * w}x{4 * h}",
             "actors": runs[0]["actors"], "seconds": round(seconds, 3), "images_per_s": round(n / seconds, 3),
             "megapixels_per_s": round(out_mp / seconds, 3),
-            "actor_busy_share": round(statistics.median(busy), 3) if busy else None,
-            "vs_infer": round(infer_s / seconds, 3), "reps": reps, "machine": where,
+            "actor_busy_share": _round(med["busy"]), "startup_s": _round(med["startup_s"]),
+            "steady_images_per_s": _round(med["steady"]), "vs_infer": round(infer_s / seconds, 3),
+            "steady_vs_infer": _round(med["steady"] and med["steady"] * infer_s / n), "reps": reps, "machine": where,
             **({"ray_init_s": round(ray_init_s, 2)} if case != "infer" else {}),
         })
     return records
 
 
+def _round(x: float | None) -> float | None:
+    return round(x, 3) if x is not None else None
+
+
 def format_table(records: list[dict[str, Any]]) -> str:
     lines = [f"{'case':<16} {'device':<6} {'images/s':>9} {'MP/s out':>9} {'seconds':>8} {'vs infer':>9} "
-             f"{'busy':>5}  actors"]
+             f"{'start s':>8} {'steady/s':>9} {'vs infer':>9} {'busy':>5}  actors"]
+    def cell(x: float | None, width: int) -> str:
+        return f"{x:>{width}.2f}" if x is not None else f"{'-':>{width}}"
+
     for r in records:
         busy = f"{r['actor_busy_share']:.0%}" if r["actor_busy_share"] is not None else "-"
         lines.append(f"{r['case']:<16} {r['device']:<6} {r['images_per_s']:>9.2f} {r['megapixels_per_s']:>9.2f} "
-                     f"{r['seconds']:>8.2f} {r['vs_infer']:>9.2f} {busy:>5}  {r['actors']}")
+                     f"{r['seconds']:>8.2f} {r['vs_infer']:>9.2f} {cell(r['startup_s'], 8)} "
+                     f"{cell(r['steady_images_per_s'], 9)} {cell(r['steady_vs_infer'], 9)} {busy:>5}  {r['actors']}")
     return "\n".join(lines)
 
 

@@ -108,7 +108,9 @@ class Summary:
     model_s: float = 0.0
     actors: str = ""
     failures: list[dict[str, str]] = field(default_factory=list)
-    actor_busy: float | None = None  # share of the actors' time spent predicting (1 - waiting for input)
+    actor_busy: float | None = None  # share of the actors' time after start-up spent predicting (1 - waiting)
+    startup_s: float | None = None  # until the first model actor was ready
+    steady_images_per_s: float | None = None  # images over the seconds after the first actor was ready
     run_id: str | None = None
     experiment: str = ""
     dry_run: bool = False
@@ -335,9 +337,22 @@ def build_dataset(items: list[Item], model_ref, storages: dict[str, Storage], ds
                           num_cpus=IO_CPUS)
 
 
+@dataclass
+class JobResult:
+    """Every item's row of the write stage, the actors, ``seconds`` from handing the model to the
+    object store to the last row, and ``startup_s`` until the first model actor was ready
+    (importing torch and the family, loading the weights: what every job pays before its first
+    prediction)."""
+
+    rows: list[dict[str, Any]]
+    actors: ActorPlan
+    seconds: float
+    startup_s: float
+
+
 def run_job(items: list[Item], model: RestoreModel, storages: dict[str, Storage], dst: Storage,
-            opts: RestoreOptions) -> tuple[list[dict[str, Any]], ActorPlan, float]:
-    """Run the Dataset to the end; every item's row of the write stage, the actors, the seconds."""
+            opts: RestoreOptions) -> JobResult:
+    """Run the Dataset to the end."""
     import ray
 
     ctx = ray.data.DataContext.get_current()
@@ -346,14 +361,16 @@ def run_job(items: list[Item], model: RestoreModel, storages: dict[str, Storage]
     actors = plan_actors(ray.cluster_resources(), opts.num_actors, opts.gpus_per_actor, len(items))
     batch_size = opts.batch_size or (GPU_BATCH if actors.gpus else 1)
     names = model.infer_inputs
-    t0 = time.perf_counter()
+    t0, wall0 = time.perf_counter(), time.time()
     model_ref = ray.put(model)
     rows = []
     for batch in build_dataset(items, model_ref, storages, dst, actors, batch_size, names).iter_batches(
             batch_size=None, batch_format="numpy"):
         cols = {k: v.tolist() for k, v in batch.items()}
         rows += [dict(zip(cols, values)) for values in zip(*cols.values())]
-    return rows, actors, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    ready = [r["ready_at"] for r in rows if r["ready_at"] > 0]
+    return JobResult(rows, actors, seconds, min(max(min(ready) - wall0, 0.0), seconds) if ready else seconds)
 
 
 # --------------------------------------------------------------------------- the command
@@ -379,7 +396,7 @@ def run_restore(model: RestoreModel, src: str, dst: str, opts: RestoreOptions,
     run_id = _start_run(tracking, experiment, model, summary, opts) if tracking else None
     summary.run_id, summary.experiment = run_id, experiment
     try:
-        rows, actors, summary.seconds = [], None, 0.0
+        job = None
         if plan.todo:
             from pipelines.cluster import init_ray
 
@@ -387,9 +404,9 @@ def run_restore(model: RestoreModel, src: str, dst: str, opts: RestoreOptions,
             if not dst_store.exists(f"{META}/job.json"):
                 dst_store.write_bytes(f"{META}/job.json", _json({"model": model.identity(), "src": summary.src}))
             storages = {"image": src_store, **{n: store for n, (store, _) in extra_stores.items()}}
-            rows, actors, summary.seconds = run_job(plan.todo, model, storages, dst_store, opts)
-        _tally(summary, rows, actors)
-        write_records(dst_store, model, plan, rows, summary)
+            job = run_job(plan.todo, model, storages, dst_store, opts)
+        _tally(summary, job)
+        write_records(dst_store, model, plan, job.rows if job else [], summary)
     except BaseException:
         if run_id:
             from pipelines.tracking import finish_run
@@ -402,8 +419,8 @@ def run_restore(model: RestoreModel, src: str, dst: str, opts: RestoreOptions,
     return summary
 
 
-def _tally(summary: Summary, rows: list[dict[str, Any]], actors: ActorPlan | None) -> None:
-    for r in rows:
+def _tally(summary: Summary, job: JobResult | None) -> None:
+    for r in job.rows if job else []:
         if r["error"]:
             summary.failures.append({"source": r["key"], "reason": r["error"]})
             continue
@@ -413,9 +430,12 @@ def _tally(summary: Summary, rows: list[dict[str, Any]], actors: ActorPlan | Non
         summary.model_s += float(r["model_s"])
     summary.failures.sort(key=lambda f: f["source"])
     summary.failed = len(summary.failures)
-    summary.actors = actors.describe() if actors else ""
-    if actors and summary.seconds:
-        summary.actor_busy = summary.model_s / (summary.seconds * actors.count)
+    if job:
+        summary.seconds, summary.actors, summary.startup_s = job.seconds, job.actors.describe(), job.startup_s
+        running = job.seconds - job.startup_s
+        if summary.written and running > 0:
+            summary.steady_images_per_s = summary.written / running
+            summary.actor_busy = min(summary.model_s / (running * job.actors.count), 1.0)
 
 
 def _start_run(tracking: str, experiment: str, model: RestoreModel, summary: Summary, opts: RestoreOptions) -> str:
@@ -442,8 +462,9 @@ def _finish_run(tracking: str, run_id: str, summary: Summary, dst: Storage) -> N
 
     client = MlflowClient(tracking_uri=tracking)
     metrics = summary.metrics()
-    if summary.actor_busy is not None:
-        metrics["actor_busy_share"] = summary.actor_busy
+    for name in ("actor_busy", "startup_s", "steady_images_per_s"):
+        if getattr(summary, name) is not None:
+            metrics[name.replace("actor_busy", "actor_busy_share")] = getattr(summary, name)
     for k, v in metrics.items():
         client.log_metric(run_id, f"restore/{k}", float(v))
     for name in ("manifest.json", "failures.json"):
@@ -476,8 +497,11 @@ def print_summary(s: Summary, model: RestoreModel, dst: Storage, shown: int = 5)
           + (f"; {s.ignored} non-image files ignored" if s.ignored else ""))
     if s.written:
         print(f"  {s.seconds:.1f} s: {s.images_per_s:.2f} images/s, {s.megapixels_per_s:.2f} MP/s out "
-              f"({s.in_pixels / 1e6 / s.seconds:.2f} MP/s in); {s.actors}"
-              + (f", busy {busy:.0%} of the time" if busy is not None else ""))
+              f"({s.in_pixels / 1e6 / s.seconds:.2f} MP/s in)"
+              + (f"; {s.steady_images_per_s:.2f} images/s once the first actor was up ({s.startup_s:.1f} s)"
+                 if s.steady_images_per_s else ""))
+        print(f"  {s.actors}" + (f", predicting {busy:.0%} of the time once up (the rest: waiting for input)"
+                                 if busy is not None else ""))
     elif not s.failed:
         print("  nothing to do: every output exists")
     for f in s.failures[:shown]:

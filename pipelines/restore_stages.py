@@ -18,8 +18,9 @@ Columns by stage (``<name>``: each of the family's ``infer_inputs``, ``image`` f
 
 * in: ``key, out, src_<name>`` (each input's key in its own storage);
 * after read: ``key, out, error, in_<name>`` (uint8, image HxWx3, masks/trimaps HxW), ``in_h, in_w``;
-* after the model: ``key, out, error, result`` (uint8 HxWxC, C 1 or 3), ``in_h, in_w, model_s``;
-* after write: ``key, out, error, in_h, in_w, out_h, out_w, bytes, model_s`` (no arrays).
+* after the model: ``key, out, error, result`` (uint8 HxWxC, C 1 or 3), ``in_h, in_w, model_s``
+  (seconds predicting, per item), ``ready_at`` (when its actor had started, wall clock);
+* after write: ``key, out, error, in_h, in_w, out_h, out_w, bytes, model_s, ready_at`` (no arrays).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class ModelStage:
             load_strict(net, state)
             self.nets[role] = net.eval().to(self.device)
         self.batch_size, self.max_pixels = batch_size, max_pixels
+        self.ready_at = time.time()  # wall clock: the driver compares actors' start-up with its own clock
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         keys = [str(k) for k in batch["key"]]
@@ -123,7 +125,8 @@ class ModelStage:
             for chunk in self._chunks(members, batch["in_h"][members[0]] * batch["in_w"][members[0]]):
                 self._predict(chunk, batch, keys, errors, results, model_s)
         return {"key": np.array(keys, dtype=object), "out": batch["out"], "error": np.array(errors, dtype=object),
-                "result": ragged(results), "in_h": batch["in_h"], "in_w": batch["in_w"], "model_s": model_s}
+                "result": ragged(results), "in_h": batch["in_h"], "in_w": batch["in_w"], "model_s": model_s,
+                "ready_at": np.full(len(keys), self.ready_at)}
 
     def _chunks(self, members: list[int], pixels: int) -> list[list[int]]:
         size = max(1, min(self.batch_size, self.max_pixels // max(int(pixels), 1)))
@@ -171,4 +174,4 @@ def write_stage(batch: dict[str, np.ndarray], dst) -> dict[str, Any]:
         out_h[i], out_w[i], nbytes[i] = image.shape[0], image.shape[1], len(data)
     return {"key": batch["key"], "out": batch["out"], "error": np.array(errors, dtype=object),
             "in_h": batch["in_h"], "in_w": batch["in_w"], "out_h": out_h, "out_w": out_w,
-            "bytes": nbytes, "model_s": batch["model_s"]}
+            "bytes": nbytes, "model_s": batch["model_s"], "ready_at": batch["ready_at"]}

@@ -393,8 +393,8 @@ def _repo_path(path: str) -> Path:
 COMMANDS = [(doc_id, args) for doc_id, argv in _command_lines() if (args := _restoray_argv(argv)) is not None]
 
 
-def test_infra_runs_train_and_retrain():
-    assert {"train", "retrain"} <= {args[0] for _, args in COMMANDS}, COMMANDS
+def test_infra_runs_train_retrain_and_restore():
+    assert {"train", "retrain", "restore"} <= {args[0] for _, args in COMMANDS}, COMMANDS
 
 
 @pytest.mark.parametrize("doc_id,args", COMMANDS, ids=[f"{i}:{a[0]}" for i, a in COMMANDS])
@@ -405,6 +405,15 @@ def test_entrypoint_is_a_valid_restoray_command(doc_id, args):
     parser = cli._parser()
     subcommands = set(next(a for a in parser._actions if a.dest == "command").choices)
     assert args[0] in subcommands, f"{doc_id}: `restoray {args[0]}` is no subcommand ({sorted(subcommands)})"
+    if args[0] == "restore":  # SRC and DST, the model by --model: no config positional
+        try:
+            parsed = parser.parse_args(args)
+        except SystemExit:
+            pytest.fail(f"{doc_id}: restoray rejects {args}")
+        assert parsed.model.startswith("models:/") or parsed.config, f"{doc_id}: a zoo file needs --config"
+        assert all(p.startswith("s3://") for p in (parsed.src, parsed.dst)), f"{doc_id}: a cluster job reads S3"
+        assert not parsed.config or _repo_path(parsed.config).is_file(), f"{doc_id}: {parsed.config} does not exist"
+        return
     config = _repo_path(args[1])
     assert config.is_file(), f"{doc_id}: {args[1]} -> {config.relative_to(REPO)} does not exist"
     try:
@@ -468,6 +477,29 @@ def test_every_cluster_can_hold_its_run():
         assert any(all(n[k] >= v for k, v in per_worker.items()) for n in nodes), f"{doc_id}: no node fits a worker"
         checked += 1
     assert checked >= 3
+
+
+def test_restore_jobs_fit_their_cluster():
+    """The model actors ``restoray restore`` would ask for (pipelines.restore.plan_actors) exist
+    on the cluster, and each fits one node: a pool that cannot start would wait forever."""
+    from pipelines import cli
+    from pipelines.restore import plan_actors
+
+    docs, checked = dict(DOCS), 0
+    for doc_id, argv in _command_lines():
+        args = _restoray_argv(argv)
+        if not args or args[0] != "restore":
+            continue
+        parsed = cli._parser().parse_args(args)
+        nodes = _ray_nodes(_target_cluster(docs[doc_id], argv), autoscale=False)
+        have = {k: sum(n[k] for n in nodes) for k in ("CPU", "GPU")}
+        actors = plan_actors(have, parsed.num_actors, parsed.gpus_per_actor)
+        placeable = sum(int(min(n["GPU"] // actors.gpus if actors.gpus else float("inf"), n["CPU"] // actors.cpus))
+                        for n in nodes)
+        assert placeable >= actors.count, f"{doc_id}: {actors.count} actors ({actors}) do not fit {nodes}"
+        assert have["CPU"] - actors.count * actors.cpus >= 1, f"{doc_id}: no CPU left for the read/write tasks"
+        checked += 1
+    assert checked >= 1
 
 
 def test_every_named_config_exists():

@@ -371,3 +371,14 @@ def test_config_file_tracking_uri_is_read(tiny, tmp_path):
     rc = main(["restore", "--model", "models:/absent/1", "--config", str(cfg), str(src), str(tmp_path / "o"),
                "--dry-run"])
     assert rc == 2 and (tmp_path / "cfg.db").exists()
+
+
+def test_bench_restore_quick(ray_session, tmp_path):
+    from pipelines.bench_restore import format_table, write_bench_restore
+
+    records = write_bench_restore(str(tmp_path / "bench.json"), quick=True)
+    assert [r["case"] for r in records] == ["infer", "restore"]
+    assert all(r["images"] == 6 and r["images_per_s"] > 0 and r["vs_infer"] > 0 for r in records)
+    assert records[1]["startup_s"] is not None and records[0]["startup_s"] is None
+    assert json.loads((tmp_path / "bench.json").read_text()) == records
+    assert format_table(records).splitlines()[2].startswith("restore ")
