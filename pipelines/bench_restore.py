@@ -9,17 +9,22 @@ random weights, saved as a bare state dict: timing needs no trained weights.
   CONFIG --checkpoint FILE --out DIR FOLDER`` runs: torch's default thread count (one per core),
   read -> predict -> write one image after the other.
 * **restore**: :func:`pipelines.restore.run_restore` (no MLflow run), the Ray Data job with its
-  default actors (one per GPU, else one single-threaded actor per core) and, on the CPU, also
-  with one actor holding every core's thread, to show what the actor layout is worth. Its
-  seconds run from handing the model to the object store to the last output's row (actor
-  start-up included: every job pays it); ``ray.init`` (once per cluster, ~6 s here) is
-  recorded apart. ``actor_busy_share`` is the share of the actors' time spent predicting;
-  1 minus it is the time they waited for input (on a GPU: how busy the job keeps it).
+  default actors (one per GPU, else one single-threaded actor per core) and, on the CPU (not
+  with ``--quick``), also with one actor holding every core's thread, to show what the actor
+  layout is worth. Its seconds run from handing the model to the object store to the last
+  output's row, actor start-up included (every job pays it); ``ray.init`` (once per cluster,
+  ~6 s here) is recorded apart. ``startup_s`` is the part until the first model actor was
+  ready (a worker process importing Ray Data, torch and the family, then the weights);
+  ``steady_images_per_s`` counts the images over the seconds after it, what a long job
+  approaches. ``actor_busy_share`` is the share of the actors' time after start-up spent
+  predicting; 1 minus it is the time they waited for input (on a GPU: how busy the job keeps it).
 
-Repetitions alternate which side goes first; each figure is the median over repetitions.
-Records: ``{"case", "device", "images", "size", "actors", "seconds", "images_per_s",
-"megapixels_per_s", "actor_busy_share", "vs_infer", "reps"}``, ``vs_infer`` being the case's
-images/s over infer's (target on a 2-core CPU: >= 1).
+Repetitions alternate which side goes first; each figure is the median over repetitions
+(``runs_s``: every repetition's seconds). Records: ``{"case", "device", "images", "size",
+"actors", "seconds", "runs_s", "images_per_s", "megapixels_per_s", "startup_s",
+"steady_images_per_s", "actor_busy_share", "vs_infer", "steady_vs_infer", "reps", "machine",
+"ray_init_s"}``, ``vs_infer`` being the case's images/s over infer's (target on a 2-core CPU:
+>= 1) and ``steady_vs_infer`` the same after start-up.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from pipelines.bench import machine, save_records
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "edsr_x4c32b4_demo.yaml"
 # (images, LQ height, LQ width, repetitions)
-SIZES = {"full": (64, 96, 128, 2), "quick": (6, 24, 32, 1)}
+SIZES = {"full": (128, 96, 128, 2), "quick": (6, 24, 32, 1)}
 
 
 def photo(h: int, w: int, seed: int) -> np.ndarray:
@@ -145,7 +150,8 @@ def _records(times, n, h, w, reps, device, where, ray_init_s) -> list[dict[str, 
                for k in ("busy", "startup_s", "steady")}
         records.append({
             "case": case, "device": device, "images": n, "size": f"{w}x{h} -> {4 * w}x{4 * h}",
-            "actors": runs[0]["actors"], "seconds": round(seconds, 3), "images_per_s": round(n / seconds, 3),
+            "actors": runs[0]["actors"], "seconds": round(seconds, 3),
+            "runs_s": [round(t["seconds"], 2) for t in runs], "images_per_s": round(n / seconds, 3),
             "megapixels_per_s": round(out_mp / seconds, 3),
             "actor_busy_share": _round(med["busy"]), "startup_s": _round(med["startup_s"]),
             "steady_images_per_s": _round(med["steady"]), "vs_infer": round(infer_s / seconds, 3),

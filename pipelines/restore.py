@@ -136,7 +136,7 @@ class Summary:
 
 def open_roots(src: str, dst: str, extras: dict[str, str], dry_run: bool
                ) -> tuple[Storage, Storage, dict[str, tuple[Storage, str | None]]]:
-    """SRC, DST and each extra input's root, checked: SRC must exist, DST must not lie inside it.
+    """SRC, DST and each extra input's root, checked: SRC must exist, neither may hold the other.
     A dry run creates nothing (a missing local DST is only listed as empty)."""
     try:
         s, d = normalize_uri(src), normalize_uri(dst)
@@ -144,6 +144,8 @@ def open_roots(src: str, dst: str, extras: dict[str, str], dry_run: bool
         raise UsageError(str(exc)) from None
     if d == s or d.startswith(s + "/"):
         raise UsageError(f"DST {dst} is inside SRC {src}: a re-run would read its own outputs")
+    if s.startswith(d + "/"):
+        raise UsageError(f"SRC {src} is inside DST {dst}: an output could replace a source")
     try:
         src_store = open_storage(s)
         dst_store = (S3Storage(d).check() if d.startswith("s3://") else LocalStorage(d)) if dry_run \

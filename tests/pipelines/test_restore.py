@@ -344,6 +344,7 @@ def test_bad_command_lines_exit_2_with_one_line(tiny, tmp_path, capsys):
         (["--model", str(tmp_path / "missing.pth"), str(src), str(tmp_path / "o")], "model not found:"),
         ([*model, str(tmp_path / "nowhere"), str(tmp_path / "o")], "not found: " + str(tmp_path / "nowhere")),
         ([*model, str(src), str(src / "restored")], "is inside SRC"),
+        ([*model, str(src), str(tmp_path)], f"is inside DST {tmp_path}: an output could replace a source"),
         (["--model", str(tiny["ckpt"]), str(src), str(tmp_path / "o")], "holds no restoray config"),
         ([*model, "--tile", "8", str(src), str(tmp_path / "o")], "--tile: Input should be greater than or equal to 16"),
         (["--model", "models:/nobody@champion", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", str(src),
