@@ -17,13 +17,14 @@ random weights, saved as a bare state dict: timing needs no trained weights.
   ready (a worker process importing Ray Data, torch and the family, then the weights);
   ``steady_images_per_s`` counts the images over the seconds after it, what a long job
   approaches. ``actor_busy_share`` is the share of the actors' time after start-up spent
-  predicting; 1 minus it is the time they waited for input (on a GPU: how busy the job keeps it).
+  predicting; 1 minus it is the time they waited for input (on a GPU: how busy the job keeps it); with CUDA
+and ``nvidia-ml-py`` installed, ``gpu_utilisation`` is NVML's mean over the job as well.
 
 Repetitions alternate which side goes first; each figure is the median over repetitions
 (``runs_s``: every repetition's seconds). Records: ``{"case", "device", "images", "size",
 "actors", "seconds", "runs_s", "images_per_s", "megapixels_per_s", "startup_s",
-"steady_images_per_s", "actor_busy_share", "vs_infer", "steady_vs_infer", "reps", "machine",
-"ray_init_s"}``, ``vs_infer`` being the case's images/s over infer's (target on a 2-core CPU:
+"steady_images_per_s", "actor_busy_share", "gpu_utilisation", "vs_infer", "steady_vs_infer", "reps",
+"machine", "ray_init_s"}``, ``vs_infer`` being the case's images/s over infer's (target on a 2-core CPU:
 >= 1) and ``steady_vs_infer`` the same after start-up.
 """
 
@@ -93,12 +94,45 @@ def _time_restore(model, src: Path, out: Path, actors: int | None, gpus: float |
     from pipelines.restore import RestoreOptions, run_restore
 
     opts = RestoreOptions(num_actors=actors, gpus_per_actor=gpus, progress=False)
-    with contextlib.redirect_stdout(io.StringIO()):  # the summary screen
+    with contextlib.redirect_stdout(io.StringIO()), _GpuUtilisation() as gpu:  # the summary screen
         s = run_restore(model, str(src), str(out), opts, tracking=None)
     if s.failed or not s.written:
         raise RuntimeError(f"restore failed: {s.failures[:1]}")
     return {"seconds": s.seconds, "busy": s.actor_busy, "actors": s.actors, "startup_s": s.startup_s,
-            "steady": s.steady_images_per_s}
+            "steady": s.steady_images_per_s, "gpu_util": gpu.mean}
+
+
+class _GpuUtilisation:
+    """Mean utilisation of GPU 0 (NVML, sampled every 0.2 s from a thread) while a job runs; None
+    without CUDA or without the ``nvidia-ml-py`` package. Start-up samples (0%) count too."""
+
+    def __enter__(self):
+        import threading
+
+        self.mean, self.samples, self.stop = None, [], threading.Event()
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:  # noqa: BLE001 - no NVML here: nothing to sample
+            self.thread = None
+            return self
+
+        def sample():
+            while not self.stop.wait(0.2):
+                self.samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.thread is not None:
+            self.stop.set()
+            self.thread.join()
+            self.mean = sum(self.samples) / len(self.samples) / 100 if self.samples else None
+        return False
 
 
 def bench_restore(quick: bool = False) -> list[dict[str, Any]]:
@@ -131,7 +165,8 @@ def bench_restore(quick: bool = False) -> list[dict[str, Any]]:
                 out = work / f"out-{case}-{rep}"
                 if case == "infer":
                     times["infer"].append({"seconds": _time_infer(cfg, ckpt, src, out), "busy": None,
-                                           "actors": "one process", "startup_s": None, "steady": None})
+                                           "actors": "one process", "startup_s": None, "steady": None,
+                                           "gpu_util": None})
                 else:
                     times[case].append(_time_restore(model, src, out, *cases[case]))
                 shutil.rmtree(out, ignore_errors=True)
@@ -147,7 +182,7 @@ def _records(times, n, h, w, reps, device, where, ray_init_s) -> list[dict[str, 
     for case, runs in times.items():
         seconds = statistics.median(t["seconds"] for t in runs)
         med = {k: statistics.median(v) if (v := [t[k] for t in runs if t[k] is not None]) else None
-               for k in ("busy", "startup_s", "steady")}
+               for k in ("busy", "startup_s", "steady", "gpu_util")}
         records.append({
             "case": case, "device": device, "images": n, "size": f"{w}x{h} -> {4 * w}x{4 * h}",
             "actors": runs[0]["actors"], "seconds": round(seconds, 3),
@@ -156,6 +191,7 @@ def _records(times, n, h, w, reps, device, where, ray_init_s) -> list[dict[str, 
             "actor_busy_share": _round(med["busy"]), "startup_s": _round(med["startup_s"]),
             "steady_images_per_s": _round(med["steady"]), "vs_infer": round(infer_s / seconds, 3),
             "steady_vs_infer": _round(med["steady"] and med["steady"] * infer_s / n), "reps": reps, "machine": where,
+            "gpu_utilisation": _round(med["gpu_util"]),
             **({"ray_init_s": round(ray_init_s, 2)} if case != "infer" else {}),
         })
     return records

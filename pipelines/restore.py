@@ -36,6 +36,7 @@ place. Skip, manifest and failure list stay per item (per video), so nothing her
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -339,6 +340,21 @@ def build_dataset(items: list[Item], model_ref, storages: dict[str, Storage], ds
                           num_cpus=IO_CPUS)
 
 
+@contextlib.contextmanager
+def _data_context(progress: bool):
+    """Progress bars as asked and no order kept (outputs land as they finish) for this job only:
+    the DataContext is process-wide, and the training stream needs its order kept."""
+    import ray
+
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.enable_progress_bars, ctx.execution_options.preserve_order
+    ctx.enable_progress_bars, ctx.execution_options.preserve_order = progress, False
+    try:
+        yield ctx
+    finally:
+        ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
+
+
 @dataclass
 class JobResult:
     """Every item's row of the write stage, the actors, ``seconds`` from handing the model to the
@@ -357,19 +373,17 @@ def run_job(items: list[Item], model: RestoreModel, storages: dict[str, Storage]
     """Run the Dataset to the end."""
     import ray
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = opts.progress
-    ctx.execution_options.preserve_order = False  # outputs land as they finish
     actors = plan_actors(ray.cluster_resources(), opts.num_actors, opts.gpus_per_actor, len(items))
     batch_size = opts.batch_size or (GPU_BATCH if actors.gpus else 1)
     names = model.infer_inputs
     t0, wall0 = time.perf_counter(), time.time()
     model_ref = ray.put(model)
     rows = []
-    for batch in build_dataset(items, model_ref, storages, dst, actors, batch_size, names).iter_batches(
-            batch_size=None, batch_format="numpy"):
-        cols = {k: v.tolist() for k, v in batch.items()}
-        rows += [dict(zip(cols, values)) for values in zip(*cols.values())]
+    with _data_context(progress=opts.progress):
+        ds = build_dataset(items, model_ref, storages, dst, actors, batch_size, names)
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            cols = {k: v.tolist() for k, v in batch.items()}
+            rows += [dict(zip(cols, values)) for values in zip(*cols.values())]
     seconds = time.perf_counter() - t0
     ready = [r["ready_at"] for r in rows if r["ready_at"] > 0]
     return JobResult(rows, actors, seconds, min(max(min(ready) - wall0, 0.0), seconds) if ready else seconds)

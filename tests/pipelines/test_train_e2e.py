@@ -144,6 +144,19 @@ def test_demo_command_end_to_end_short(ray_session, tmp_path):
     run = MlflowClient(tracking_uri=summary["tracking_uri"]).get_run(summary["mlflow_run_id"])
     assert run.data.metrics["val/psnr"] == pytest.approx(summary["psnr_model"], abs=1e-6)
 
+    # README "Restore a whole bucket": the registered model over a folder in one command, then a no-op
+    restore = [*RESTORAY, "restore", "--model", "models:/edsr_x4c32b4_demo/1", "--tracking-uri",
+               summary["tracking_uri"], str(work / "raw" / "val"), str(work / "restored")]
+    proc = subprocess.run(restore, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "items 2: 2 written, 0 skipped" in proc.stdout
+    assert sorted(p.name for p in (work / "restored").glob("*.png")) == ["chelsea.png", "coffee.png"]
+    again = subprocess.run(restore, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "nothing to do: every output exists" in again.stdout, again.stderr[-2000:]
+    client = MlflowClient(tracking_uri=summary["tracking_uri"])
+    jobs = client.search_runs([client.get_experiment_by_name("restoray-restore").experiment_id])
+    assert sorted(r.data.metrics["restore/written"] for r in jobs) == [0, 2]
+
 
 def test_realesrgan_degradation_trains_rrdbnet_through_the_stream(ray_session, tiny_shards, tmp_path):
     """Real-ESRNet-style run on CPU: on-the-fly realesrgan preset, final paired crop, USM target, EMA."""
