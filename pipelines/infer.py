@@ -148,6 +148,9 @@ def restore_images(task, nets: dict[str, torch.nn.Module], inputs: list[dict[str
     batch = {k: stack(k).to(device) for k in keys}
     with torch.no_grad():
         pred = task.predict(nets, batch)
+    if pred.shape[0] != len(singles):
+        raise ValueError(f"{type(task).__name__}.predict returned {pred.shape[0]} items for {len(singles)} inputs "
+                         f"(a family that cannot batch leaves infer_batchable unset)")
     return [task.infer_output(pred[i:i + 1], {k: v[i:i + 1] for k, v in batch.items()})
             for i in range(len(singles))]
 

@@ -109,7 +109,9 @@ class ModelStage:
             net = build_arch(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
             load_strict(net, state)
             self.nets[role] = net.eval().to(self.device)
-        self.batch_size, self.max_pixels = batch_size, max_pixels
+        # A family that has not said its predict takes B > 1 inputs predicts one at a time.
+        self.batch_size = batch_size if getattr(model.task_cls, "infer_batchable", False) else 1
+        self.max_pixels = max_pixels
         self.ready_at = time.time()  # wall clock: the driver compares actors' start-up with its own clock
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:

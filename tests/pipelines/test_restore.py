@@ -277,10 +277,50 @@ def test_extra_inputs_pair_by_relative_path_and_stem(tiny, tmp_path, monkeypatch
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
     # the command line grows one option per extra input a registered family reads
-    assert "--mask" not in cli._parser().format_help() and cli.extra_input_names() == []
+    assert "mask" not in cli.extra_input_names() and "--mask" not in cli._parser().format_help()
     monkeypatch.setitem(TASKS, "masked_sr", MaskedSR)
     args = cli._parser().parse_args(["restore", "--model", "m", "--mask", "masks/", "in/", "out/"])
-    assert args.mask == "masks/" and cli.extra_input_names() == ["mask"]
+    assert args.mask == "masks/" and "mask" in cli.extra_input_names()
+
+
+def _soft_alpha(h: int, w: int, seed: int) -> np.ndarray:
+    a = np.zeros((h, w), np.uint8)
+    cv2.ellipse(a, (w // 2 + seed, h // 2), (w // 4, h // 3), 30.0 * seed, 0, 360, 255, -1)
+    return cv2.GaussianBlur(a, (0, 0), 3)
+
+
+def test_matting_restores_with_a_trimap_folder(tmp_path, capsys):
+    """The matting family (image + trimap, alpha out, no batching) through the same stages, equal
+    to ``restoray infer``; --trimap appears on the command line because the family reads one."""
+    config = REPO / "configs" / "matting" / "baseline_r34_4x10_200k_comp1k.yaml"
+    cfg = load_experiment(config, check_paths=False)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "gca_baseline.pth"
+    torch.save({"meta": {}, "state_dict": {f"backbone.{k}": v for k, v in build_nets(cfg)["backbone"].state_dict().items()}},
+               ckpt)
+    model = resolve_model(str(ckpt), str(config), tracking="")
+    src, tri, dst = (LocalStorage(str(tmp_path / n)) for n in ("in", "trimaps", "out"))
+    for i, key in enumerate(("a.png", "b.png", "c.png")):
+        src.write_bytes(key, _png(textured_image(40, 56, i)))
+        alpha = _soft_alpha(40, 56, i)
+        trimap = np.where(alpha == 0, 0, np.where(alpha == 255, 255, 128)).astype(np.uint8)
+        tri.write_bytes(key, _png(trimap if key != "c.png" else np.full((40, 56), 100, np.uint8)))
+
+    plan = plan_job(src, dst, model.infer_inputs, {"trimap": (tri, None)}, "png")
+    rows = {r["key"]: r for r in _run_stages(plan.todo, model, {"image": src, "trimap": tri}, dst, batch_size=4)}
+    assert "besides 0/128/255" in rows["c.png"]["error"] and not dst.exists("c.png")
+    written, errors = run_infer(cfg, str(ckpt), str(tmp_path / "infer"), [str(tmp_path / "in" / k) for k in ("a.png", "b.png")],
+                                extras={"trimap": str(tmp_path / "trimaps")})
+    assert len(written) == 2 and not errors
+    for key in ("a.png", "b.png"):
+        got = cv2.imdecode(np.frombuffer(dst.read_bytes(key), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert got.shape == (40, 56) and np.array_equal(got, cv2.imread(str(tmp_path / "infer" / key), cv2.IMREAD_UNCHANGED))
+
+    base = ["restore", "--model", str(ckpt), "--config", str(config), str(tmp_path / "in"), str(tmp_path / "o2"), "--dry-run"]
+    assert main([*base, "--trimap", str(tmp_path / "trimaps")]) == 0
+    assert "restore a.png + trimap a.png -> a.png" in capsys.readouterr().out
+    assert main(base) == 2
+    assert "this model needs a trimap for each image: --trimap" in capsys.readouterr().err
 
 
 def test_a_restoray_checkpoint_carries_its_config(tiny, tmp_path):

@@ -67,9 +67,10 @@ class Task(Protocol):
 
     # Inference I/O, shared by ``restoray infer`` and ``restoray restore``: which files make one
     # input (``image`` always; ``mask`` for inpainting, ``trimap`` for matting, paired by file
-    # stem), how they become a batch, and what is written back. ``restore`` stacks the batches of
-    # same-size inputs along the batch axis (on GPUs), so ``predict`` sees B >= 1 items, and
-    # hands ``infer_output`` each item's slice (a batch of one) of the prediction and the batch.
+    # stem), how they become a batch, and what is written back. ``infer_batchable`` (optional,
+    # default False) says ``predict`` also takes B > 1 same-size inputs stacked along the batch
+    # axis: ``restoray restore`` then batches them (on GPUs); ``infer_output`` always gets one
+    # item's slice (a batch of one) of the prediction and of the batch.
     infer_inputs: ClassVar[tuple[str, ...]]
 
     def infer_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, Tensor]:

@@ -135,6 +135,7 @@ class SREval:
         return image_grid(batch["lq"][0], pred[0], batch["gt"][0])
 
     infer_inputs: ClassVar[tuple[str, ...]] = ("image",)
+    infer_batchable: ClassVar[bool] = True  # predict (tiled or not) takes B same-size images
 
     def infer_batch(self, inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         return image_batch(inputs["image"], "lq")
