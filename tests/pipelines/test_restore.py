@@ -213,20 +213,22 @@ def test_failed_job_then_killed_actor_rerun_redoes_nothing(ray_session, tiny, tm
 # --------------------------------------------------------------------------- the stages in-process
 
 
-class MaskedSR(SRTask):
-    """A stand-in for a family with an extra input (inpainting's mask): SR of the masked image."""
+class GuidedSR(SRTask):
+    """A stand-in for a family with an extra input no registered family reads (``guide``): SR of
+    the image times the guide, so the job's pairing, reading and option are tested apart from
+    any real family."""
 
-    infer_inputs = ("image", "mask")
+    infer_inputs = ("image", "guide")
 
     def infer_batch(self, inputs):
-        image, mask = inputs["image"], inputs["mask"]
-        if image.shape[:2] != mask.shape:
-            raise ValueError(f"mask {mask.shape[1]}x{mask.shape[0]} does not fit the {image.shape[1]}x"
+        image, guide = inputs["image"], inputs["guide"]
+        if image.shape[:2] != guide.shape:
+            raise ValueError(f"guide {guide.shape[1]}x{guide.shape[0]} does not fit the {image.shape[1]}x"
                              f"{image.shape[0]} image")
-        return {**image_batch(image, "lq"), "mask": torch.from_numpy(mask)[None, None].float() / 255}
+        return {**image_batch(image, "lq"), "guide": torch.from_numpy(guide)[None, None].float() / 255}
 
     def predict(self, nets, batch):
-        return super().predict(nets, {"lq": batch["lq"] * batch["mask"]})
+        return super().predict(nets, {"lq": batch["lq"] * batch["guide"]})
 
 
 def _run_stages(items: list[Item], model, storages, dst, batch_size: int) -> list[dict]:
@@ -237,9 +239,9 @@ def _run_stages(items: list[Item], model, storages, dst, batch_size: int) -> lis
     return [dict(zip(out, values)) for values in zip(*out.values())]
 
 
-def test_extra_inputs_pair_by_relative_path_and_stem(tiny, tmp_path, monkeypatch):
-    model = dataclasses.replace(resolve_model(str(tiny["ckpt"]), str(tiny["config"]), tracking=""), task_cls=MaskedSR)
-    src, masks, dst = LocalStorage(str(tmp_path / "in")), LocalStorage(str(tmp_path / "masks")), LocalStorage(
+def test_an_extra_input_pairs_by_relative_path_and_stem(tiny, tmp_path, monkeypatch):
+    model = dataclasses.replace(resolve_model(str(tiny["ckpt"]), str(tiny["config"]), tracking=""), task_cls=GuidedSR)
+    src, masks, dst = LocalStorage(str(tmp_path / "in")), LocalStorage(str(tmp_path / "guides")), LocalStorage(
         str(tmp_path / "out"))
     images = {"a/x.png": textured_image(20, 24, 1), "a/y.png": textured_image(20, 24, 2),
               "b/z.png": textured_image(16, 12, 3), "b/w.png": textured_image(16, 12, 4)}
@@ -251,36 +253,36 @@ def test_extra_inputs_pair_by_relative_path_and_stem(tiny, tmp_path, monkeypatch
     masks.write_bytes("a/y.bmp", _png(mask["a/y.png"], ".bmp"))
     masks.write_bytes("b/w.png", _png(np.zeros((5, 5), np.uint8)))  # the wrong size
 
-    with pytest.raises(UsageError, match="needs a mask for each image: --mask"):
+    with pytest.raises(UsageError, match="needs a guide for each image: --guide"):
         plan_job(src, dst, model.infer_inputs, {}, "png")
-    plan = plan_job(src, dst, model.infer_inputs, {"mask": (masks, None)}, "png")
-    assert [(i.key, i.inputs["mask"]) for i in plan.todo] == [("a/x.png", "a/x.png"), ("a/y.png", "a/y.bmp"),
+    plan = plan_job(src, dst, model.infer_inputs, {"guide": (masks, None)}, "png")
+    assert [(i.key, i.inputs["guide"]) for i in plan.todo] == [("a/x.png", "a/x.png"), ("a/y.png", "a/y.bmp"),
                                                              ("b/w.png", "b/w.png")]
-    assert plan.failures == [{"source": "b/z.png", "reason": f"no mask b/z.* in {masks.uri()}"}]
+    assert plan.failures == [{"source": "b/z.png", "reason": f"no guide b/z.* in {masks.uri()}"}]
 
-    rows = {r["key"]: r for r in _run_stages(plan.todo, model, {"image": src, "mask": masks}, dst, batch_size=1)}
-    assert "mask 5x5 does not fit the 12x16 image" in rows["b/w.png"]["error"] and not dst.exists("b/w.png")
-    task = MaskedSR(model.task_cfg)
+    rows = {r["key"]: r for r in _run_stages(plan.todo, model, {"image": src, "guide": masks}, dst, batch_size=1)}
+    assert "guide 5x5 does not fit the 12x16 image" in rows["b/w.png"]["error"] and not dst.exists("b/w.png")
+    task = GuidedSR(model.task_cfg)
     nets = {"generator": build_nets(tiny["cfg"])["generator"].eval()}
     nets["generator"].load_state_dict(tiny["state"])
     for key in ("a/x.png", "a/y.png"):
         assert not rows[key]["error"]
-        want = restore_images(task, nets, [{"image": images[key], "mask": mask[key]}], torch.device("cpu"))[0]
+        want = restore_images(task, nets, [{"image": images[key], "guide": mask[key]}], torch.device("cpu"))[0]
         assert np.array_equal(decode_rgb(dst.read_bytes(key), key), want), key
 
     # same-size inputs predicted as one batch: the rounding of a batched convolution may move a
     # few pixels by one level, nothing more
-    batched = _run_stages(plan.todo[:2], model, {"image": src, "mask": masks}, LocalStorage(str(tmp_path / "b")), 4)
+    batched = _run_stages(plan.todo[:2], model, {"image": src, "guide": masks}, LocalStorage(str(tmp_path / "b")), 4)
     for r in batched:
         diff = np.abs(decode_rgb((tmp_path / "b" / r["key"]).read_bytes(), "b").astype(int)
                       - decode_rgb(dst.read_bytes(r["key"]), "o").astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
     # the command line grows one option per extra input a registered family reads
-    assert "mask" not in cli.extra_input_names() and "--mask" not in cli._parser().format_help()
-    monkeypatch.setitem(TASKS, "masked_sr", MaskedSR)
-    args = cli._parser().parse_args(["restore", "--model", "m", "--mask", "masks/", "in/", "out/"])
-    assert args.mask == "masks/" and "mask" in cli.extra_input_names()
+    assert "guide" not in cli.extra_input_names() and "--guide" not in cli._parser().format_help()
+    monkeypatch.setitem(TASKS, "guided_sr", GuidedSR)
+    args = cli._parser().parse_args(["restore", "--model", "m", "--guide", "guides/", "in/", "out/"])
+    assert args.guide == "guides/" and "guide" in cli.extra_input_names()
 
 
 def _soft_alpha(h: int, w: int, seed: int) -> np.ndarray:
@@ -289,38 +291,59 @@ def _soft_alpha(h: int, w: int, seed: int) -> np.ndarray:
     return cv2.GaussianBlur(a, (0, 0), 3)
 
 
-def test_matting_restores_with_a_trimap_folder(tmp_path, capsys):
-    """The matting family (image + trimap, alpha out, no batching) through the same stages, equal
-    to ``restoray infer``; --trimap appears on the command line because the family reads one."""
-    config = REPO / "configs" / "matting" / "baseline_r34_4x10_200k_comp1k.yaml"
+def _trimap(h: int, w: int, seed: int) -> np.ndarray:
+    alpha = _soft_alpha(h, w, seed)
+    return np.where(alpha == 0, 0, np.where(alpha == 255, 255, 128)).astype(np.uint8)
+
+
+def _hole(h: int, w: int, seed: int) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 4 + seed: h // 2 + seed, w // 5: w // 2] = 255
+    return mask
+
+
+FAMILIES = {  # family: (zoo config, main role, extra input, its maker, image size, a bad extra, its error)
+    "matting": ("matting/baseline_r34_4x10_200k_comp1k", "backbone", "trimap", _trimap, (40, 56),
+                np.full((40, 56), 100, np.uint8), "besides 0/128/255"),
+    "inpainting": ("inpainting/deepfillv2_256x256_8x2_places", "generator", "mask", _hole, (80, 80),
+                   np.where(_hole(80, 80, 0) > 0, 100, 0).astype(np.uint8), "not binary"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_families_with_an_extra_input_restore_as_they_are(family, tmp_path, capsys):
+    """Matting (image + trimap -> alpha) and inpainting (image + mask -> filled image) through the
+    same stages with no change to the family or the job: outputs equal ``restoray infer``'s, a bad
+    extra input is a failure entry, and ``--<extra>`` is on the command line because they read it."""
+    zoo, role, extra, make, (h, w), bad, message = FAMILIES[family]
+    config = REPO / "configs" / f"{zoo}.yaml"
     cfg = load_experiment(config, check_paths=False)
     torch.manual_seed(0)
-    ckpt = tmp_path / "gca_baseline.pth"
-    torch.save({"meta": {}, "state_dict": {f"backbone.{k}": v for k, v in build_nets(cfg)["backbone"].state_dict().items()}},
+    ckpt = tmp_path / "zoo.pth"
+    torch.save({"meta": {}, "state_dict": {f"{role}.{k}": v for k, v in build_nets(cfg)[role].state_dict().items()}},
                ckpt)
     model = resolve_model(str(ckpt), str(config), tracking="")
-    src, tri, dst = (LocalStorage(str(tmp_path / n)) for n in ("in", "trimaps", "out"))
+    src, ext, dst = (LocalStorage(str(tmp_path / n)) for n in ("in", "extra", "out"))
     for i, key in enumerate(("a.png", "b.png", "c.png")):
-        src.write_bytes(key, _png(textured_image(40, 56, i)))
-        alpha = _soft_alpha(40, 56, i)
-        trimap = np.where(alpha == 0, 0, np.where(alpha == 255, 255, 128)).astype(np.uint8)
-        tri.write_bytes(key, _png(trimap if key != "c.png" else np.full((40, 56), 100, np.uint8)))
+        src.write_bytes(key, _png(textured_image(h, w, i)))
+        ext.write_bytes(key, _png(make(h, w, i) if key != "c.png" else bad))
 
-    plan = plan_job(src, dst, model.infer_inputs, {"trimap": (tri, None)}, "png")
-    rows = {r["key"]: r for r in _run_stages(plan.todo, model, {"image": src, "trimap": tri}, dst, batch_size=4)}
-    assert "besides 0/128/255" in rows["c.png"]["error"] and not dst.exists("c.png")
+    plan = plan_job(src, dst, model.infer_inputs, {extra: (ext, None)}, "png")
+    rows = {r["key"]: r for r in _run_stages(plan.todo, model, {"image": src, extra: ext}, dst, batch_size=4)}
+    assert message in rows["c.png"]["error"] and not dst.exists("c.png")
     written, errors = run_infer(cfg, str(ckpt), str(tmp_path / "infer"), [str(tmp_path / "in" / k) for k in ("a.png", "b.png")],
-                                extras={"trimap": str(tmp_path / "trimaps")})
+                                extras={extra: str(tmp_path / "extra")})
     assert len(written) == 2 and not errors
     for key in ("a.png", "b.png"):
         got = cv2.imdecode(np.frombuffer(dst.read_bytes(key), np.uint8), cv2.IMREAD_UNCHANGED)
-        assert got.shape == (40, 56) and np.array_equal(got, cv2.imread(str(tmp_path / "infer" / key), cv2.IMREAD_UNCHANGED))
+        want = cv2.imread(str(tmp_path / "infer" / key), cv2.IMREAD_UNCHANGED)
+        assert got.shape[:2] == (h, w) and np.array_equal(got, want), key
 
     base = ["restore", "--model", str(ckpt), "--config", str(config), str(tmp_path / "in"), str(tmp_path / "o2"), "--dry-run"]
-    assert main([*base, "--trimap", str(tmp_path / "trimaps")]) == 0
-    assert "restore a.png + trimap a.png -> a.png" in capsys.readouterr().out
+    assert main([*base, f"--{extra}", str(tmp_path / "extra")]) == 0
+    assert f"restore a.png + {extra} a.png -> a.png" in capsys.readouterr().out
     assert main(base) == 2
-    assert "this model needs a trimap for each image: --trimap" in capsys.readouterr().err
+    assert f"this model needs a {extra} for each image: --{extra}" in capsys.readouterr().err
 
 
 def test_a_restoray_checkpoint_carries_its_config(tiny, tmp_path):
