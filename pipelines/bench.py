@@ -75,6 +75,40 @@ def _torch_path_records(quick: bool, where: str) -> list[dict[str, Any]]:
     return records
 
 
+def sampler_rate(sampler: Any, members: list[dict], n: int, repeats: int, warmup: int, seed: int = 0) -> float:
+    """Training samples per second of ``sampler`` on one core: BLAS pools and OpenCV limited to
+    one thread, CPU time of this process (so other work on a shared machine does not count),
+    best of ``repeats`` runs of ``n`` samples after ``warmup`` (caches, banks)."""
+    import time
+    from contextlib import ExitStack
+
+    import cv2
+
+    from degradations.seeding import sample_rng
+
+    with ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(1))
+        except ImportError:  # pragma: no cover - threadpoolctl ships with the test deps
+            pass
+        old = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            for i in range(warmup):
+                sampler.train(members[i % len(members)], sample_rng(seed, 0, f"warm{i}"))
+            best = float("inf")
+            for r in range(repeats):
+                t0 = time.process_time()
+                for i in range(n):
+                    sampler.train(members[i % len(members)], sample_rng(seed, r + 1, str(i)))
+                best = min(best, time.process_time() - t0)
+        finally:
+            cv2.setNumThreads(old)
+    return n / best
+
+
 def time_prediction(task: Any, nets: dict[str, Any], inputs: dict[str, Any], repeats: int = 2) -> dict[str, Any]:
     """Best-of-``repeats`` seconds of ``task.predict`` on one inference input (after a warm-up),
     on the GPU when there is one, else on every CPU thread, and the peak memory: CUDA allocations

@@ -22,18 +22,14 @@ figure; the best of ``repeats`` runs is reported. Records:
 from __future__ import annotations
 
 import tempfile
-import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from degradations.bench import synthetic_gt
 from degradations.masks import irregular_mask
-from degradations.seeding import sample_rng
-from pipelines.bench import machine, save_records
+from pipelines.bench import machine, sampler_rate, save_records
 from preprocessing.schema import encode_png, encode_png_grey
 from preprocessing.shard_index import ShardSet
 from preprocessing.shards import build_shard, commit_manifest, plan_job
@@ -77,27 +73,7 @@ def bench_inpainting_sampler(mask: str, members: list[dict], masks_uri: str, n: 
     """Training samples per second of one mask type on one core (CPU time)."""
     mask_cfg = {"type": "set", "set": masks_uri, "rotation": (0.0, 45.0)} if mask == "set" else {"type": mask}
     sampler = InpaintingSampler(InpaintingDataConfig(mask=mask_cfg))
-    with ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(1))
-        except ImportError:  # pragma: no cover - threadpoolctl ships with the test deps
-            pass
-        old = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        try:
-            for i in range(warmup):
-                sampler.train(members[i % len(members)], sample_rng(seed, 0, f"warm{i}"))
-            best = float("inf")
-            for r in range(repeats):
-                t0 = time.process_time()
-                for i in range(n):
-                    sampler.train(members[i % len(members)], sample_rng(seed, r + 1, str(i)))
-                best = min(best, time.process_time() - t0)
-        finally:
-            cv2.setNumThreads(old)
-    return n / best
+    return sampler_rate(sampler, members, n, repeats, warmup, seed)
 
 
 def bench_inpainting(quick: bool = False, img_size: tuple[int, int] = (512, 680)) -> list[dict[str, Any]]:

@@ -19,7 +19,6 @@ Records: ``{"pipeline", "fg_size", "fg_png_compression", "out_size", "value", "u
 from __future__ import annotations
 
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ import cv2
 import numpy as np
 
 from degradations.bench import synthetic_gt
-from degradations.seeding import sample_rng
-from pipelines.bench import machine, save_records
+from pipelines.bench import machine, sampler_rate, save_records
 from preprocessing.schema import encode_png, encode_png_grey
 from preprocessing.shard_index import ShardSet
 from preprocessing.shards import build_shard, commit_manifest, plan_job
@@ -103,26 +101,7 @@ def bench_matting_sampler(pipeline: str, dimaug: bool = False, fg_size: tuple[in
             data = make_data(root, fg_size, seed=seed)
         members, bg, fg = data
         sampler = MattingSampler(MattingDataConfig(pipeline=pipeline, dimaug=dimaug, backgrounds=bg, foregrounds=fg))
-        try:
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(1))
-        except ImportError:  # pragma: no cover - threadpoolctl ships with the test deps
-            pass
-        old = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        try:
-            for i in range(warmup):
-                sampler.train(members[i % len(members)], sample_rng(seed, 0, f"warm{i}"))
-            best = float("inf")
-            for r in range(repeats):
-                t0 = time.process_time()
-                for i in range(n):
-                    sampler.train(members[i % len(members)], sample_rng(seed, r + 1, str(i)))
-                best = min(best, time.process_time() - t0)
-        finally:
-            cv2.setNumThreads(old)
-    return n / best
+        return sampler_rate(sampler, members, n, repeats, warmup, seed)
 
 
 def bench_matting(quick: bool = False) -> list[dict[str, Any]]:

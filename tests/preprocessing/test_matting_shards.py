@@ -161,7 +161,7 @@ def test_test_shards_hold_all_members_and_quarantine_names_the_file(tmp_path):
     assert (decode_grey(s["trimap.png"]) == data[f"{ADOBE}/trimaps/t1_0.png"]).all()
     assert (decode_image(s["merged.png"]) == data["Test_set/merged/t1_0.png"]).all()
     q = {e["item_id"]: e for e in json.loads((tmp_path / "out/quarantine.json").read_text())["quarantined"]}
-    assert q["t1_1"]["reason"] == f"alpha size 40x48 differs from merged size 40x47 (Test_set/merged/t1_1.png)"
+    assert q["t1_1"]["reason"] == "alpha size 40x48 differs from merged size 40x47 (Test_set/merged/t1_1.png)"
     assert q["t1_1"]["uri"].endswith(f"{ADOBE}/alpha/t1.png")
     assert q["t1_2"]["reason"] == "no trimap file found for Test_set/merged/t1_2.png"
 

@@ -4,7 +4,6 @@ evaluation and inference conventions (raw output scored, composite written, bad 
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest

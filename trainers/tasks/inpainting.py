@@ -205,37 +205,34 @@ class InpaintingTask:
             loss, logs = self._generator_loss(res, gt, mask, masked, None)
             optimizer_step(optimizers["generator"], loss)
             return logs
-        if train_g:
-            res = self._generate(nets["generator"], masked, mask)
-        else:
-            with torch.no_grad():
-                res = self._generate(unwrap(nets["generator"]), masked, mask)
+        res = self._forward(nets["generator"], masked, mask, train_g)
         fake = masked * (1 - mask) + res[-1] * mask
-        logs = self._disc_step(nets["disc"], optimizers["disc"], gt, fake.detach(), mask)
-        if train_g:
-            with frozen(nets["disc"]) as critic:
-                loss, g_logs = self._generator_loss(res, gt, mask, masked, critic)
-            optimizer_step(optimizers["generator"], loss)
-            logs |= g_logs
-        return logs
+        return self._adversarial_steps(nets, optimizers, res, gt, mask, masked, fake, train_g)
 
     def _gl_step(self, nets, optimizers, gt, mask, masked, step: int) -> dict[str, torch.Tensor]:
         """Global&Local's three phases by the iteration counter (``start_iter + step + 1``)."""
         it = self.cfg.start_iter + step + 1
-        logs: dict[str, torch.Tensor] = {}
         if it <= self.cfg.iter_tc:
             res = self._generate(nets["generator"], masked, mask)
             loss = self.cfg.l1_hole * l1_loss(res[0], gt, mask)
             optimizer_step(optimizers["generator"], loss)
             return {"loss/l1_hole": loss.detach()}
         train_g = it > self.cfg.iter_td
-        if train_g:
-            res = self._generate(nets["generator"], masked, mask)
-        else:
-            with torch.no_grad():
-                res = self._generate(unwrap(nets["generator"]), masked, mask)
+        res = self._forward(nets["generator"], masked, mask, train_g)
         fake = gt * (1 - mask) + res[0] * mask
-        logs |= self._disc_step(nets["disc"], optimizers["disc"], gt, fake.detach(), mask)
+        return self._adversarial_steps(nets, optimizers, res, gt, mask, masked, fake, train_g)
+
+    def _forward(self, g: nn.Module, masked: torch.Tensor, mask: torch.Tensor, train_g: bool) -> list[torch.Tensor]:
+        """The generator's outputs, without a graph (and outside DDP) when it does not step."""
+        if train_g:
+            return self._generate(g, masked, mask)
+        with torch.no_grad():
+            return self._generate(unwrap(g), masked, mask)
+
+    def _adversarial_steps(self, nets, optimizers, res, gt, mask, masked, fake, train_g) -> dict[str, torch.Tensor]:
+        """The discriminator's step on ``fake`` (detached), then, when it trains, the generator's
+        against the just-updated discriminator (frozen), as every mmedit GAN inpaintor orders them."""
+        logs = self._disc_step(nets["disc"], optimizers["disc"], gt, fake.detach(), mask)
         if train_g:
             with frozen(nets["disc"]) as critic:
                 loss, g_logs = self._generator_loss(res, gt, mask, masked, critic)
