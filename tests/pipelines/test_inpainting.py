@@ -150,3 +150,47 @@ def test_infer_with_a_mask_fills_only_the_hole(trained, image_shards, tmp_path):
     cv2.imwrite(str(bad / "photo00.png"), (mask > 0).astype(np.uint8) * 100)
     done = subprocess.run([*cmd[:7], str(bad), *cmd[8:]], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "not binary" in done.stdout + done.stderr
+
+
+def test_global_local_killed_inside_a_phase_resumes_bit_identical(ray_session, image_shards, tmp_path):
+    """Global&Local with phase boundaries at steps 2 and 4 of 6, SIGKILLed after its first committed
+    checkpoint (step 3: the discriminator-only phase), then resumed by the same command: the
+    phases continue where they were and every weight, optimizer state and the step equal an
+    uninterrupted run's (one worker, CPU)."""
+    from pipelines.config import load_experiment
+    from pipelines.train_job import run_train
+
+    from conftest import kill_after_first_checkpoint
+
+    nets = {"generator": {"name": "gl"},
+            "disc": {"name": "gl_disc", "max_channels": 16, "global_num_convs": 5, "local_num_convs": 4,
+                     "global_fc_in_channels": 64, "local_fc_in_channels": 64}}
+
+    def experiment(storage: Path) -> dict:
+        cfg = inpainting_experiment(image_shards, str(storage), "tiny_gl", "gl_256x256_8x12_celeba", nets, size=64,
+                                    local_size=32, iter_tc=2, iter_td=4, start_iter=0)
+        cfg["task"]["data"]["mask"] = {"type": "bbox", "max_bbox_shape": [24, 24], "max_bbox_delta": 4, "min_margin": 4}
+        cfg["train"].update(total_steps=6, val_every=6, checkpoint_every=3)
+        return cfg
+
+    path_a = write_config(tmp_path / "a.yaml", experiment(tmp_path / "a"))
+    state_a = torch.load(Path(run_train(load_experiment(path_a), workdir=tmp_path / "a", register=False).checkpoint_dir)
+                         / "checkpoint.pt", map_location="cpu", weights_only=True)
+    storage_b = tmp_path / "b"
+    path_b = write_config(tmp_path / "b.yaml", experiment(storage_b))
+    cmd = [*RESTORAY, "train", str(path_b), "--workdir", str(storage_b), "--no-register"]
+    kill_after_first_checkpoint(cmd, storage_b, "tiny_gl", tmp_path / "b.log")
+    second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
+    assert "resuming run 'tiny_gl' from step 3" in second.stdout
+    final = json.loads(second.stdout[second.stdout.index("{\n"):])
+    state_b = torch.load(Path(final["checkpoint"]) / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert state_a["step"] == state_b["step"] == 6
+    for section in ("nets", "optimizers"):
+        for role in state_a[section]:
+            a, b = state_a[section][role], state_b[section][role]
+            flat_a = a if section == "nets" else {f"{k}.{j}": t for k, st in a["state"].items() for j, t in st.items()}
+            flat_b = b if section == "nets" else {f"{k}.{j}": t for k, st in b["state"].items() for j, t in st.items()}
+            assert flat_a.keys() == flat_b.keys(), (section, role)
+            for k in flat_a:
+                assert torch.equal(torch.as_tensor(flat_a[k]), torch.as_tensor(flat_b[k])), (section, role, k)
