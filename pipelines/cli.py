@@ -259,8 +259,10 @@ def _cmd_eval(args) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1))
     for k, v in result.items():
-        if k not in ("per_sample", "directions"):
+        if k not in ("per_sample", "directions", "by_group"):
             print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    for group, scores in result.get("by_group", {}).items():
+        print(f"{group}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
     return 0
 
 

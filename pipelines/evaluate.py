@@ -39,6 +39,8 @@ def evaluate(
         members = val_members(raw)
         batch = to_batch({k: v[None] for k, v in sampler.val(members, sample_rng(cfg.seed, 0, members["__key__"])).items()})
         row: dict[str, Any] = {"key": members["__key__"]}
+        if hasattr(task, "group"):  # e.g. inpainting's hole-area bucket, which the AOT-GAN tables report by
+            row["group"] = task.group(batch)
         extra = getattr(task, "score_conventions", lambda pred, batch: {})
         if baseline is not None:
             name, pred = baseline(batch)
@@ -50,6 +52,12 @@ def evaluate(
         per_sample.append(row)
     if not per_sample:
         raise ValueError(f"no samples to evaluate in {uri}")
-    means = {k: float(np.nanmean([r[k] for r in per_sample])) for k in per_sample[0] if k != "key"}
-    return {"shards": uri, "num_samples": len(per_sample), "directions": dict(task.metrics), **means,
-            "per_sample": per_sample}
+    scored = [k for k in per_sample[0] if k not in ("key", "group")]
+    means = {k: float(np.nanmean([r[k] for r in per_sample])) for k in scored}
+    out = {"shards": uri, "num_samples": len(per_sample), "directions": dict(task.metrics), **means}
+    if "group" in per_sample[0]:
+        groups = sorted({r["group"] for r in per_sample})
+        out["by_group"] = {g: {"num_samples": sum(r["group"] == g for r in per_sample),
+                               **{k: float(np.nanmean([r[k] for r in per_sample if r["group"] == g])) for k in scored}}
+                           for g in groups}
+    return out | {"per_sample": per_sample}

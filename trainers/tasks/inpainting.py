@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.nn import functional as F
 
-from trainers.inpainting_metrics import gt_to_model_range, inpainting_scores
+from trainers.inpainting_metrics import gt_to_model_range, inpainting_scores, mask_area_bucket
 from trainers.losses import GANLoss, PerceptualLoss, disc_shift_loss, gradient_penalty_loss, l1_loss
 from trainers.losses.vgg import TORCHVISION_URLS
 from trainers.samplers.inpainting import InpaintingDataConfig, InpaintingSampler
@@ -329,6 +329,12 @@ class InpaintingTask:
             fake = pred[:1] * mask + gt * (1 - mask)
             return inpainting_scores(fake, gt, mask, l1_region="image")
         return inpainting_scores(pred[:1], gt, mask)
+
+    @staticmethod
+    def group(batch: dict[str, torch.Tensor]) -> str:
+        """The hole-area bucket of the first sample (``"50-60%"``): ``restoray eval`` reports the
+        scores per bucket too, as the AOT-GAN tables do."""
+        return mask_area_bucket((batch["mask"][0, 0] > 0).to(torch.uint8).cpu().numpy())
 
     def preview(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> np.ndarray:
         """masked input (holes white) | raw output | composite | GT."""

@@ -130,6 +130,10 @@ def test_validation_masks_are_fixed_so_eval_repeats_exactly(trained, image_shard
     again = evaluate(cfg, nets, image_shards["val"])
     assert first["num_samples"] == 2 and first["directions"] == {"l1": "min", "psnr": "max", "ssim": "max"}
     assert first["per_sample"] == again["per_sample"]
+    # scores per hole-area bucket as well (AOT-GAN's tables): every sample in exactly one
+    assert sum(g["num_samples"] for g in first["by_group"].values()) == 2
+    assert all(g.endswith("%") and set(s) == {"num_samples", "model_l1", "model_psnr", "model_ssim"}
+               for g, s in first["by_group"].items())
 
 
 def test_infer_with_a_mask_fills_only_the_hole(trained, image_shards, tmp_path):
