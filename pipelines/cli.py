@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     _restore_parser(sub)
 
     v = sub.add_parser("preview", help="PNG contact sheet of a degradation preset (GT, LQ, drawn parameters)")
-    v.add_argument("--preset", required=True, help="bicubic | bd | realesrgan")
+    v.add_argument("--preset", required=True,
+                   help="bicubic | bd | realesrgan | realbasicvsr | mask-bbox | mask-irregular | mask-brush")
     v.add_argument("--out", required=True, help="PNG file to write")
     v.add_argument("--n", type=int, default=4, help="number of samples (rows)")
     v.add_argument("--seed", type=int, default=0)

@@ -1,4 +1,5 @@
-"""``restoray preview``: a PNG contact sheet of what a degradation preset makes.
+"""``restoray preview``: a PNG contact sheet of what a degradation preset (or an inpainting hole
+generator, ``mask-bbox`` / ``mask-irregular`` / ``mask-brush``) makes.
 
 One row per sample: the GT patch, the LQ patch (nearest-upscaled to the GT's
 display size, so the degradation is visible pixel for pixel) and the
@@ -153,17 +154,43 @@ def clip_sheet(n: int = 2, seed: int = 0, scale: int = 4) -> np.ndarray:
     return np.vstack([np.pad(r, ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in rows])
 
 
+# Inpainting hole generators (the training sampler's ``mask.type``), shown as ``mask-<type>``;
+# ``set`` masks come from a user's mask shards, so they have no stand-alone preview.
+MASK_PRESETS = ("mask-bbox", "mask-irregular", "mask-brush")
+
+
+def mask_sheet(preset: str, n: int = 4, seed: int = 0) -> np.ndarray:
+    """Rows of photo | hole | masked input (holes filled with 127.5, as mmedit's GetMaskedImage) |
+    the hole's area, each sample made by the inpainting training sampler with the zoo's defaults
+    (384 crop -> 256, the mask type's zoo parameters)."""
+    from preprocessing.schema import GT, encode_png
+    from trainers.samplers.inpainting import InpaintingDataConfig, InpaintingSampler
+
+    sampler = InpaintingSampler(InpaintingDataConfig(mask={"type": preset.removeprefix("mask-")}))
+    rows = []
+    for i in range(n):
+        photo = _photo(PHOTOS[i % len(PHOTOS)])
+        out = sampler.train({GT: encode_png(photo), "__key__": f"preview-{i}"}, sample_rng(seed, 0, f"preview-{i}"))
+        gt, hole = out["gt"], out["mask"][..., 0] > 0
+        masked = gt.copy()
+        masked[hole] = 128
+        tiles = [_label(gt, "photo"), _label(np.repeat(hole[..., None] * np.uint8(255), 3, -1), "hole"),
+                 _label(masked, "masked input")]
+        rows.append(np.hstack(tiles + [_text_panel([preset, f"hole {hole.mean():.1%} of the image"], gt.shape[0])]))
+    return np.vstack([np.pad(r, ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in rows])
+
+
 def contact_sheet(preset: str, n: int = 4, seed: int = 0, scale: int = 4) -> np.ndarray:
     """The sheet as an RGB uint8 image (rows: GT | LQ | target | parameters)."""
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     if preset in VIDEO_PRESETS:
         return clip_sheet(n=n, seed=seed, scale=scale)
+    if preset in MASK_PRESETS:
+        return mask_sheet(preset, n=n, seed=seed)
     if preset not in PRESETS:
-        known = ", ".join(sorted(PRESETS))
+        known = ", ".join(sorted(PRESETS) + list(MASK_PRESETS))
         raise ValueError(f"unknown degradation preset {preset!r}; known: {known}")
-    if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
     gt_size = 400 if preset == "realesrgan" else TILE
     rows = []
     for i in range(n):

@@ -59,3 +59,14 @@ def test_bench_writes_one_record_per_case(tmp_path):
     assert len(gpu) == (2 if torch.cuda.is_available() else 0) and all(r["unit"] == "pairs/s" for r in gpu)
     video = [r for r in records if r["preset"] == "realbasicvsr"]
     assert len(video) == 1 and video[0]["frames"] == 30 and video[0]["unit"] == "s/clip/core"
+
+
+@pytest.mark.parametrize("preset", ["mask-bbox", "mask-irregular", "mask-brush"])
+def test_preview_of_an_inpainting_hole_generator(tmp_path, preset):
+    """photo | hole | masked input | area, one row per sample, from the training sampler."""
+    out = tmp_path / f"{preset}.png"
+    assert main(["preview", "--preset", preset, "--out", str(out), "--n", "2"]) == 0
+    sheet = cv2.imread(str(out))
+    assert sheet.shape[0] == 2 * (256 + 4) and sheet.shape[1] > 3 * 256
+    hole = sheet[:256, 256:512]
+    assert 0 < (hole > 127).mean() < 1  # a hole, and not the whole image
