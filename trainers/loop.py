@@ -100,6 +100,16 @@ def _resolve(state: Any) -> dict:
     return ray.get(state) if isinstance(state, ray.ObjectRef) else state
 
 
+def sync_batchnorm(net: nn.Module, task: Any, world: int, device: torch.device) -> nn.Module:
+    """``net`` with its batch norms synchronised across workers when the family trained that way
+    (``task.sync_batchnorm``: the zoo's SyncBN for Global&Local and PConv) and there is more than
+    one CUDA worker; as is otherwise (SyncBN needs NCCL; one worker has nothing to sync). The
+    state dict keys do not change, so checkpoints load either way."""
+    if getattr(task, "sync_batchnorm", False) and world > 1 and torch.device(device).type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return net
+
+
 class Recipe:
     """One worker's training run.
 
@@ -146,6 +156,7 @@ class Recipe:
             ema.state = {k: v.to(self.device) for k, v in ema.state.items()}
         self.state = TrainState(nets={}, optimizers={}, schedulers={}, emas=emas)
         for role, net in nets.items():
+            net = sync_batchnorm(net, self.task, self.world, self.device)
             self._add_optimizer(role, net)
             self.state.nets[role] = (wrap or ray.train.torch.prepare_model)(net)
         if saved is not None:

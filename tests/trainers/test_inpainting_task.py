@@ -167,3 +167,23 @@ def test_config_errors_name_the_field():
         InpaintingTask.check_nets(cfg, {"generator": {"name": "deepfill_v2"}, "disc": {"name": "gl_disc"}})
     with pytest.raises(ValueError, match="nets.generator.name"):
         InpaintingTask.check_nets(cfg, {"generator": {"name": "gl"}, "disc": {"name": "deepfill_v2_disc"}})
+
+
+def test_batch_norms_sync_across_cuda_workers_only():
+    """GL and PConv trained with SyncBN on several GPUs: the loop converts their batch norms for
+    several CUDA workers and leaves them alone otherwise; the state dict keeps its keys."""
+    from torch import nn
+
+    from trainers.loop import sync_batchnorm
+
+    net = build_arch("pconv", num_layers=4)
+    keys = list(net.state_dict())
+    for world, device in ((1, "cuda"), (2, "cpu")):
+        assert sync_batchnorm(net, InpaintingTask, world, torch.device(device)) is net
+    synced = sync_batchnorm(net, InpaintingTask, 2, torch.device("cuda"))
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in synced.modules())
+    assert list(synced.state_dict()) == keys
+    frozen = [m for n, m in synced.named_modules() if n.startswith("encoder") and isinstance(m, nn.SyncBatchNorm)]
+    assert frozen and not any(p.requires_grad for m in frozen for p in m.parameters())
+    synced.train()
+    assert not any(m.training for m in frozen)  # stage 2's frozen encoder BN survives the conversion

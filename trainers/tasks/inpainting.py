@@ -131,6 +131,7 @@ class InpaintingTask:
     }
     optional_nets: ClassVar[frozenset[str]] = frozenset({"disc"})
     metrics: ClassVar[dict[str, Literal["max", "min"]]] = {"l1": "min", "psnr": "max", "ssim": "max"}
+    sync_batchnorm: ClassVar[bool] = True  # the zoo's GL and PConv trained with SyncBN across GPUs
     infer_inputs: ClassVar[tuple[str, ...]] = ("image", "mask")
 
     def __init__(self, cfg: InpaintingConfig):
