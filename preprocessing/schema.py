@@ -101,6 +101,26 @@ def sub_image_key(item_id: str, index: int) -> str:
     return f"{item_id}_s{index:03d}"
 
 
+#: Clip samples store one PNG member per frame, ``gt.000.png``, ``lq.000.png``, ... (frame index
+#: zero-padded to at least 3 digits), so a training read decodes only the frames it samples and
+#: the tar still lists as ordinary files for ``tar`` and the ``webdataset`` library.
+FRAME_KINDS = ("gt", "lq")
+_FRAME_RE = re.compile(r"^(gt|lq)\.(\d{3,})\.png$")
+
+
+def frame_member(kind: str, index: int) -> str:
+    """The member name of frame ``index`` (0-based) of a clip: ``frame_member("gt", 7) == "gt.007.png"``."""
+    if kind not in FRAME_KINDS or index < 0:
+        raise ValueError(f"no frame member for kind {kind!r}, index {index}")
+    return f"{kind}.{index:03d}.png"
+
+
+def parse_frame_member(name: str) -> tuple[str, int] | None:
+    """``"gt.007.png" -> ("gt", 7)``; None for a member that is not a frame."""
+    m = _FRAME_RE.match(name)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
 def sample_metadata(
     *,
     key: str,
