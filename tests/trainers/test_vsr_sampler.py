@@ -175,6 +175,20 @@ def test_realbasicvsr_on_a_seven_frame_clip():
     assert plain.train(members, np.random.default_rng(7))["lq"].shape == (7, 8, 8, 3)
 
 
+def test_realbasicvsr_sample_is_the_presets_output():
+    from degradations.realbasicvsr import realbasicvsr_clip
+
+    gt = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    s = sampler(gt_size=None, num_input_frames=None, use_hflip=False, use_rot=False, mirror=True,
+                degradation={"preset": "realbasicvsr"})
+    out = s.train(clip(gt), np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    rng.integers(0, 1), rng.integers(0, 1), rng.random(3)  # the window and flip draws
+    ref = realbasicvsr_clip(gt.astype(np.float32) / 255, scale=4, rng=rng)
+    np.testing.assert_array_equal(out["lq"], np.round(ref["lq"] * 255).astype(np.uint8))
+    np.testing.assert_array_equal(out["gt_usm"], np.clip(np.round(ref["gt"] * 255), 0, 255).astype(np.uint8))
+
+
 def test_same_seed_same_clip():
     members = clip(coordinate_clip(10, 40, 40))
     s = sampler(gt_size=16, num_input_frames=4, interval_list=[1, 2], random_reverse=True)

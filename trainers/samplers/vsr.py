@@ -46,7 +46,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from degradations.presets import CLIP_PRESETS, degrade
-from degradations.realbasicvsr import REALBASICVSR, realbasicvsr_clip
+from degradations.realbasicvsr import REALBASICVSR, apply_clip, sample_clip_params
 from preprocessing.schema import META, decode_image, decode_json, frame_member, parse_frame_member
 from trainers.samplers.sr import PAIRED, DegradationConfig, _pad_to, augment, mod_crop, to_float, to_uint8
 from trainers.strict import Strict
@@ -218,9 +218,15 @@ class VSRSampler:
         return to_uint8(degrade(preset, to_float(frame), scale=self.data.scale, rng=rng))
 
     def _realbasicvsr(self, gt: np.ndarray, rng, mirrored: bool) -> dict[str, np.ndarray]:
+        """``realbasicvsr_clip``'s draws and result (its ``sample_clip_params`` + ``apply_clip``),
+        without stacking and quantising the mirrored half of the sharpened GT twice."""
         cfg = REALBASICVSR if REALBASICVSR.mirror == mirrored else dataclasses.replace(REALBASICVSR, mirror=mirrored)
-        out = realbasicvsr_clip(to_float(gt), scale=self.data.scale, rng=rng, cfg=cfg)
-        return {"lq": to_uint8(out["lq"]), "gt": mirror(gt) if mirrored else gt, "gt_usm": to_uint8(out["gt"])}
+        n = len(gt)
+        params = sample_clip_params(rng, 2 * n if mirrored else n, cfg)
+        out = apply_clip(list(to_float(gt)), params, self.data.scale)
+        usm = np.stack([to_uint8(f) for f in out["gt"][:n]])
+        lq = np.stack([to_uint8(f) for f in out["lq"]])
+        return {"lq": lq, "gt": mirror(gt) if mirrored else gt, "gt_usm": mirror(usm) if mirrored else usm}
 
     def _mirrored(self, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: mirror(v) for k, v in sample.items()} if self.data.mirror else sample
