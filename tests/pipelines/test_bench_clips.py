@@ -15,11 +15,13 @@ def test_bench_clips_quick_writes_one_record_per_preset(tmp_path, capsys):
         ("bicubic", 30, 30), ("realbasicvsr", 15, 30)]
     for r in records:
         assert set(r) == {"preset", "frame_size", "clip_frames", "frames_loaded", "frames_out", "gt_size", "value",
-                          "unit", "s_per_clip", "decode_s_per_clip", "target_s_per_clip", "meets_target", "machine"}
+                          "unit", "s_per_clip", "split_s_per_clip", "target_s_per_clip", "meets_target", "machine"}
         assert r["frame_size"] == 256 and r["clip_frames"] == 30 and r["gt_size"] == 256
         assert r["unit"] == "clips/s/core" and r["value"] > 0
         assert abs(r["s_per_clip"] * r["value"] - 1) < 0.01
-        assert 0 < r["decode_s_per_clip"] < r["s_per_clip"]
+        split = r["split_s_per_clip"]
+        assert set(split) == {"decode", "degrade", "other", "total"} and split["decode"] > 0 and split["degrade"] > 0
+        assert abs(split["decode"] + split["degrade"] + split["other"] - split["total"]) < 1e-3
     assert records[0]["target_s_per_clip"] is None and records[0]["meets_target"] is None
     assert records[1]["target_s_per_clip"] == 0.4 and isinstance(records[1]["meets_target"], bool)
     printed = capsys.readouterr().out
