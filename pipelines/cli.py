@@ -109,8 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core; "
                                      "train-loop overhead against a plain PyTorch loop; matting and "
-                                     "inpainting sampler samples/s per core; restore job against the infer loop)")
-    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore"])
+                                     "inpainting sampler samples/s per core; video SR clips/s per core; restore job against the infer loop)")
+    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -384,6 +384,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_matting import write_bench_matting
 
         write_bench_matting(args.json_out, quick=args.quick)
+    elif args.what == "clips":
+        from pipelines.bench_clips import write_bench_clips
+
+        write_bench_clips(args.json_out, quick=args.quick)
     elif args.what == "inpainting":
         from pipelines.bench_inpainting import write_bench_inpainting
 
