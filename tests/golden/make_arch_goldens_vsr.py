@@ -17,13 +17,11 @@ What differs from ``make_arch_goldens.py``, and why:
 
 * SPyNet has fixed widths (1.44M parameters in every case) and BasicVSR++'s offset convs end
   in 27 x 16 deform groups = 432 channels whatever the width, so conv weights are N(0, 1/fan_in)
-  drawn for the first 439 entries of the flattened weight and repeated with that period (the
-  trick of ``make_arch_goldens_matting_gca.py``, with a shorter period: deflate then stores a
-  SPyNet in ~40 kB). 439 is prime and above every row (output-channel) count, so no two rows
-  start at the same phase. Biases N(0, 0.1²). All values are rounded to float16 and stored as such. SPyNet's last conv per level is then
-  scaled so that the clips' flows are a few pixels (not zero, not far outside the frame), and
-  BasicVSR++'s offset convs (zero-initialised in the zoo) get random weights too, so the
-  tanh-bounded residue, the mask and the flow-guided offsets all matter.
+  drawn for the first P entries of the flattened weight and repeated with period P (the trick of
+  ``make_arch_goldens_matting_gca.py``, with shorter periods: deflate then stores a SPyNet in
+  ~25 kB). P is the first of the primes 127 and 439 above the weight's row (output-channel)
+  count, so no two rows start at the same phase, and rows are shorter than P for the networks'
+  own convs. Biases N(0, 0.1²). All values are rounded to float16 and stored as such.
 * mmedit's ``BasicVSRNet.forward`` and ``BasicVSRPlusPlus.forward`` assert an LR size of at
   least 64x64, which would make each output 12x larger than needed. The reference methods are
   recompiled here from their own source with ``optimize=1`` (what ``python -O`` does: asserts
@@ -33,7 +31,8 @@ What differs from ``make_arch_goldens.py``, and why:
   T=3 at 16x16 for the main cases; the mirror-extended cases (frames a, b, b, a: the
   forward flows are taken from the backward ones) are T=4 at 8x12, BasicVSR++ with
   ``is_low_res_input=False`` takes 32x48 frames (bicubic x1/4 for the flows, strided convs
-  for the features). SPyNet alone gets pairs at 16x20 and 40x64.
+  for the features). SPyNet alone gets pairs at 24x64 (the
+  height resized to 32, the width not; the clips resize both).
 * None of these networks has batch norm, dropout or anything else that depends on the
   mode; the script checks that train-mode outputs equal eval-mode ones, and records no train
   cases. ``cpu_cache_length`` only acts on CUDA inputs, so it has no case.
@@ -61,15 +60,14 @@ mmedit_shim.install()
 from mmedit.models.backbones.sr_backbones import basicvsr_net, real_basicvsr_net  # noqa: E402
 
 OUT = ROOT / "tests/data/golden/archs_vsr.npz"
-PERIOD = 439  # prime, above any weight's row count (BasicVSR++ offset convs: 432)
+PERIODS = (127, 439)  # primes; each weight takes the first above its row count (SPyNet <= 64, offsets 432)
 FLOW_TARGET = 2.0  # mean |flow| in pixels that SPyNet's scaled last convs aim at
 
 TINY = dict(mid_channels=8)
 # (case, arch, kwargs, input spec, forward kwargs). Input spec: ("pair", (n, h, w)) for SPyNet,
 # ("clip", (n, t, h, w)) or ("mirror", (n, t, h, w)) for the video networks.
 CASES = [
-    ("spynet_16x20", "spynet", {}, ("pair", (2, 16, 20)), {}),
-    ("spynet_40x64", "spynet", {}, ("pair", (1, 40, 64)), {}),
+    ("spynet_24x64", "spynet", {}, ("pair", (2, 24, 64)), {}),
     ("basicvsr_c8b1", "basicvsr", TINY | dict(num_blocks=1), ("clip", (1, 3, 16, 16)), {}),
     ("basicvsr_c8b2_mirror", "basicvsr", TINY | dict(num_blocks=2), ("mirror", (1, 4, 8, 12)), {}),
     ("realbasicvsr_c8_lqs", "realbasicvsr", TINY | dict(num_propagation_blocks=1, num_cleaning_blocks=1),
@@ -78,6 +76,11 @@ CASES = [
     ("realbasicvsr_c8_seq3", "realbasicvsr", TINY | dict(num_propagation_blocks=1, num_cleaning_blocks=2,
                                                           dynamic_refine_thres=0, is_sequential_cleaning=True),
      ("clip", (1, 2, 8, 12)), {}),
+    ("basicvsr_pp_c8b1", "basicvsr_pp", TINY | dict(num_blocks=1), ("clip", (1, 3, 16, 16)), {}),
+    ("basicvsr_pp_c8b1_mirror", "basicvsr_pp", TINY | dict(num_blocks=1, max_residue_magnitude=5),
+     ("mirror", (1, 4, 8, 12)), {}),
+    ("basicvsr_pp_c8b1_hr", "basicvsr_pp", TINY | dict(num_blocks=1, is_low_res_input=False),
+     ("clip", (1, 3, 32, 48)), {}),
 ]
 
 
@@ -107,9 +110,10 @@ def _half_exact(t: torch.Tensor) -> torch.Tensor:
     return t.half().float()
 
 
-def _periodic_normal(numel: int, generator: torch.Generator) -> torch.Tensor:
-    base = torch.randn(PERIOD, generator=generator)
-    return base.repeat(math.ceil(numel / PERIOD))[:numel]
+def _periodic_normal(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+    period = next(p for p in PERIODS if p > shape[0])
+    base = torch.randn(period, generator=generator)
+    return base.repeat(math.ceil(shape.numel() / period))[:shape.numel()].view(shape)
 
 
 def _randomise_(module: nn.Module, generator: torch.Generator) -> None:
@@ -117,7 +121,7 @@ def _randomise_(module: nn.Module, generator: torch.Generator) -> None:
     with torch.no_grad():
         for name, p in module.named_parameters():
             if p.dim() == 4:
-                new = _periodic_normal(p.numel(), generator).view_as(p) / math.sqrt(p[0].numel())
+                new = _periodic_normal(p.shape, generator) / math.sqrt(p[0].numel())
             else:
                 new = 0.1 * torch.randn(p.shape, generator=generator)
             p.copy_(_half_exact(new))
@@ -130,7 +134,7 @@ def _spynets(module: nn.Module) -> list[nn.Module]:
 def _tame_flows_(spynet: nn.Module, pairs: tuple[torch.Tensor, torch.Tensor]) -> None:
     """Scales every level's last conv by one factor so the mean |flow| on ``pairs`` is FLOW_TARGET."""
     with torch.no_grad():
-        for _ in range(3):  # the flow is not linear in the factor (warps), so iterate
+        for _ in range(5):  # the flow is not linear in the factor (warps), so iterate
             mean = spynet(*pairs).abs().mean().item()
             factor = FLOW_TARGET / max(mean, 1e-6)
             for level in spynet.basic_module:
@@ -227,7 +231,10 @@ def _run_case(case: str, arch: str, kwargs: dict, spec: tuple, forward_kwargs: d
 
 
 def main() -> None:
+    from mmedit.models.backbones.sr_backbones import basicvsr_pp
+
     _without_asserts(basicvsr_net.BasicVSRNet)
+    _without_asserts(basicvsr_pp.BasicVSRPlusPlus)
     arrays: dict[str, object] = {}
     for case in CASES:
         arrays |= _run_case(*case)

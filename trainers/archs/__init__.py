@@ -13,6 +13,7 @@ from torch import nn
 from trainers.archs.aot import AOTEncoderDecoder
 from trainers.archs.aot_disc import SoftMaskPatchDiscriminator
 from trainers.archs.basicvsr import BasicVSRNet
+from trainers.archs.basicvsr_pp import BasicVSRPlusPlus
 from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
@@ -46,6 +47,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "spynet": SPyNet,
     "basicvsr": BasicVSRNet,
     "realbasicvsr": RealBasicVSRNet,
+    "basicvsr_pp": BasicVSRPlusPlus,
     # inpainting
     "deepfill_v1": DeepFillv1,
     "deepfill_v2": DeepFillv2,

@@ -14,9 +14,9 @@ As MMEditing 0.x's ``BasicVSRNet``:
   pixel-shuffle x2 stages, LeakyReLU 0.1 after fusion/upsamplers/``conv_hr``, and adds the
   bilinearly (``align_corners=False``) x4-upsampled LR frame;
 * ``check_if_mirror_extended``: when T is even and the second half of the clip is the first
-  half reversed (Vimeo-90K's ``MirrorSequence`` training clips), the forward flows are not
-  computed but taken from the backward ones (``flows_backward[:, -i]``): half the SPyNet work,
-  same result up to SPyNet's asymmetry. The test is exact equality, so it never triggers by chance;
+  half reversed (Vimeo-90K's ``MirrorSequence`` clips, training and test), the forward flows
+  are not computed but taken from the backward ones (``flows_backward[:, -i]``): the frame pairs
+  are the same, so the values are too, at half the SPyNet work. The test is exact equality;
 * T = 1 works (no flow is computed, propagation starts from zeros).
 
 What mmedit does and this port does not: ``forward`` asserts H, W >= 64. Nothing breaks below
