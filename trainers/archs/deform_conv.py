@@ -1,0 +1,260 @@
+"""Modulated deformable convolution (DCNv2) in plain torch, with mmcv 1.7.2's semantics.
+
+Zhu et al., "Deformable ConvNets v2: More Deformable, Better Results", CVPR 2019. BasicVSR++,
+IconVSR, EDVR and TDAN align frames with it (mmcv's ``ModulatedDeformConv2d`` /
+``DeformConv2d``, whose attribute names the zoo checkpoints use).
+
+Why plain torch: mmcv's compiled ops cannot be built against the pinned torch, and
+torchvision's CPU wheel for the local torch does not load its C ops. Where a working
+``torchvision.ops.deform_conv2d`` exists (the CUDA image), :func:`modulated_deform_conv2d`
+hands over to it; :func:`deform_conv_backend` says which one runs, for the run log.
+
+The definition (mmcv's CUDA kernel, torchvision's op): output pixel ``(i, j)``, kernel tap
+``k = ki * kw + kj`` of deformable group ``g`` samples its input channels at
+
+    y = i * stride_h - pad_h + ki * dil_h + offset[b, g*2K + 2k,     i, j]
+    x = j * stride_w - pad_w + kj * dil_w + offset[b, g*2K + 2k + 1, i, j]
+
+(offset channels per group are ``dy0, dx0, dy1, dx1, ...``), bilinearly, where a corner
+outside the image counts as zero (so a point with ``y <= -1``, ``y >= H``, ``x <= -1`` or
+``x >= W`` gives 0), multiplies by ``mask[b, g*K + k, i, j]`` and convolves the result with
+``weight`` as a plain (grouped) convolution would. Deformable groups split the input channels
+into contiguous blocks, as conv groups do, independently of them.
+
+How the sampling is done here: all taps at once with one ``grid_sample`` call (bilinear,
+zero padding, ``align_corners=False``, which is exactly the rule above once pixel
+coordinates are mapped to ``(2 * x + 1) / W - 1``) on the input viewed as
+``[B * deform_groups, C / deform_groups, H, W]`` with a grid of ``K * H_out`` rows; its fused
+backward gives the input and offset gradients. The sampled columns, times the mask, are a
+``[B, C * K, H_out * W_out]`` im2col tensor, and one (batched over conv groups) matmul with
+``weight`` finishes the convolution. No python loop over taps or pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.utils import _pair
+
+__all__ = [
+    "ModulatedDeformConv2d",
+    "ModulatedDeformConv2dPack",
+    "deform_conv_backend",
+    "modulated_deform_conv2d",
+]
+
+BACKENDS = ("torch", "torchvision")
+
+
+def _output_hw(size: int, k: int, stride: int, pad: int, dil: int) -> int:
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def _check(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, groups: int, deform_groups: int, out_hw):
+    if input.dim() != 4:
+        raise ValueError(f"input must be 4D [B, C, H, W], got {input.dim()}D")
+    b, c = input.shape[:2]
+    o, cpg, kh, kw = weight.shape
+    k = kh * kw
+    if c % groups or o % groups or cpg * groups != c:
+        raise ValueError(f"weight {tuple(weight.shape)} does not fit {c} input channels in {groups} groups")
+    if c % deform_groups:
+        raise ValueError(f"{c} input channels do not split into {deform_groups} deform_groups")
+    if min(out_hw) < 1:
+        raise ValueError(f"input {tuple(input.shape[2:])} is too small for the kernel (output {out_hw})")
+    if tuple(offset.shape) != (b, 2 * deform_groups * k, *out_hw):
+        raise ValueError(f"offset must be {(b, 2 * deform_groups * k, *out_hw)}, got {tuple(offset.shape)}")
+    if tuple(mask.shape) != (b, deform_groups * k, *out_hw):
+        raise ValueError(f"mask must be {(b, deform_groups * k, *out_hw)}, got {tuple(mask.shape)}")
+
+
+def _deform_torch(input, offset, mask, weight, bias, stride, padding, dilation, groups, deform_groups):
+    b, c, h, w = input.shape
+    o, cpg, kh, kw = weight.shape
+    k = kh * kw
+    ho, wo = offset.shape[2:]
+    dg = deform_groups
+    # Base sampling positions of every tap, in pixels: [K, Ho, 1] rows and [K, 1, Wo] columns.
+    ki = torch.arange(kh, device=input.device, dtype=input.dtype).repeat_interleave(kw)
+    kj = torch.arange(kw, device=input.device, dtype=input.dtype).repeat(kh)
+    oi = torch.arange(ho, device=input.device, dtype=input.dtype)
+    oj = torch.arange(wo, device=input.device, dtype=input.dtype)
+    base_y = (ki * dilation[0] - padding[0]).view(k, 1, 1) + (oi * stride[0]).view(1, ho, 1)
+    base_x = (kj * dilation[1] - padding[1]).view(k, 1, 1) + (oj * stride[1]).view(1, 1, wo)
+    off = offset.view(b * dg, k, 2, ho, wo)
+    # Pixel -> grid_sample coordinates (align_corners=False): (2 * p + 1) / size - 1.
+    gy = (off[:, :, 0] + base_y) * (2.0 / h) + (1.0 / h - 1.0)
+    gx = (off[:, :, 1] + base_x) * (2.0 / w) + (1.0 / w - 1.0)
+    grid = torch.stack((gx, gy), dim=-1).view(b * dg, k * ho, wo, 2)
+    sampled = F.grid_sample(
+        input.reshape(b * dg, c // dg, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )  # [B*G, C/G, K*Ho, Wo]
+    cols = sampled.view(b, dg, c // dg, k, ho * wo) * mask.view(b, dg, 1, k, ho * wo)
+    cols = cols.view(b, groups, cpg * k, ho * wo)
+    out = torch.matmul(weight.reshape(groups, o // groups, cpg * k), cols).view(b, o, ho, wo)
+    if bias is not None:
+        out = out + bias.view(1, o, 1, 1)
+    return out
+
+
+@functools.cache
+def deform_conv_backend() -> str:
+    """Which implementation :func:`modulated_deform_conv2d` uses: ``"torchvision"`` or ``"torch"``.
+
+    ``"torchvision"`` only when ``torchvision.ops.deform_conv2d`` imports and a tiny call
+    runs (its C ops must load); checked once per process.
+    """
+    try:
+        from torchvision.ops import deform_conv2d as tv_deform_conv2d
+
+        x = torch.zeros(1, 1, 3, 3)
+        tv_deform_conv2d(x, torch.zeros(1, 18, 1, 1), torch.zeros(1, 1, 3, 3), mask=torch.ones(1, 9, 1, 1))
+    except Exception:  # noqa: BLE001  (any failure to import or to run means: not usable)
+        return "torch"
+    return "torchvision"
+
+
+def modulated_deform_conv2d(
+    input: Tensor,
+    offset: Tensor,
+    mask: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+    deform_groups: int = 1,
+    backend: str | None = None,
+) -> Tensor:
+    """mmcv's ``modulated_deform_conv2d`` (same arguments and order), differentiable in all tensors.
+
+    Args:
+        input: ``[B, C, H, W]``.
+        offset: ``[B, deform_groups * 2 * kh * kw, H_out, W_out]``, per group ``dy0, dx0, dy1, dx1, ...``
+            over the taps in row-major order, in pixels.
+        mask: ``[B, deform_groups * kh * kw, H_out, W_out]``, used as given (callers apply the sigmoid).
+        weight: ``[C_out, C / groups, kh, kw]``.
+        bias: ``[C_out]`` or None (mmcv's modules pass None when built with ``bias=False``).
+        stride, padding, dilation: int or pair, as ``conv2d``.
+        groups: convolution groups.
+        deform_groups: groups of input channels sharing one offset and mask field.
+        backend: None for :func:`deform_conv_backend`'s choice, or force ``"torch"`` / ``"torchvision"``.
+    """
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    backend = backend or deform_conv_backend()
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if input.dim() == 4:
+        out_hw = tuple(
+            _output_hw(input.shape[2 + d], weight.shape[2 + d], stride[d], padding[d], dilation[d]) for d in range(2)
+        )
+    else:
+        out_hw = (0, 0)
+    _check(input, offset, mask, weight, groups, deform_groups, out_hw)
+    # As mmcv: the offset's dtype decides (AMP makes it half while the weights stay float).
+    input = input.type_as(offset)
+    weight, mask = weight.type_as(input), mask.type_as(input)
+    bias = None if bias is None else bias.type_as(input)
+    if backend == "torchvision":
+        from torchvision.ops import deform_conv2d as tv_deform_conv2d
+
+        # Same offset layout and mask meaning as mmcv; groups come from the weight's shape.
+        return tv_deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask)
+    return _deform_torch(input, offset, mask, weight, bias, stride, padding, dilation, groups, deform_groups)
+
+
+class ModulatedDeformConv2d(nn.Module):
+    """mmcv's ``ModulatedDeformConv2d``: a conv layer whose ``forward(x, offset, mask)`` takes the fields.
+
+    Attributes, init (uniform in ``±1/sqrt(C_in * kh * kw)``, zero bias) and ``forward`` as mmcv
+    1.7.2's, so subclasses written against mmcv (EDVR's ``ModulatedDCNPack``, BasicVSR++'s
+    ``SecondOrderDeformableAlignment``) port unchanged and their checkpoints load strictly.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        deform_groups: int = 1,
+        bias: bool = True,
+    ):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} must divide by groups {groups}")
+        if in_channels % deform_groups:
+            raise ValueError(f"in_channels {in_channels} must divide by deform_groups {deform_groups}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride)
+        self.padding = _pair(padding)
+        self.dilation = _pair(dilation)
+        self.groups = groups
+        self.deform_groups = deform_groups
+        self.transposed = False  # mmcv keeps these two for nn.Conv2d look-alike code
+        self.output_padding = (0,)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels))
+        else:
+            self.register_parameter("bias", None)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        stdv = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        with torch.no_grad():
+            self.weight.uniform_(-stdv, stdv)
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def forward(self, x: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
+        return modulated_deform_conv2d(
+            x, offset, mask, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            self.deform_groups,
+        )
+
+
+class ModulatedDeformConv2dPack(ModulatedDeformConv2d):
+    """mmcv's ``ModulatedDeformConv2dPack`` (``DCNv2``): offsets and mask predicted from the input itself.
+
+    ``conv_offset`` (same geometry as the layer, ``deform_groups * 3 * kh * kw`` outputs, zero
+    init, so it starts as a plain conv with mask 0.5) yields ``o1, o2, mask`` by ``chunk(3)``;
+    the offset is ``cat(o1, o2)`` (so the ``dy, dx`` interleaving runs across the two chunks)
+    and the mask is ``sigmoid(mask)``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.conv_offset = nn.Conv2d(
+            self.in_channels,
+            self.deform_groups * 3 * self.kernel_size[0] * self.kernel_size[1],
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            bias=True,
+        )
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if hasattr(self, "conv_offset"):
+            nn.init.zeros_(self.conv_offset.weight)
+            nn.init.zeros_(self.conv_offset.bias)
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        o1, o2, mask = torch.chunk(self.conv_offset(x), 3, dim=1)
+        return modulated_deform_conv2d(
+            x, torch.cat((o1, o2), dim=1), torch.sigmoid(mask), self.weight, self.bias, self.stride, self.padding,
+            self.dilation, self.groups, self.deform_groups,
+        )
