@@ -3,7 +3,9 @@
 ``tests/data/golden/archs*.npz`` (one file per family: ``archs.npz`` for image SR,
 ``archs_<family>.npz`` for the others) were written by ``tests/golden/make_arch_goldens*.py`` with
 the reference modules (mmedit itself is not needed here): per case the constructor
-kwargs, the reference state dict, an input and the reference outputs. Loading that
+kwargs, the reference state dict, an input (or several: ``input.0``, ``input.1``; video clips
+are ``[B, T, C, H, W]``), optional keyword arguments of the forward call (``forward_kwargs``,
+JSON) and the reference outputs. Loading that
 state dict strictly and reproducing the outputs shows that attribute names, layer order,
 activations, padding, upsampling modes and skip additions all follow the reference;
 for discriminators also the train-mode behaviour (BN batch statistics and running
@@ -82,8 +84,9 @@ def _numbered(case: str, name: str) -> list[Tensor]:
 
 def _run(case: str, train: bool) -> tuple[nn.Module, list[Tensor]]:
     model = _build(case).train(train)
+    forward_kwargs = json.loads(str(DATA[f"{case}/forward_kwargs"])) if f"{case}/forward_kwargs" in DATA else {}
     with torch.no_grad():
-        out = model(*_numbered(case, "input"))
+        out = model(*_numbered(case, "input"), **forward_kwargs)
     return model, list(out) if isinstance(out, (tuple, list)) else [out]
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from trainers.archs.aot import AOTEncoderDecoder
 from trainers.archs.aot_disc import SoftMaskPatchDiscriminator
+from trainers.archs.basicvsr import BasicVSRNet
 from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
@@ -28,7 +29,9 @@ from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.pconv import PConvEncoderDecoder
 from trainers.archs.plain_refiner import PlainRefiner
 from trainers.archs.rdn import RDN
+from trainers.archs.realbasicvsr import RealBasicVSRNet
 from trainers.archs.rrdbnet import RRDBNet
+from trainers.archs.spynet import SPyNet
 from trainers.archs.srcnn import SRCNN
 from trainers.archs.unet_disc_sn import UNetDiscriminatorWithSpectralNorm
 
@@ -39,6 +42,10 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    # video super-resolution
+    "spynet": SPyNet,
+    "basicvsr": BasicVSRNet,
+    "realbasicvsr": RealBasicVSRNet,
     # inpainting
     "deepfill_v1": DeepFillv1,
     "deepfill_v2": DeepFillv2,
