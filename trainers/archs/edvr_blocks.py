@@ -252,11 +252,10 @@ def load_pretrained_(module: nn.Module, path: str | os.PathLike, what: str) -> N
     scheme = urlparse(text).scheme
     if scheme not in ("", "file") and len(scheme) != 1:
         raise ValueError(f"{what} must be a local file path, got {text!r} (nothing is downloaded)")
-    ckpt = load_checkpoint_file(text)
-    state = ckpt["state_dict"] if isinstance(ckpt.get("state_dict"), dict) else ckpt
-    state = {k.removeprefix("module."): v for k, v in state.items()}
     try:
-        load_strict(module, state)
+        ckpt = load_checkpoint_file(text)
+        state = ckpt["state_dict"] if isinstance(ckpt.get("state_dict"), dict) else ckpt
+        load_strict(module, {str(k).removeprefix("module."): v for k, v in state.items()})
     except CheckpointError as err:
         raise ValueError(f"{what} {text}: {err}") from None
 
