@@ -191,3 +191,12 @@ def test_dcn_pack_warns_when_offsets_run_away(caplog):
     assert "offset abs mean is 60.0" in caplog.text
     # zero-initialised offsets: a plain conv with every tap at sigmoid(0) = 0.5
     torch.testing.assert_close(plain, torch.nn.functional.conv2d(x, pack.weight * 0.5, pack.bias, padding=1))
+
+
+def test_spynet_pretrained_is_passed_to_spynet(tmp_path):
+    path = tmp_path / "spynet.pth"
+    state = {k: torch.zeros_like(v) for k, v in IconVSR(num_blocks=1).spynet.state_dict().items()
+             if k not in ("mean", "std")}  # the published SPyNet file has no mean/std
+    torch.save({"state_dict": state}, path)
+    net = IconVSR(num_blocks=1, spynet_pretrained=str(path))
+    assert all((p == 0).all() for p in net.spynet.parameters())

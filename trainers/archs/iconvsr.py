@@ -93,7 +93,7 @@ class IconVSR(nn.Module):
         """Reflect-pads ``[n, t, c, h, w]`` on the bottom and right to multiples of 4."""
         n, t, c, h, w = lrs.shape
         pad_h, pad_w = (4 - h % 4) % 4, (4 - w % 4) % 4
-        padded = F.pad(lrs.view(-1, c, h, w), [0, pad_w, 0, pad_h], mode="reflect")
+        padded = F.pad(lrs.reshape(-1, c, h, w), [0, pad_w, 0, pad_h], mode="reflect")
         return padded.view(n, t, c, h + pad_h, w + pad_w)
 
     def keyframe_indices(self, t: int) -> list[int]:
