@@ -9,10 +9,11 @@ Writes ``tests/data/golden/archs_iconvsr.npz`` in the case format of ``make_arch
 
 * ``iconvsr_*`` cases (``<c>/arch``, ``<c>/kwargs``, ``<c>/input``, ``<c>/state/<key>``,
   ``<c>/eval``), read by ``tests/trainers/test_arch_parity.py``. Two clips: padding 2 with
-  keyframe stride 2 over 6 frames (keyframes 0, 2, 4 and the appended last frame 5), 10x15 LR
-  frames (reflect-padded to 12x16 inside); and padding 3 (7-frame EDVR windows) with stride 5
-  over a mirror-extended 8-frame clip (forward flows taken from the backward ones; keyframes
-  0, 5, 7) of 12x12 frames.
+  keyframe stride 3 over 5 frames (keyframes 0, 3 and the appended last frame 4; windows reach
+  past both ends), 10x15 LR frames (reflect-padded to 12x16 inside); and padding 3 (7-frame
+  EDVR windows) with stride 7 over a mirror-extended 8-frame clip (forward flows taken from the
+  backward ones; keyframes 0 and 7, so both ends' window extensions) of 8x8 frames. Few
+  keyframes and small frames because the EDVR windows dominate the test's run time.
 * ``pcd_*``: a ``PCDAlignment`` alone (not an ``ARCHS`` entry, so ``<c>/block`` names the class
   instead of ``<c>/arch``; ``<c>/input.0-2`` are the neighbour's L1-L3 features, ``input.3-5``
   the reference's), read by ``tests/trainers/test_archs_iconvsr.py``.
@@ -64,8 +65,8 @@ FLOW_GAIN = 3.0  # SPyNet's last conv per level x this: flows of a pixel or more
 
 # (case, kwargs, frames, height, width, mirror-extended)
 ICONVSR_CASES = [
-    ("iconvsr_p2_s2_t6", dict(mid_channels=64, num_blocks=1, keyframe_stride=2, padding=2), 6, 10, 15, False),
-    ("iconvsr_p3_s5_t8_mirror", dict(mid_channels=64, num_blocks=1, keyframe_stride=5, padding=3), 8, 12, 12, True),
+    ("iconvsr_p2_s3_t5", dict(mid_channels=64, num_blocks=1, keyframe_stride=3, padding=2), 5, 10, 15, False),
+    ("iconvsr_p3_s7_t8_mirror", dict(mid_channels=64, num_blocks=1, keyframe_stride=7, padding=3), 8, 8, 8, True),
 ]
 PCD_CASE = ("pcd_c16_g4", dict(mid_channels=16, deform_groups=4), 16)  # L1 size 16x16
 
