@@ -146,6 +146,14 @@ def folder_clip(src: Storage, members: Sequence[tuple[str, str | None, str]], ki
     return ClipFrames(source, kinds, frames(), scale=scale, lq_source=lq_source, notes=notes)
 
 
+def _check_scale(clip: ClipFrames, names: dict[str, str], arrays: dict[str, np.ndarray]) -> None:
+    (h, w), (lh, lw), s = arrays["gt"].shape[:2], arrays["lq"].shape[:2], clip.scale
+    if (lh * s, lw * s) != (h, w):
+        exc = CorruptInput(f"lq frame {names['lq']} is {lh}x{lw}, x{s} != gt frame {names['gt']} {h}x{w}")
+        exc.key = clip.lq_source or clip.source
+        raise exc
+
+
 def _decode_all(clip: ClipFrames, limit: int | None):
     """Up to ``limit`` frames of the clip, checked for equal sizes: (names per kind, arrays per kind)."""
     names: dict[str, list[str]] = {k: [] for k in clip.kinds}
@@ -162,6 +170,8 @@ def _decode_all(clip: ClipFrames, limit: int | None):
                                    f"frame {name0} is {h}x{w}: frame sizes differ within the clip")
             names[kind].append(name)
             arrays[kind].append(img)
+        if t == 0 and clip.kinds == ("gt", "lq"):
+            _check_scale(clip, frame_names, frame_arrays)
         if limit is not None and t + 1 >= limit:
             break
     return names, arrays
@@ -214,12 +224,6 @@ def _cut(item, clip: ClipFrames, adapter, params, base_key, names, arrays, level
     main = clip.kinds[0]
     h, w = arrays[main][0].shape[:2]
     scale = clip.scale if len(clip.kinds) > 1 else 1
-    if "lq" in clip.kinds and main == "gt":
-        lh, lw = arrays["lq"][0].shape[:2]
-        if (lh * scale, lw * scale) != (h, w):
-            exc = CorruptInput(f"LQ frame size {lh}x{lw} x{scale} != GT frame size {h}x{w}")
-            exc.key = clip.lq_source or clip.source
-            raise exc
     sub_boxes = adapter.clip_boxes((h, w), params)
     boxes = [(0, 0, h, w)] if sub_boxes is None else sub_boxes
     keys = [base_key] if sub_boxes is None else [f"{base_key}_s{i:03d}" for i in range(1, len(boxes) + 1)]
