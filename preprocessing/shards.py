@@ -10,6 +10,12 @@ parallel tasks (this module imports nothing from Ray):
 3. driver: :func:`commit_manifest` writes ``quarantine.json`` and then
    ``manifest.json``, the commit point readers require.
 
+Clip adapters (``adapter.clip``: REDS, Vimeo-90K, Vid4, UDM10, VideoLQ, video files) make one
+sample per clip or sub-clip through :func:`preprocessing.clips.clip_samples`; their part
+records and manifest entries add ``clips`` rows (:data:`CLIP_FIELDS`: key, frame count, frame
+height and width, source) and ``num_frames``, and the manifest names the row columns in
+``clip_fields``. Image shard sets keep their record shape.
+
 A part record also holds ``offsets``: for each sample key, each member's data offset
 and size in the tar, recorded while writing, so a reader can fetch a single member with
 one ranged read (:mod:`preprocessing.shard_index`). Adding it changed no tar byte and no

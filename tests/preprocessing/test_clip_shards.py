@@ -120,7 +120,7 @@ def test_clip_shards_on_s3(tmp_path, s3_bucket):
     assert vman["num_samples"] == 1 and vman["quarantined"] == 1
     q = json.loads(open_storage(vdest).read_bytes("quarantine.json"))["quarantined"][0]
     assert q["uri"] == f"s3://{s3_bucket}/videos/x.mov" and q["reason"].startswith("not a decodable video")
-    assert vman["shards"][0]["clips"] == [["v", 4, 32, 48, "v.mp4"]]
+    assert vman["shards"][0]["clips"] == [["v_c000", 4, 32, 48, "v.mp4"]]
 
 
 def test_clip_shard_rerun_reuses_and_detects_a_changed_frame(tmp_path):

@@ -172,9 +172,24 @@ def test_video_files_quarantines_non_video(tmp_path):
     make_mp4(tmp_path / "raw" / "good.mp4", n=2)
     (tmp_path / "raw" / "bad.mkv").write_bytes(b"this is not a matroska file" * 10)
     (tmp_path / "raw" / "empty.mov").write_bytes(b"")
-    manifest = shard_dataset(str(tmp_path / "raw"), str(tmp_path / "shards"), "video_files", {})
+    manifest = shard_dataset(str(tmp_path / "raw"), str(tmp_path / "shards"), "video_files", {"clip_len": 0})
     assert manifest["num_samples"] == 1 and manifest["quarantined"] == 2
+    assert manifest["shards"][0]["clips"] == [["good", 2, 32, 48, "good.mp4"]]  # clip_len 0: whole video
     q = {e["item_id"]: e["reason"] for e in json.loads((tmp_path / "shards/quarantine.json").read_text())["quarantined"]}
     assert q["bad"] == "not a decodable video (Invalid data found when processing input)"
     assert q["empty"] == "empty file"
     assert all("\n" not in r for r in q.values())
+
+
+def test_vimeo90k_listed_sequence_without_frames_is_quarantined(tmp_path):
+    make_vimeo(tmp_path / "raw", train=("00001/0001", "00001/0002"), lq_dir="BIx4")
+    for f in (tmp_path / "raw/BIx4/00001/0002").iterdir():
+        f.unlink()
+    with open(tmp_path / "raw/sep_trainlist.txt", "a") as f:
+        f.write("00009/0001\n")
+    dest = tmp_path / "shards"
+    manifest = shard_dataset(str(tmp_path / "raw"), str(dest), "vimeo90k", {"lq_dir": "BIx4"})
+    assert manifest["num_samples"] == 1
+    q = {e["item_id"]: e["reason"] for e in json.loads((dest / "quarantine.json").read_text())["quarantined"]}
+    assert q == {"00001_0002": "no lq frames for clip sequences/00001/0002",
+                 "00009_0001": "no gt frames for clip sequences/00009/0001"}
