@@ -149,7 +149,8 @@ def test_classic_presets_degrade_every_frame(preset):
     from degradations.presets import degrade
 
     gt = coordinate_clip(5, 32, 32)
-    out = sampler(gt_size=16, num_input_frames=5, degradation={"preset": preset}).train(clip(gt), np.random.default_rng(0))
+    s = sampler(gt_size=16, num_input_frames=5, degradation={"preset": preset})
+    out = s.train(clip(gt), np.random.default_rng(0))
     for lq, g in zip(out["lq"], out["gt"]):
         ref = degrade(preset, g.astype(np.float32) / 255, scale=4, rng=np.random.default_rng(0))
         np.testing.assert_array_equal(lq, np.round(ref * 255).astype(np.uint8))

@@ -63,7 +63,8 @@ class ClipDegradationConfig(DegradationConfig):
     @classmethod
     def _check_kind(cls, preset: str) -> str:
         if preset not in CLIP_DEGRADATIONS:
-            raise ValueError(f"{preset} degrades single images; a video task takes one of {', '.join(CLIP_DEGRADATIONS)}")
+            known = ", ".join(CLIP_DEGRADATIONS)
+            raise ValueError(f"{preset} degrades single images; a video task takes one of {known}")
         return preset
 
 
