@@ -268,7 +268,21 @@ def _cmd_eval(args) -> int:
             print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     for group, scores in result.get("by_group", {}).items():
         print(f"{group}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
+    from trainers.tasks import get_task
+
+    if getattr(get_task(cfg.task.name), "report_per_sample", False):  # video: one row per clip, then the mean
+        print(_per_sample_table(result))
     return 0
+
+
+def _per_sample_table(result: dict) -> str:
+    rows = result["per_sample"]
+    cols = [k for k in rows[0] if k not in ("key", "group")]
+    width = max(len("mean"), *(len(str(r["key"])) for r in rows))
+    lines = ["  ".join([f"{'sample':<{width}}", *(f"{c:>14}" for c in cols)])]
+    lines += ["  ".join([f"{str(r['key']):<{width}}", *(f"{r[c]:>14.4f}" for c in cols)]) for r in rows]
+    lines.append("  ".join([f"{'mean':<{width}}", *(f"{result[c]:>14.4f}" for c in cols)]))
+    return "\n".join(lines)
 
 
 def _cmd_inspect(args) -> int:

@@ -30,7 +30,7 @@ from typing import Mapping
 from .shards import OFFSETS, read_manifest, part_key
 from .storage import Storage, StorageError, normalize_uri, open_storage
 
-__all__ = ["MemberTable", "ShardSet", "scan_tar_members", "split_member_name"]
+__all__ = ["MemberTable", "ShardSet", "member_table", "read_members", "scan_tar_members", "split_member_name"]
 
 _SCAN_CHUNK = 64 << 10
 
@@ -143,6 +143,46 @@ def _table_from_record(record: Mapping, shard: str, sha256: str) -> MemberTable 
     return MemberTable(shard, samples, "part-record")
 
 
+def member_table(storage: Storage, entry: Mapping) -> MemberTable:
+    """The member table of the shard a manifest ``entry`` describes (its part record if that
+    matches the tar, else a header scan), checked against the entry's sample count."""
+    shard = entry["name"]
+    try:
+        record = json.loads(storage.read_bytes(part_key(shard)))
+    except (FileNotFoundError, ValueError):
+        record = None
+    table = _table_from_record(record, shard, entry["sha256"]) if record is not None else None
+    if table is None:
+        table = scan_tar_members(storage, shard, int(entry["bytes"]))
+    if len(table.samples) != int(entry["num_samples"]):
+        raise StorageError(f"{storage.uri(shard)} holds {len(table.samples)} samples but the manifest "
+                           f"says {entry['num_samples']}: re-run the shard job")
+    return table
+
+
+def read_members(storage: Storage, shard: str, members: Mapping[str, tuple[int, int]], wanted) -> dict[str, bytes]:
+    """``{suffix: bytes}`` of the ``wanted`` members of one sample, each run of members that sit
+    next to each other in the tar fetched with one ranged read (a clip's consecutive frames)."""
+    spans = sorted((members[w][0], members[w][1], w) for w in wanted)
+    out: dict[str, bytes] = {}
+    i = 0
+    while i < len(spans):
+        j, end = i, spans[i][0] + spans[i][1]
+        # members of one sample are adjacent but for a 512-byte header (and PAX headers): allow 4 KiB gaps
+        while j + 1 < len(spans) and spans[j + 1][0] - end <= 4096:
+            j += 1
+            end = spans[j][0] + spans[j][1]
+        start = spans[i][0]
+        data = storage.read_range(shard, start, end - start)
+        if len(data) != end - start:
+            raise StorageError(f"{storage.uri(shard)}: short read ({len(data)} of {end - start} bytes): "
+                               "the shard changed, re-run the shard job")
+        for offset, size, name in spans[i:j + 1]:
+            out[name] = data[offset - start:offset - start + size]
+        i = j + 1
+    return out
+
+
 class ShardSet:
     """Random access by global index to the samples of one committed shard folder (local or s3://).
 
@@ -207,16 +247,7 @@ class ShardSet:
         entry = next((s for s in self._shards if s["name"] == shard), None)
         if entry is None:
             raise KeyError(f"{shard} is not a shard of {self.uri}")
-        try:
-            record = json.loads(self._storage.read_bytes(part_key(shard)))
-        except (FileNotFoundError, ValueError):
-            record = None
-        table = _table_from_record(record, shard, entry["sha256"]) if record is not None else None
-        if table is None:
-            table = scan_tar_members(self._storage, shard, int(entry["bytes"]))
-        if len(table.samples) != int(entry["num_samples"]):
-            raise StorageError(f"{self._storage.uri(shard)} holds {len(table.samples)} samples but the manifest "
-                               f"says {entry['num_samples']}: re-run the shard job")
+        table = member_table(self._storage, entry)
         self._tables[shard] = table
         while len(self._tables) > self.table_cache:
             self._tables.popitem(last=False)

@@ -162,6 +162,15 @@ class VSRSampler:
 
     # ------------------------------------------------------------------ train
 
+    def train_members(self, members: dict[str, bytes], rng: np.random.Generator) -> list[str]:
+        """The members :meth:`train` reads for this sample: the stream fetches only these (ranged
+        reads), not the whole clip. ``members`` needs only the ``json`` member (others may be
+        empty); ``rng`` must be a fresh copy of the sample's generator: the window is its first draw."""
+        d, key = self.data, members.get("__key__")
+        indices = segment_indices(clip_length(members, key), d.num_input_frames, d.interval_list, rng, key)
+        kinds = ("gt", "lq") if d.degradation.preset == PAIRED else ("gt",)
+        return [META, *(frame_member(k, t) for k in kinds for t in indices)]
+
     def train(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]:
         d, key = self.data, members.get("__key__")
         indices = segment_indices(clip_length(members, key), d.num_input_frames, d.interval_list, rng, key)
@@ -243,6 +252,8 @@ class VSRSampler:
             raise ValueError(f"clip {key}: {total} frames are too few for val_num_input_frames {n}")
         start = (total - n) // 2
         indices = list(range(start, start + n))
+        if not members.get(frame_member("gt", indices[0])) and members.get(frame_member("lq", indices[0])):
+            return {"lq": np.stack(decode_frames(members, "lq", indices, key))}  # LQ-only (VideoLQ): no-reference
         gt = decode_frames(members, "gt", indices, key)
         if members.get(frame_member("lq", indices[0])):
             lq = decode_frames(members, "lq", indices, key)

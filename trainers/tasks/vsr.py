@@ -148,6 +148,7 @@ class VSREval:
     """Sampling, prediction, scoring, preview and inference I/O shared by ``vsr`` and ``vsr_gan``."""
 
     metrics: ClassVar[dict[str, Literal["max", "min"]]] = {"psnr": "max", "ssim": "max"}
+    report_per_sample: ClassVar[bool] = True  # restoray eval prints a row per clip (the zoo reports per clip)
 
     def __init__(self, data: VSRDataConfig, eval_cfg: VSREvalConfig):
         self.data, self.eval_cfg = data, eval_cfg
