@@ -17,6 +17,7 @@ from trainers.archs import deform_conv as dc
 from trainers.archs.deform_conv import (
     ModulatedDeformConv2d,
     ModulatedDeformConv2dPack,
+    deform_conv2d,
     deform_conv_backend,
     modulated_deform_conv2d,
 )
@@ -141,6 +142,12 @@ def test_no_bias_matches_definition():
     tensors, args = _case(1, 2, 2, 5, 5, 3, 1, 1, 1, 1, 1, 1.0, bias=False)
     out = modulated_deform_conv2d(*tensors, *args, backend="torch")
     torch.testing.assert_close(out, _reference(*tensors, *args), rtol=1e-10, atol=1e-10)
+
+
+def test_dcnv1_is_mask_one_without_bias():
+    (x, offset, _, weight, _), args = _case(1, 4, 2, 5, 6, 3, 2, 1, 1, 2, 2, 1.5)
+    ones = torch.ones(1, 2 * 9, *offset.shape[2:], dtype=torch.float64)
+    torch.testing.assert_close(deform_conv2d(x, offset, weight, *args), _reference(x, offset, ones, weight, None, *args))
 
 
 def test_gradcheck():

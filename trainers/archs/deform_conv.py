@@ -43,6 +43,7 @@ from torch.nn.modules.utils import _pair
 __all__ = [
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
+    "deform_conv2d",
     "deform_conv_backend",
     "modulated_deform_conv2d",
 ]
@@ -166,6 +167,14 @@ def modulated_deform_conv2d(
         # Same offset layout and mask meaning as mmcv; groups come from the weight's shape.
         return tv_deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask)
     return _deform_torch(input, offset, mask, weight, bias, stride, padding, dilation, groups, deform_groups)
+
+
+def deform_conv2d(input: Tensor, offset: Tensor, weight: Tensor, stride=1, padding=0, dilation=1, groups: int = 1,
+                  deform_groups: int = 1) -> Tensor:
+    """mmcv's DCNv1 ``deform_conv2d`` (TDAN): the modulated op with the mask all ones, and no bias."""
+    b, _, ho, wo = offset.shape
+    mask = offset.new_ones(b, offset.shape[1] // 2, ho, wo)
+    return modulated_deform_conv2d(input, offset, mask, weight, None, stride, padding, dilation, groups, deform_groups)
 
 
 class ModulatedDeformConv2d(nn.Module):
