@@ -54,8 +54,9 @@ def _reference(x, offset, mask, weight, bias, stride, padding, dilation, groups,
                         k = ki * kw + kj
                         chans = []
                         for g in range(dg):
-                            y = i * stride[0] - padding[0] + ki * dilation[0] + offset[n, g * 2 * kh * kw + 2 * k, i, j]
-                            xx = j * stride[1] - padding[1] + kj * dilation[1] + offset[n, g * 2 * kh * kw + 2 * k + 1, i, j]
+                            dy, dx = offset[n, g * 2 * kh * kw + 2 * k, i, j], offset[n, g * 2 * kh * kw + 2 * k + 1, i, j]
+                            y = i * stride[0] - padding[0] + ki * dilation[0] + dy
+                            xx = j * stride[1] - padding[1] + kj * dilation[1] + dx
                             v = _sample(x[n, g * cg : (g + 1) * cg], y, xx)
                             chans.append(v * mask[n, g * kh * kw + k, i, j])
                         taps.append(torch.cat(chans))
@@ -83,7 +84,9 @@ def _case(b, c, o, h, w, k, stride, padding, dilation, groups, dg, off_scale, bi
     f64 = dict(dtype=torch.float64, generator=gen)
     x = torch.randn(b, c, h, w, **f64)
     offset = torch.randn(b, 2 * dg * kh * kw, ho, wo, **f64) * off_scale
-    mask = torch.rand(b, dg * kh * kw, ho, wo, **f64) if off_scale else torch.ones(b, dg * kh * kw, ho, wo, dtype=torch.float64)
+    mask = torch.rand(b, dg * kh * kw, ho, wo, **f64)
+    if not off_scale:
+        mask = torch.ones_like(mask)
     weight = torch.randn(o, c // groups, kh, kw, **f64)
     bias_t = torch.randn(o, **f64) if bias else None
     return [x, offset, mask, weight, bias_t], (s, p, d, groups, dg)
@@ -147,7 +150,8 @@ def test_no_bias_matches_definition():
 def test_dcnv1_is_mask_one_without_bias():
     (x, offset, _, weight, _), args = _case(1, 4, 2, 5, 6, 3, 2, 1, 1, 2, 2, 1.5)
     ones = torch.ones(1, 2 * 9, *offset.shape[2:], dtype=torch.float64)
-    torch.testing.assert_close(deform_conv2d(x, offset, weight, *args), _reference(x, offset, ones, weight, None, *args))
+    want = _reference(x, offset, ones, weight, None, *args)
+    torch.testing.assert_close(deform_conv2d(x, offset, weight, *args), want)
 
 
 def test_gradcheck():
@@ -218,7 +222,9 @@ def test_bad_backend_and_groups_raise():
 
 def test_backend_is_named_and_cached():
     assert deform_conv_backend() in dc.BACKENDS
-    assert deform_conv_backend() is deform_conv_backend()
+    hits = deform_conv_backend.cache_info().hits
+    deform_conv_backend()
+    assert deform_conv_backend.cache_info().hits == hits + 1  # the tiny trial call runs once per process
 
 
 @pytest.mark.skipif(

@@ -27,7 +27,11 @@ coordinates are mapped to ``(2 * x + 1) / W - 1``) on the input viewed as
 ``[B * deform_groups, C / deform_groups, H, W]`` with a grid of ``K * H_out`` rows; its fused
 backward gives the input and offset gradients. The sampled columns, times the mask, are a
 ``[B, C * K, H_out * W_out]`` im2col tensor, and one (batched over conv groups) matmul with
-``weight`` finishes the convolution. No python loop over taps or pixels.
+``weight`` finishes the convolution. No python loop over taps or pixels. On one CPU core,
+forward + backward at BasicVSR++'s shape (64 channels, 64x64, 16 deform groups) costs about
+4-5x a ``conv2d`` of the same shape (``restoray bench deform``): the fused ``grid_sample``
+backward (its scatter into the input gradient) and the three GEMMs are most of it.
+:func:`deform_conv2d` is mmcv's DCNv1 (TDAN): the same with a mask of ones and no bias.
 """
 
 from __future__ import annotations
@@ -199,7 +203,8 @@ class ModulatedDeformConv2d(nn.Module):
     ):
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} must divide by groups {groups}")
+            raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} must divide by groups "
+                             f"{groups}")
         if in_channels % deform_groups:
             raise ValueError(f"in_channels {in_channels} must divide by deform_groups {deform_groups}")
         self.in_channels = in_channels
