@@ -54,7 +54,8 @@ def _reference(x, offset, mask, weight, bias, stride, padding, dilation, groups,
                         k = ki * kw + kj
                         chans = []
                         for g in range(dg):
-                            dy, dx = offset[n, g * 2 * kh * kw + 2 * k, i, j], offset[n, g * 2 * kh * kw + 2 * k + 1, i, j]
+                            ch = g * 2 * kh * kw + 2 * k  # dy of tap k in group g; dx follows
+                            dy, dx = offset[n, ch, i, j], offset[n, ch + 1, i, j]
                             y = i * stride[0] - padding[0] + ki * dilation[0] + dy
                             xx = j * stride[1] - padding[1] + kj * dilation[1] + dx
                             v = _sample(x[n, g * cg : (g + 1) * cg], y, xx)
