@@ -109,8 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core; "
                                      "train-loop overhead against a plain PyTorch loop; matting and "
-                                     "inpainting sampler samples/s per core; video SR clips/s per core; restore job against "
-                                     "the infer loop; deformable convolution against conv2d)")
+                                     "inpainting sampler samples/s per core; video SR clips/s per core; "
+                                     "restore job against the infer loop; deformable convolution against conv2d)")
     b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
