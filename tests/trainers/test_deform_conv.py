@@ -134,6 +134,17 @@ def test_one_tensor_needing_grad(which):
     torch.testing.assert_close(g, full[which], rtol=0, atol=0)
 
 
+def test_output_takes_inplace_ops():
+    """Networks follow the DCN with LeakyReLU(inplace=True); the output must not be a view."""
+    tensors, args = _case(*CASES["groups2"])
+    leaves = [t.clone().requires_grad_() for t in tensors]
+    out = modulated_deform_conv2d(*leaves, *args, backend="torch")
+    F.leaky_relu(out, 0.1, inplace=True).sum().backward()
+    ref = F.leaky_relu(_reference(*tensors, *args), 0.1)
+    torch.testing.assert_close(out.detach(), ref, rtol=1e-10, atol=1e-10)
+    assert all(t.grad is not None for t in leaves)
+
+
 def test_far_outside_case_reaches_outside():
     x, offset, *_ = _case(*CASES["far_outside"])[0]
     assert offset.abs().max() > 6  # some taps leave the 5x5 image by more than a pixel

@@ -112,12 +112,14 @@ class _ModulatedDeformConv2dFunction(torch.autograd.Function):
             grid = _sampling_grid(offset, h, w, (kh, kw), stride, padding, dilation, dg)
             sampled = torch.grid_sampler_2d(input.reshape(b * dg, c // dg, h, w), grid, 0, 0, False)
             cols = sampled.view(b, dg, c // dg, k, ho * wo) * mask.view(b, dg, 1, k, ho * wo)
-            out = torch.matmul(weight.reshape(groups, o // groups, cpg * k), cols.view(b, groups, cpg * k, ho * wo))
+            out = input.new_empty(b, o, ho, wo)  # written through a view: the output must not be one
+            out_g = out.view(b, groups, o // groups, ho * wo)
+            torch.matmul(weight.reshape(groups, o // groups, cpg * k), cols.view(b, groups, cpg * k, -1), out=out_g)
             if bias is not None:
-                out += bias.view(groups, o // groups, 1)
+                out_g += bias.view(groups, o // groups, 1)
         ctx.save_for_backward(input, grid, sampled, mask, weight)
         ctx.geometry = (groups, dg, bias is not None)
-        return out.view(b, o, ho, wo)
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
