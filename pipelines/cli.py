@@ -109,8 +109,9 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core; "
                                      "train-loop overhead against a plain PyTorch loop; matting and "
-                                     "inpainting sampler samples/s per core; video SR clips/s per core; restore job against the infer loop)")
-    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips"])
+                                     "inpainting sampler samples/s per core; video SR clips/s per core; "
+                                     "restore job against the infer loop; deformable convolution against conv2d)")
+    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -406,6 +407,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_inpainting import write_bench_inpainting
 
         write_bench_inpainting(args.json_out, quick=args.quick)
+    elif args.what == "deform":
+        from pipelines.bench_deform import write_bench_deform
+
+        write_bench_deform(args.json_out, quick=args.quick)
     else:
         from pipelines.bench import write_bench
 

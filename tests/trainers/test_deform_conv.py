@@ -17,6 +17,7 @@ from trainers.archs import deform_conv as dc
 from trainers.archs.deform_conv import (
     ModulatedDeformConv2d,
     ModulatedDeformConv2dPack,
+    deform_conv2d,
     deform_conv_backend,
     modulated_deform_conv2d,
 )
@@ -53,8 +54,10 @@ def _reference(x, offset, mask, weight, bias, stride, padding, dilation, groups,
                         k = ki * kw + kj
                         chans = []
                         for g in range(dg):
-                            y = i * stride[0] - padding[0] + ki * dilation[0] + offset[n, g * 2 * kh * kw + 2 * k, i, j]
-                            xx = j * stride[1] - padding[1] + kj * dilation[1] + offset[n, g * 2 * kh * kw + 2 * k + 1, i, j]
+                            ch = g * 2 * kh * kw + 2 * k  # dy of tap k in group g; dx follows
+                            dy, dx = offset[n, ch, i, j], offset[n, ch + 1, i, j]
+                            y = i * stride[0] - padding[0] + ki * dilation[0] + dy
+                            xx = j * stride[1] - padding[1] + kj * dilation[1] + dx
                             v = _sample(x[n, g * cg : (g + 1) * cg], y, xx)
                             chans.append(v * mask[n, g * kh * kw + k, i, j])
                         taps.append(torch.cat(chans))
@@ -82,7 +85,9 @@ def _case(b, c, o, h, w, k, stride, padding, dilation, groups, dg, off_scale, bi
     f64 = dict(dtype=torch.float64, generator=gen)
     x = torch.randn(b, c, h, w, **f64)
     offset = torch.randn(b, 2 * dg * kh * kw, ho, wo, **f64) * off_scale
-    mask = torch.rand(b, dg * kh * kw, ho, wo, **f64) if off_scale else torch.ones(b, dg * kh * kw, ho, wo, dtype=torch.float64)
+    mask = torch.rand(b, dg * kh * kw, ho, wo, **f64)
+    if not off_scale:
+        mask = torch.ones_like(mask)
     weight = torch.randn(o, c // groups, kh, kw, **f64)
     bias_t = torch.randn(o, **f64) if bias else None
     return [x, offset, mask, weight, bias_t], (s, p, d, groups, dg)
@@ -117,6 +122,29 @@ def test_matches_definition_values_and_grads(name):
         torch.testing.assert_close(g, rg, rtol=1e-9, atol=1e-9, msg=lambda m, w=which: f"grad {w}: {m}")
 
 
+@pytest.mark.parametrize("which", range(5))
+def test_one_tensor_needing_grad(which):
+    """The backward computes only what is asked for; each gradient alone equals the full run's."""
+    tensors, args = _case(*CASES["mixed_rect"])
+    _, full = _grads(lambda *a: modulated_deform_conv2d(*a, backend="torch"), tensors, args, 3)
+    leaves = [t.clone().requires_grad_(i == which) for i, t in enumerate(tensors)]
+    out = modulated_deform_conv2d(*leaves, *args, backend="torch")
+    up = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(3))
+    (g,) = torch.autograd.grad((out * up).sum(), [leaves[which]])
+    torch.testing.assert_close(g, full[which], rtol=0, atol=0)
+
+
+def test_output_takes_inplace_ops():
+    """Networks follow the DCN with LeakyReLU(inplace=True); the output must not be a view."""
+    tensors, args = _case(*CASES["groups2"])
+    leaves = [t.clone().requires_grad_() for t in tensors]
+    out = modulated_deform_conv2d(*leaves, *args, backend="torch")
+    F.leaky_relu(out, 0.1, inplace=True).sum().backward()
+    ref = F.leaky_relu(_reference(*tensors, *args), 0.1)
+    torch.testing.assert_close(out.detach(), ref, rtol=1e-10, atol=1e-10)
+    assert all(t.grad is not None for t in leaves)
+
+
 def test_far_outside_case_reaches_outside():
     x, offset, *_ = _case(*CASES["far_outside"])[0]
     assert offset.abs().max() > 6  # some taps leave the 5x5 image by more than a pixel
@@ -141,6 +169,13 @@ def test_no_bias_matches_definition():
     tensors, args = _case(1, 2, 2, 5, 5, 3, 1, 1, 1, 1, 1, 1.0, bias=False)
     out = modulated_deform_conv2d(*tensors, *args, backend="torch")
     torch.testing.assert_close(out, _reference(*tensors, *args), rtol=1e-10, atol=1e-10)
+
+
+def test_dcnv1_is_mask_one_without_bias():
+    (x, offset, _, weight, _), args = _case(1, 4, 2, 5, 6, 3, 2, 1, 1, 2, 2, 1.5)
+    ones = torch.ones(1, 2 * 9, *offset.shape[2:], dtype=torch.float64)
+    want = _reference(x, offset, ones, weight, None, *args)
+    torch.testing.assert_close(deform_conv2d(x, offset, weight, *args), want)
 
 
 def test_gradcheck():
@@ -211,7 +246,9 @@ def test_bad_backend_and_groups_raise():
 
 def test_backend_is_named_and_cached():
     assert deform_conv_backend() in dc.BACKENDS
-    assert deform_conv_backend() is deform_conv_backend()
+    hits = deform_conv_backend.cache_info().hits
+    deform_conv_backend()
+    assert deform_conv_backend.cache_info().hits == hits + 1  # the tiny trial call runs once per process
 
 
 @pytest.mark.skipif(
