@@ -291,3 +291,35 @@ def test_basicvsr_pp_offsets_start_as_flow_warping():
         assert align.deform_groups == 16 and align.max_residue_magnitude == 10
         assert align.conv_offset[-1].out_channels == 27 * 16
         assert not align.conv_offset[-1].weight.any() and not align.conv_offset[-1].bias.any()
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_basicvsr_pp_cpu_cache_path_on_cpu(monkeypatch, mirrored):
+    """The cache's code path (moves are no-ops on a CPU) gives the same values, mirrored clips too."""
+    model = build_arch("basicvsr_pp", **TINY["basicvsr_pp"]).eval()
+    half = _clip(1, 2, 8, 8)
+    lqs = torch.cat([half, half.flip(1)], dim=1) if mirrored else _clip(1, 4, 8, 8)
+    with torch.no_grad():
+        plain = model(lqs)
+        monkeypatch.setattr(model, "uses_cpu_cache", lambda _: True)
+        cached = model(lqs)
+    assert model.cpu_cache
+    torch.testing.assert_close(cached, plain, rtol=0, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_basicvsr_pp_cpu_cache_changes_no_value():
+    """Clips longer than ``cpu_cache_length`` keep features on the CPU between uses (CUDA only);
+    mirrored clips too (mmedit's cache fails on them)."""
+    cached = build_arch("basicvsr_pp", **TINY["basicvsr_pp"], cpu_cache_length=2).cuda().eval()
+    plain = build_arch("basicvsr_pp", **TINY["basicvsr_pp"]).cuda().eval()
+    plain.load_state_dict(cached.state_dict())
+    half = _clip(1, 2, 16, 16)
+    for lqs in (_clip(1, 4, 16, 16), torch.cat([half, half.flip(1)], dim=1)):
+        with torch.no_grad():
+            out_cached = cached(lqs.cuda())
+            out_plain = plain(lqs.cuda())
+        assert cached.cpu_cache and not plain.cpu_cache
+        assert out_cached.device.type == "cpu" and out_plain.is_cuda  # as mmedit: cached outputs stay on the CPU
+        torch.testing.assert_close(out_cached, out_plain.cpu(), rtol=0, atol=1e-5)
