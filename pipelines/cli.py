@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("config")
     f.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     f.add_argument("--checkpoint", required=True, help="zoo .pth, restoray checkpoint, or models:/<name>@<alias>")
-    f.add_argument("--out", required=True, help="output folder for PNGs")
+    f.add_argument("--out", required=True,
+                   help="output folder for PNGs; video models: a video file (.mp4/.mkv/.mov) or a frame folder")
     f.add_argument("--tile", type=int, default=None, help="LQ tile size in pixels (default: task.eval.tile)")
     f.add_argument("--tile-overlap", type=int, default=None)
     f.add_argument("--trimap", default=None, metavar="FILE|DIR",
@@ -91,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="inpainting: the hole mask of each image, a file or a folder paired by file name")
     f.add_argument("--composite-on", default=None, metavar="IMAGE",
                    help="matting: also write each image's foreground over this background (<name>_composite.png)")
+    f.add_argument("--max-seq-len", type=int, default=None, metavar="N",
+                   help="video models: restore N frames at a time (memory stays that of N frames)")
+    f.add_argument("--fps", type=str, default=None, help="video models: frame rate of a frame-folder input (default 25)")
     f.add_argument("--set", dest="overrides", action="append", default=[], metavar="A.B=VALUE",
                    help="config override (repeatable)")
 
@@ -105,8 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core; "
                                      "train-loop overhead against a plain PyTorch loop; matting and "
-                                     "inpainting sampler samples/s per core; restore job against the infer loop)")
-    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore"])
+                                     "inpainting sampler samples/s per core; video SR clips/s per core; restore job against the infer loop)")
+    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -121,7 +125,7 @@ def extra_input_names() -> list[str]:
     ``restoray restore`` offers one ``--<name> ROOT`` option for each."""
     from trainers.tasks import TASKS
 
-    return sorted({n for t in TASKS.values() for n in t.infer_inputs if n != "image"})
+    return sorted({n for t in TASKS.values() for n in t.infer_inputs if n not in ("image", "video")})
 
 
 def _restore_parser(sub) -> None:
@@ -316,11 +320,47 @@ def _cmd_infer(args) -> int:
     from pipelines.infer import run_infer
     from pipelines.tracking import tracking_uri
 
+    from trainers.tasks import get_task
+
+    if "video" in get_task(cfg.task.name).infer_inputs:
+        return _infer_videos(cfg, args, tracking_uri(cfg.mlflow.tracking_uri, "."))
+    if args.max_seq_len is not None or args.fps is not None:
+        raise UsageError(f"--max-seq-len/--fps apply to video models, not {cfg.task.name}")
+
     extras = {k: v for k, v in (("trimap", args.trimap), ("mask", args.mask)) if v is not None}
     written, errors = run_infer(cfg, args.checkpoint, args.out, args.inputs,
                                 tracking_uri(cfg.mlflow.tracking_uri, "."), extras, args.composite_on)
     print(f"[restoray] wrote {len(written)} image(s) to {args.out}" + (f", {len(errors)} failed" if errors else ""))
     return 1 if errors else 0
+
+
+def _infer_videos(cfg, args, uri: str) -> int:
+    """Each input video (file or frame folder) -> ``--out`` itself for one input with a video
+    suffix, else ``--out/<name>.mp4`` (file inputs) or ``--out/<name>/`` (frame folders)."""
+    from fractions import Fraction
+
+    from pipelines.infer_video import is_video_file, restore_video
+
+    try:
+        fps = Fraction(args.fps) if args.fps is not None else None
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"--fps: not a frame rate: {args.fps!r}") from None
+    if len(args.inputs) > 1 and is_video_file(args.out):
+        raise UsageError(f"--out {args.out}: several inputs need an output folder")
+    failed = 0
+    for source in args.inputs:
+        name = Path(source.rstrip("/")).stem if is_video_file(source) else Path(source.rstrip("/")).name
+        target = args.out if is_video_file(args.out) else str(Path(args.out) / (f"{name}.mp4" if is_video_file(source) else name))
+        try:
+            r = restore_video(cfg, args.checkpoint, source, target, max_seq_len=args.max_seq_len, fps=fps, uri=uri)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"[restoray] skip {exc}", file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        kind = f"{r.codec} video" if r.codec else "PNG frames"
+        print(f"[restoray] wrote {r.out}: {r.frames} frames {r.size[1]}x{r.size[0]} at {r.fps} fps ({kind}, "
+              f"{r.chunks} chunk{'s' * (r.chunks > 1)}, {r.seconds:.1f} s)", flush=True)
+    return 1 if failed else 0
 
 
 def _cmd_preview(args) -> int:
@@ -344,6 +384,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_matting import write_bench_matting
 
         write_bench_matting(args.json_out, quick=args.quick)
+    elif args.what == "clips":
+        from pipelines.bench_clips import write_bench_clips
+
+        write_bench_clips(args.json_out, quick=args.quick)
     elif args.what == "inpainting":
         from pipelines.bench_inpainting import write_bench_inpainting
 

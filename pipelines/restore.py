@@ -292,7 +292,7 @@ class ActorPlan:
 
 
 def plan_actors(resources: dict[str, float], num_actors: int | None, gpus_per_actor: float | None,
-                items: int | None = None) -> ActorPlan:
+                items: int | None = None, free_cpus: float | None = None) -> ActorPlan:
     """How many model actors, with what: one per GPU when the cluster has GPUs, else one per core,
     but by default no more than one per ``ITEMS_PER_ACTOR`` items (an actor takes seconds to
     start: importing torch and the family, loading the weights).
@@ -300,7 +300,10 @@ def plan_actors(resources: dict[str, float], num_actors: int | None, gpus_per_ac
     CPU actors: each gets ``cores // actors`` torch threads (so threads never outnumber cores:
     Ray sets no thread count for fractional CPUs, and torch would start one per core in every
     actor), and together they hold 75% of the logical CPUs, leaving the rest to the read and
-    write tasks (``IO_CPUS`` each) so those are never starved by the actors' reservation.
+    write tasks (``IO_CPUS`` each) so those are never starved by the actors' reservation. When
+    part of the cluster is busy (``free_cpus``: other jobs, a training run), they reserve only
+    what is free: the reservation is bookkeeping (the thread count is set apart), and one larger
+    than the free CPUs would leave the actors pending until the other work ends.
     """
     cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
     per_gpu = gpus_per_actor if gpus_per_actor is not None else (1.0 if gpus >= 1 else 0.0)
@@ -313,6 +316,8 @@ def plan_actors(resources: dict[str, float], num_actors: int | None, gpus_per_ac
         return ActorPlan(count, 1.0, per_gpu, 1)
     count = num_actors or max(1, min(int(cpus), most or cpus))
     share = cpus * 0.75 / count
+    if free_cpus is not None and count * share > free_cpus - IO_CPUS:
+        share = max((free_cpus - IO_CPUS) / count, 0.05)
     if share < 0.05:
         raise UsageError(f"{count} model actors do not fit {cpus:g} CPUs")
     return ActorPlan(count, share, 0.0, max(1, int(cpus // count)))
@@ -373,7 +378,8 @@ def run_job(items: list[Item], model: RestoreModel, storages: dict[str, Storage]
     """Run the Dataset to the end."""
     import ray
 
-    actors = plan_actors(ray.cluster_resources(), opts.num_actors, opts.gpus_per_actor, len(items))
+    actors = plan_actors(ray.cluster_resources(), opts.num_actors, opts.gpus_per_actor, len(items),
+                         free_cpus=ray.available_resources().get("CPU", 0.0))
     batch_size = opts.batch_size or (GPU_BATCH if actors.gpus else 1)
     names = model.infer_inputs
     t0, wall0 = time.perf_counter(), time.time()

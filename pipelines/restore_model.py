@@ -119,6 +119,9 @@ def resolve_model(model: str, config: str | None, tracking: str, overrides: list
         weights_from = _checkpoint_file(model)
         task_cfg, nets = _from_config(config, overrides) if config else _from_checkpoint(model, weights_from)
     task_cls = get_task(task_cfg.name)
+    if "video" in task_cls.infer_inputs:
+        raise UsageError(f"{model}: a video model ({task_cfg.name}); restoray restore runs image models, "
+                         "restore videos with restoray infer")
     task_cfg = with_tiling(task_cls, task_cfg, tile, tile_overlap)
     spec = NetsSpec(task_cfg, nets)
     try:

@@ -196,12 +196,19 @@ class InitSource(Strict):
         "(vgg16-397923af.pth, resnet34-b627a593.pth, mobilenet_v2-b0353104.pth) mapped onto the "
         "encoder by the arch (trainers.archs.TORCHVISION_INIT); the rest keeps its initialisation")
 
+    into: str | None = Field(
+        None, description="a submodule (parameter-name prefix, e.g. spynet, edvr) the file fills: SPyNet's or "
+        "EDVR-M's pretrained weights inside a video network, as mmedit's spynet_pretrained / edvr_pretrained; "
+        "strict applies to that submodule, the rest of the network keeps its initialisation")
+
     @model_validator(mode="after")
     def _torchvision_is_partial(self) -> "InitSource":
         if self.format == "torchvision" and "strict" in self.model_fields_set and self.strict:
             raise ValueError("strict: a torchvision ImageNet file covers the encoder only; leave strict out")
         if self.format == "torchvision":
             self.strict = False
+        if self.format == "torchvision" and self.into:
+            raise ValueError("into: a torchvision file maps onto the encoder by itself; leave into out")
         return self
 
     @model_validator(mode="before")
@@ -382,9 +389,10 @@ class ExperimentConfig(Strict):
     optim: dict[str, OptimConfig] = Field(description="role -> optimizer; every network needs one")
     schedule: dict[str, ScheduleConfig] = Field(default_factory=dict, description="role -> schedule (default constant)")
     ema: dict[str, EMAConfig] = Field(default_factory=dict, description="role -> EMA of its weights")
-    init_from: dict[str, InitSource] = Field(
+    init_from: dict[str, InitSource | list[InitSource]] = Field(
         default_factory=dict,
-        description="role -> weights to start from (EMA copies preferred; the EMA starts from them too)",
+        description="role -> weights to start from (EMA copies preferred; the EMA starts from them too); a list "
+        "fills several submodules (IconVSR: SPyNet into spynet, EDVR-M into edvr)",
     )
     train: TrainConfig
     scaling: ScalingConfig = ScalingConfig()

@@ -122,6 +122,10 @@ def resolve_init(cfg: ExperimentConfig, uri: str) -> dict[str, Any]:
     out = {}
     shapes = build_nets(cfg, "meta")
     for role, init in cfg.init_from.items():
+        if isinstance(init, list) or init.into:
+            out[role] = (ray.put(submodule_weights(shapes[role], role, init if isinstance(init, list) else [init], uri)),
+                         False)
+            continue
         if init.format == "torchvision":
             state, where = imagenet_weights(cfg, role, init.source), "torchvision ImageNet weights"
         else:
@@ -139,6 +143,35 @@ def resolve_init(cfg: ExperimentConfig, uri: str) -> dict[str, Any]:
         print(f"[restoray] {role} starts from {where} ({init.source})", flush=True)
         out[role] = (ray.put(state), init.strict)
     return out
+
+
+def submodule_weights(net: torch.nn.Module, role: str, sources: list, uri: str) -> dict[str, torch.Tensor]:
+    """Several files, each filling one submodule (``into``) of ``role``, merged into one partial
+    state: SPyNet's pretrained flow weights inside BasicVSR, EDVR-M's inside IconVSR. A file may
+    hold the submodule alone (mmedit's spynet file) or a whole network with it under ``into.``;
+    ``strict`` checks it against the submodule's own keys."""
+    merged: dict[str, torch.Tensor] = {}
+    for init in sources:
+        if not init.into:
+            raise checkpoint_io.CheckpointError(f"init_from.{role}: {init.source}: a list of sources needs into: on each")
+        try:
+            sub = net.get_submodule(init.into)
+        except AttributeError:
+            raise checkpoint_io.CheckpointError(f"init_from.{role}.into: {type(net).__name__} has no submodule "
+                                                f"{init.into!r}") from None
+        state, _ = read_weights(init.source, role if init.source.startswith("models:/") else "generator", uri)
+        inner = {k[len(init.into) + 1:]: v for k, v in state.items() if k.startswith(f"{init.into}.")}
+        state = inner or state
+        report = checkpoint_io.compare_state_dict(sub, state)
+        if not report.ok and init.strict:
+            raise checkpoint_io.CheckpointError(f"init_from.{role}: {init.source} does not fit {init.into}: "
+                                                f"{report.summary()}")
+        skipped = set(report.unexpected) | {k for k, _, _ in report.mismatched}
+        if skipped or report.missing:
+            print(f"[restoray] init_from.{role} into {init.into} (strict: false): {report.summary()}", flush=True)
+        merged.update({f"{init.into}.{k}": v for k, v in state.items() if k not in skipped})
+        print(f"[restoray] {role}.{init.into} starts from {init.source}", flush=True)
+    return merged
 
 
 def final_weights(checkpoint: ray.train.Checkpoint) -> dict[str, dict[str, torch.Tensor]]:

@@ -22,6 +22,8 @@ sizes, the crop boxes of that item. Reading, validation and encoding live in
 * ``places365`` / ``celeba_hq``: inpainting image sets laid out as MMEditing's configs read
   them (``data_large``/``val_large``, ``train_256``/``test_256``, with the configs' image
   lists when present); whole images, GT only. See :class:`_ListedImagesAdapter`.
+* ``reds``, ``vimeo90k``, ``vid4``, ``udm10``, ``videolq``, ``video_files``: video datasets
+  whose samples are clips (see :mod:`preprocessing.video_adapters`).
 * ``mask_folder``: an inpainting hole-mask set (PConv's irregular masks, AOT-GAN's training
   and test masks): one binary 1-channel ``mask.png`` (255 = hole) per file; see
   :class:`MaskFolderAdapter`.
@@ -751,6 +753,13 @@ class MaskFolderAdapter(Adapter):
         return hole.astype(np.uint8) * 255, notes
 
 
+# Video adapters live in their own module, which builds on the classes above; imported here,
+# after them, so this dict stays the one registry (preprocessing/__init__.py imports this module
+# first, so importing preprocessing.video_adapters directly works too).
+from .video_adapters import (  # noqa: E402
+    RedsAdapter, Udm10Adapter, Vid4Adapter, VideoFilesAdapter, VideoLQAdapter, Vimeo90kAdapter,
+)
+
 ADAPTERS: dict[str, Adapter] = {
     "image_folder": ImageFolderAdapter(),
     "div2k": Div2kAdapter(),
@@ -760,6 +769,12 @@ ADAPTERS: dict[str, Adapter] = {
     "places365": Places365Adapter(),
     "celeba_hq": CelebAHQAdapter(),
     "mask_folder": MaskFolderAdapter(),
+    "reds": RedsAdapter(),
+    "vimeo90k": Vimeo90kAdapter(),
+    "vid4": Vid4Adapter(),
+    "udm10": Udm10Adapter(),
+    "videolq": VideoLQAdapter(),
+    "video_files": VideoFilesAdapter(),
 }
 
 

@@ -19,6 +19,14 @@ Inpainting mask sets (``mask_folder``) store one hole mask per sample::
 
     00012.mask.png       single-channel 8-bit PNG, 255 = hole, 0 = valid (binary)
 
+Video adapters (``reds``, ``vimeo90k``, ``vid4``, ``udm10``, ``videolq``, ``video_files``)
+write one sample per clip (all frames of one spatial sub-region, or of the whole frame), one PNG
+member per frame (:func:`frame_member`), so a training read decodes only the frames it uses::
+
+    000_s001.gt.000.png  000_s001.gt.001.png ...   GT frames, RGB
+    000_s001.lq.000.png  000_s001.lq.001.png ...   LQ frames (datasets with LR frames; VideoLQ has only these)
+    000_s001.json                                   metadata (see :func:`clip_metadata`)
+
 Grey members (:data:`GREY_MEMBERS`) are stored as 1-channel PNGs and decoded with
 :func:`decode_grey` to ``HxW`` uint8; every member of one sample has the same height and
 width (the shard builder quarantines a sample whose files disagree).
@@ -36,6 +44,7 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -62,6 +71,10 @@ __all__ = [
     "sanitize_key",
     "sub_image_key",
     "sample_metadata",
+    "clip_metadata",
+    "FRAME_KINDS",
+    "frame_member",
+    "parse_frame_member",
     "encode_png",
     "decode_image",
     "encode_json",
@@ -164,6 +177,76 @@ def sample_metadata(
         meta["notes"] = list(notes)
     if members:
         meta["members"] = dict(members)
+    return meta
+
+
+def clip_metadata(
+    *,
+    key: str,
+    adapter: str,
+    source: str,
+    frame_names: list[str],
+    box: tuple[int, int, int, int],
+    image_size: tuple[int, int],
+    kinds: tuple[str, ...] = ("gt",),
+    scale: int = 1,
+    lq_source: str | None = None,
+    lq_box: tuple[int, int, int, int] | None = None,
+    lq_frame_names: list[str] | None = None,
+    fps: Fraction | None = None,
+    time_base: Fraction | None = None,
+    start_frame: int | None = None,
+    notes: list[str] | None = None,
+) -> dict:
+    """The ``json`` member of a clip sample (one spatial sub-region of all frames of a clip).
+
+    Args:
+        key: the sample key.
+        adapter: name of the adapter that produced it.
+        source: storage key of the clip folder (GT frames; the LQ folder for LQ-only sets) or
+            of the video file.
+        frame_names: source file name of every frame, in frame order (``frames`` is its
+            length); for video files ``"<video>#<decode index>"``.
+        box: crop box ``(y, x, h, w)`` shared by every frame, in pixels of the stored
+            ``kinds[0]`` frames (GT pixels when there is GT).
+        image_size: ``(h, w)`` of the whole source frame the box is cut from.
+        kinds: which frame members the sample stores: ``("gt", "lq")``, ``("gt",)`` (LQ made
+            at training time by the sampler) or ``("lq",)`` (no-reference sets: VideoLQ).
+        scale: GT/LQ size ratio (1 without a stored LQ).
+        lq_source: the LQ clip folder, when LQ frames are stored beside GT.
+        lq_box: ``box`` divided by ``scale``.
+        lq_frame_names: LQ source file names per frame.
+        fps: frame rate of a video file (exact); stored as a float ``fps`` and a
+            ``"num/den"`` string ``fps_fraction``.
+        time_base: the video stream's time base, stored as ``"num/den"``.
+        start_frame: index of the clip's first frame in the video, for videos cut into clips.
+        notes: conversions applied on load.
+    """
+    meta = {
+        "key": key,
+        "adapter": adapter,
+        "source": source,
+        "frames": len(frame_names),
+        "frame_names": list(frame_names),
+        "kinds": list(kinds),
+        "box": list(box),
+        "image_size": list(image_size),
+        "scale": scale,
+    }
+    if lq_source is not None:
+        meta["lq_source"] = lq_source
+        meta["lq_box"] = list(lq_box) if lq_box is not None else None
+        if lq_frame_names is not None:
+            meta["lq_frame_names"] = list(lq_frame_names)
+    if fps is not None:
+        meta["fps"] = float(fps)
+        meta["fps_fraction"] = f"{fps.numerator}/{fps.denominator}"
+    if time_base is not None:
+        meta["time_base"] = f"{time_base.numerator}/{time_base.denominator}"
+    if start_frame is not None:
+        meta["start_frame"] = start_frame
+    if notes:
+        meta["notes"] = list(notes)
     return meta
 
 

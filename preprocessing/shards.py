@@ -10,6 +10,12 @@ parallel tasks (this module imports nothing from Ray):
 3. driver: :func:`commit_manifest` writes ``quarantine.json`` and then
    ``manifest.json``, the commit point readers require.
 
+Clip adapters (``adapter.clip``: REDS, Vimeo-90K, Vid4, UDM10, VideoLQ, video files) make one
+sample per clip or sub-clip through :func:`preprocessing.clips.clip_samples`; their part
+records and manifest entries add ``clips`` rows (:data:`CLIP_FIELDS`: key, frame count, frame
+height and width, source) and ``num_frames``, and the manifest names the row columns in
+``clip_fields``. Image shard sets keep their record shape.
+
 A part record also holds ``offsets``: for each sample key, each member's data offset
 and size in the tar, recorded while writing, so a reader can fetch a single member with
 one ranged read (:mod:`preprocessing.shard_index`). Adding it changed no tar byte and no
@@ -49,12 +55,15 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .adapters import SourceItem, get_adapter
-from .schema import FORMAT, GT, LQ, META, TRIMAP, encode_json, encode_png, encode_png_grey, sample_metadata
+from .clips import clip_samples
+from .schema import (FORMAT, GT, LQ, META, TRIMAP, decode_json, encode_json, encode_png, encode_png_grey,
+                     sample_metadata)
 from .storage import Storage, StorageError, normalize_uri, open_storage
 from .validate import CorruptInput, load_grey_with_notes, load_image_with_notes
 
 __all__ = [
     "BUILD_VERSION",
+    "CLIP_FIELDS",
     "OFFSETS",
     "PARTS_DIR",
     "ManifestNotFound",
@@ -85,6 +94,9 @@ PARTS_DIR = "_parts"
 VERSIONS_DIR = "_versions"
 TMP_DIR = "_tmp"
 OFFSETS = "offsets"  # part-record field: sample key -> member suffix -> [data offset, size]
+#: Columns of a clip row in a clip shard set's manifest (``shards[i]["clips"]``): one row per
+#: sample, with its frame count, frame size (the stored frames: GT, or LQ for LQ-only sets) and source.
+CLIP_FIELDS = ("key", "frames", "height", "width", "source")
 _SHARD_RE = re.compile(r"^shard-\d{6,}\.tar$")
 _SPOOL_BYTES = 64 << 20
 
@@ -122,15 +134,20 @@ class ShardResult:
     quarantined: list[dict] = field(default_factory=list)
     skipped: bool = False
     item_ids: list[str] = field(default_factory=list)  # source items this shard was built from
+    clips: list[list] = field(default_factory=list)  # clip shards: one CLIP_FIELDS row per sample
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.clips:
+            del d["clips"]  # image shards keep their record shape
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ShardResult":
         return cls(**{k: d[k] for k in ("name", "num_samples", "bytes", "sha256")},
                    keys=list(d.get("keys", [])), quarantined=[dict(q) for q in d.get("quarantined", [])],
-                   skipped=bool(d.get("skipped", False)), item_ids=list(d.get("item_ids", [])))
+                   skipped=bool(d.get("skipped", False)), item_ids=list(d.get("item_ids", [])),
+                   clips=[list(c) for c in d.get("clips", [])])
 
 
 @dataclass(frozen=True)
@@ -320,6 +337,9 @@ def _member_samples(item: SourceItem, src: Storage, adapter, params: Mapping[str
 
 def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any]):
     """Yields (key, members) for one item; raises CorruptInput(reason) with ``.key`` set."""
+    if getattr(adapter, "clip", False):
+        yield from clip_samples(item, src, adapter, params)
+        return
     if item.members:
         yield from _member_samples(item, src, adapter, params)
         return
@@ -356,6 +376,12 @@ def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any])
         yield crop.key, members
 
 
+def _clip_row(meta_json: bytes) -> list:
+    """A clip sample's manifest row (:data:`CLIP_FIELDS`) from its ``json`` member."""
+    meta = decode_json(meta_json)
+    return [meta["key"], meta["frames"], meta["box"][2], meta["box"][3], meta["source"]]
+
+
 def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: str, adapter_name: str,
                 adapter_params: Mapping[str, Any] | None = None, *, verify: bool = True) -> ShardResult:
     """Builds one shard tar (or reuses a finished one) and returns what it holds.
@@ -385,6 +411,8 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
     dest.delete(_part_key(spec.name))  # a stale record must never vouch for the new tar
 
     keys: list[str] = []
+    clips: list[list] = []
+    is_clip = getattr(adapter, "clip", False)
     offsets: dict[str, dict[str, list[int]]] = {}
     quarantined: list[dict] = []
     digest = hashlib.sha256()
@@ -396,6 +424,8 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
                         offsets[key] = {suffix: [_add_member(tar, f"{key}.{suffix}", data), len(data)]
                                         for suffix, data in members.items()}
                         keys.append(key)
+                        if is_clip:
+                            clips.append(_clip_row(members[META]))
                 except CorruptInput as exc:
                     quarantined.append({"key": getattr(exc, "key", item.gt_key), "item_id": item.item_id,
                                         "reason": exc.reason, "uri": src.uri(getattr(exc, "key", item.gt_key)),
@@ -409,7 +439,7 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
         dest.write_fileobj(tmp_key, buf)
     dest.rename(tmp_key, spec.name)
     result = ShardResult(spec.name, len(keys), size, digest.hexdigest(), keys, quarantined,
-                         item_ids=[i.item_id for i in spec.items])
+                         item_ids=[i.item_id for i in spec.items], clips=clips)
     dest.write_bytes(_part_key(spec.name), encode_json({
         "fingerprint": fingerprint, "result": result.to_dict(), "items": [_item_row(i) for i in spec.items],
         # Where each member's bytes sit in the tar, so readers can fetch one member with a
@@ -480,8 +510,7 @@ def commit_manifest(dest_uri: str, results: Sequence[ShardResult | Mapping[str, 
         "params": dict(params),
         "num_samples": num_samples,
         "num_bytes": sum(r.bytes for r in results),
-        "shards": [{"name": r.name, "num_samples": r.num_samples, "bytes": r.bytes, "sha256": r.sha256}
-                   for r in results if r.num_samples],
+        "shards": [_shard_entry(r) for r in results if r.num_samples],
         # Shards whose every input was quarantined: kept on disk so re-runs can skip them,
         # left out of "shards" because WebDataset refuses to read a sample-less source.
         "empty_shards": [r.name for r in results if not r.num_samples],
@@ -491,12 +520,24 @@ def commit_manifest(dest_uri: str, results: Sequence[ShardResult | Mapping[str, 
         "item_ids": sorted({i for r in results for i in r.item_ids}),
         "version": version,
     }
+    if any(r.clips for r in results):
+        # Clip shard sets: what the clip stream needs to know without opening a tar.
+        manifest["clip_fields"] = list(CLIP_FIELDS)
+        manifest["num_frames"] = sum(c[1] for r in results for c in r.clips)
     manifest["digest"] = manifest_digest(manifest)
     body = json.dumps(manifest, indent=1).encode()
     dest.write_bytes(f"{VERSIONS_DIR}/manifest-v{version:06d}.json", body)
     dest.write_bytes(MANIFEST, body)
     dest.delete_prefix(f"{TMP_DIR}/")
     return manifest
+
+
+def _shard_entry(r: ShardResult) -> dict:
+    entry = {"name": r.name, "num_samples": r.num_samples, "bytes": r.bytes, "sha256": r.sha256}
+    if r.clips:
+        entry["num_frames"] = sum(c[1] for c in r.clips)
+        entry["clips"] = [list(c) for c in r.clips]
+    return entry
 
 
 def manifest_digest(manifest: Mapping[str, Any]) -> str:

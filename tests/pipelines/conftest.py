@@ -39,6 +39,31 @@ def ray_session(s3_endpoint):
         ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _ray_idle_after_test(request):
+    """After a test that used the shared Ray instance, wait (up to 60 s) until every CPU is free
+    again, else fail naming what still runs: a leaked actor or placement group would otherwise
+    leave a later test's actors pending until Ray Data's 30-minute no-progress timeout."""
+    yield
+    if "ray_session" not in request.fixturenames:
+        return
+    import ray
+
+    if not ray.is_initialized():
+        return
+    total = ray.cluster_resources().get("CPU", 0.0)
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0.0) < total - 1e-6:
+        if time.monotonic() > deadline:
+            from ray.util.state import list_actors, list_placement_groups
+
+            actors = [f"{a.class_name}({a.state})" for a in list_actors(filters=[("state", "!=", "DEAD")])]
+            groups = [g.placement_group_id[:8] for g in list_placement_groups(filters=[("state", "!=", "REMOVED")])]
+            pytest.fail(f"Ray CPUs still reserved 60 s after the test: free {ray.available_resources().get('CPU', 0.0)} "
+                        f"of {total}; actors {actors}; placement groups {groups}")
+        time.sleep(0.5)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -162,6 +162,7 @@ class FlakySR(SRTask):
     it and kills its own actor process (Ray restarts the actor and retries its batch)."""
 
     markers = ""
+    out = ""
 
     def predict(self, nets, batch):
         m = Path(self.markers)
@@ -172,7 +173,10 @@ class FlakySR(SRTask):
         else:
             os._exit(1)
         if (m / "fail").exists() and float(batch["lq"].amax()) == 0.0:
-            time.sleep(4)  # let the other actor's outputs land first
+            deadline = time.monotonic() + 120  # let the other actor's outputs land first, however slow it starts
+            while not any(Path(self.out).rglob("*.png")) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)
             raise OSError("simulated failure mid-job")
         return super().predict(nets, batch)
 
@@ -184,6 +188,7 @@ def test_failed_job_then_killed_actor_rerun_redoes_nothing(ray_session, tiny, tm
     markers = tmp_path / "markers"
     markers.mkdir()
     FlakySR.markers = str(markers)
+    FlakySR.out = str(tmp_path / "out")
     model = resolve_model(str(tiny["ckpt"]), str(tiny["config"]), tracking="")
     model = dataclasses.replace(model, task_cls=FlakySR)
     src, dst = tmp_path / "in", tmp_path / "out"
@@ -375,6 +380,9 @@ def test_actors_one_per_core_or_gpu_and_never_more_than_the_work():
     assert plan_actors({"CPU": 4.0, "GPU": 1.0}, None, 0.0, 1000).gpus == 0.0  # CPU actors asked for
     with pytest.raises(UsageError, match="need 2 GPUs; the cluster has 1"):
         plan_actors({"CPU": 8.0, "GPU": 1.0}, 2, 1.0)
+    busy = plan_actors({"CPU": 2.0}, None, None, ITEMS_PER_ACTOR, free_cpus=1.0)  # the rest held by other work
+    assert (busy.count, busy.threads) == (1, 2) and busy.cpus == pytest.approx(0.75)
+    assert plan_actors({"CPU": 2.0}, None, None, 100, free_cpus=0.0).cpus == 0.05  # waits for the least
 
 
 # --------------------------------------------------------------------------- the command line, before Ray

@@ -24,6 +24,7 @@ from trainers.archs.gca import GCANet, imagenet_init_
 from trainers.archs.gca_baseline import GCABaselineNet
 from trainers.archs.gl import GLEncoderDecoder
 from trainers.archs.gl_disc import GLDiscs
+from trainers.archs.iconvsr import IconVSR
 from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
@@ -47,6 +48,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "spynet": SPyNet,
     "basicvsr": BasicVSRNet,
     "realbasicvsr": RealBasicVSRNet,
+    "iconvsr": IconVSR,
     "basicvsr_pp": BasicVSRPlusPlus,
     # inpainting
     "deepfill_v1": DeepFillv1,

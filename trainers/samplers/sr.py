@@ -48,6 +48,11 @@ class DegradationConfig(Strict):
     def _known(cls, preset: str) -> str:
         if preset != PAIRED and preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {', '.join(sorted([*PRESETS, PAIRED]))}")
+        return cls._check_kind(preset)
+
+    @classmethod
+    def _check_kind(cls, preset: str) -> str:
+        """Image tasks take every preset but the clip ones (a video config overrides this)."""
         if preset in CLIP_PRESETS:
             raise ValueError(f"{preset} degrades clips and needs a video task")
         return preset

@@ -23,6 +23,7 @@ from trainers.tasks.inpainting import InpaintingTask
 from trainers.tasks.matting import MattingTask
 from trainers.tasks.sr import SRTask
 from trainers.tasks.sr_gan import SRGANTask
+from trainers.tasks.vsr import VSRGANTask, VSRTask
 
 
 class Task(Protocol):
@@ -86,6 +87,8 @@ TASKS: dict[str, type[Task]] = {
     "sr_gan": SRGANTask,
     "matting": MattingTask,
     "inpainting": InpaintingTask,
+    "vsr": VSRTask,
+    "vsr_gan": VSRGANTask,
 }
 
 
