@@ -79,7 +79,8 @@ class SecondOrderDeformableAlignment(ModulatedDeformConv2d):
         nn.init.zeros_(self.conv_offset[-1].weight)
         nn.init.zeros_(self.conv_offset[-1].bias)
 
-    def forward(self, x: Tensor, extra_feat: Tensor, flow_1: Tensor, flow_2: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+            self, x: Tensor, extra_feat: Tensor, flow_1: Tensor, flow_2: Tensor) -> Tensor:
         """Aligns ``x`` ([feature n-1, feature n-2]) given the conditions and both flows ``[N, 2, H, W]``."""
         out = self.conv_offset(torch.cat([extra_feat, flow_1, flow_2], dim=1))
         o1, o2, mask = torch.chunk(out, 3, dim=1)
