@@ -25,7 +25,8 @@ As MMEditing 0.x's ``BasicVSRPlusPlus``:
   bilinear (``align_corners=False``) x4 upsampled input added, or the input itself when it is
   not low-resolution;
 * ``cpu_cache_length``: on CUDA, clips longer than this keep per-frame features on the CPU
-  between uses (slower, much less GPU memory); it changes no value.
+  between uses (slower, much less GPU memory); it changes no value, but the output then
+  comes back on the CPU.
 
 Differences from mmedit: it asserts the (downscaled) LR size is >= 64 x 64, this port does
 not (see ``basicvsr.py``); mmedit sets ``is_mirror_extended`` once and never clears it, so
@@ -78,7 +79,8 @@ class SecondOrderDeformableAlignment(ModulatedDeformConv2d):
         nn.init.zeros_(self.conv_offset[-1].weight)
         nn.init.zeros_(self.conv_offset[-1].bias)
 
-    def forward(self, x: Tensor, extra_feat: Tensor, flow_1: Tensor, flow_2: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+            self, x: Tensor, extra_feat: Tensor, flow_1: Tensor, flow_2: Tensor) -> Tensor:
         """Aligns ``x`` ([feature n-1, feature n-2]) given the conditions and both flows ``[N, 2, H, W]``."""
         out = self.conv_offset(torch.cat([extra_feat, flow_1, flow_2], dim=1))
         o1, o2, mask = torch.chunk(out, 3, dim=1)
@@ -142,6 +144,10 @@ class BasicVSRPlusPlus(nn.Module):
         """Sets ``is_mirror_extended`` for this clip (per clip; see the module docstring)."""
         self.is_mirror_extended = is_mirror_extended(lqs)
 
+    def uses_cpu_cache(self, lqs: Tensor) -> bool:
+        """Whether this clip's features wait on the CPU: CUDA input longer than ``cpu_cache_length``."""
+        return lqs.size(1) > self.cpu_cache_length and lqs.is_cuda
+
     def _cached(self, t: Tensor) -> Tensor:
         """Where a kept feature lives: the CPU when caching, else where it was computed."""
         return t.cpu() if self.cpu_cache else t
@@ -169,7 +175,7 @@ class BasicVSRPlusPlus(nn.Module):
         """
         n, t_flows, _, h, w = flows.shape
         frames = range(t_flows + 1)
-        flow_idx: range | list = range(-1, t_flows)
+        flow_idx = range(-1, t_flows)
         if branch.startswith("backward"):
             frames = frames[::-1]
             flow_idx = frames
@@ -216,7 +222,7 @@ class BasicVSRPlusPlus(nn.Module):
         """``[N, T, 3, H, W]`` -> ``[N, T, 3, 4H, 4W]`` (``[N, T, 3, H, W]`` if not ``is_low_res_input``)."""
         check_clip("BasicVSRPlusPlus", lqs)
         n, t, c, h, w = lqs.shape
-        self.cpu_cache = t > self.cpu_cache_length and lqs.is_cuda
+        self.cpu_cache = self.uses_cpu_cache(lqs)
         if self.is_low_res_input:
             lqs_downsample = lqs.clone()
         else:

@@ -36,7 +36,7 @@ from torch.nn import functional as F
 
 from trainers.archs.conv_module import ConvNormAct
 from trainers.archs.flow import flow_warp
-from trainers.checkpoint_io import CheckpointError, load_checkpoint_file, load_strict
+from trainers.checkpoint_io import CheckpointError, compare_state_dict, load_checkpoint_file, load_strict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -90,7 +90,12 @@ class SPyNet(nn.Module):
             if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
                 state = {k.removeprefix("module."): v for k, v in state.items()}
             state = {"mean": self.mean, "std": self.std} | state
-            load_strict(self, state)
+            if self.mean.is_meta:  # a config check builds on the meta device: check the file, copy nothing
+                report = compare_state_dict(self, state)
+                if not report.ok:
+                    raise CheckpointError(f"checkpoint does not fit SPyNet: {report.summary()}")
+            else:
+                load_strict(self, state)
         except CheckpointError as err:
             raise ValueError(f"spynet pretrained {os.fspath(path)}: {err}") from None
 
