@@ -110,8 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks that print figures (degradation throughput per core; "
                                      "train-loop overhead against a plain PyTorch loop; matting and "
                                      "inpainting sampler samples/s per core; video SR clips/s per core; "
-                                     "restore job against the infer loop; deformable convolution against conv2d)")
-    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform"])
+                                     "restore job against the infer loop; deformable convolution against conv2d; "
+                                     "video inference peak memory, whole and chunked)")
+    b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform",
+                                    "video"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -411,6 +413,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_deform import write_bench_deform
 
         write_bench_deform(args.json_out, quick=args.quick)
+    elif args.what == "video":
+        from pipelines.bench_video import write_bench_video
+
+        write_bench_video(args.json_out, quick=args.quick)
     else:
         from pipelines.bench import write_bench
 

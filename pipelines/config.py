@@ -59,17 +59,27 @@ def _parse_scalar(text: str) -> Any:
 
 
 def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
-    """``raw[a][b][c] = value`` for ``path`` ``a.b.c``, creating sections on the way."""
+    """``raw[a][b][c] = value`` for ``path`` ``a.b.c``, creating sections on the way; a number
+    indexes a list (``init_from.generator.0.source``: the first of a list of sources)."""
     keys = path.strip().split(".")
-    node = raw
-    for key in keys[:-1]:
-        child = node.get(key)
+    node: Any = raw
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(f"{path}: {key} is not an index of {'.'.join(keys[:i])} ({len(node)} entries)")
+            key = int(key)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{path}: {keys[i - 1]} is not a section")
+        if last:
+            node[key] = copy.deepcopy(value)
+            return
+        child = node[key] if isinstance(node, list) else node.get(key)
         if child is None:
             child = node[key] = {}
-        if not isinstance(child, dict):
+        if not isinstance(child, (dict, list)):
             raise ConfigError(f"{path}: {key} is not a section")
         node = child
-    node[keys[-1]] = copy.deepcopy(value)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

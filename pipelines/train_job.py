@@ -145,6 +145,22 @@ def resolve_init(cfg: ExperimentConfig, uri: str) -> dict[str, Any]:
     return out
 
 
+def runtime_params(cfg: ExperimentConfig) -> dict[str, str]:
+    """What the run uses beyond its config, logged as MLflow params: the deformable-convolution
+    implementation of networks that have one (torchvision's compiled op where the image installs
+    it and it works, else restoray's plain-torch one; the cluster image runs driver and workers)."""
+    from trainers.archs.deform_conv import ModulatedDeformConv2d, deform_conv_backend
+
+    nets = build_nets(cfg, "meta")
+    if not any(isinstance(m, ModulatedDeformConv2d) for net in nets.values() for m in net.modules()):
+        return {}
+    backend = deform_conv_backend()
+    print(f"[restoray] deformable convolution: {backend} "
+          f"({'torchvision.ops.deform_conv2d' if backend == 'torchvision' else 'plain torch, trainers/archs/deform_conv.py'})",
+          flush=True)
+    return {"runtime.deform_conv": backend}
+
+
 def submodule_weights(net: torch.nn.Module, role: str, sources: list, uri: str) -> dict[str, torch.Tensor]:
     """Several files, each filling one submodule (``into``) of ``role``, merged into one partial
     state: SPyNet's pretrained flow weights inside BasicVSR, EDVR-M's inside IconVSR. A file may
@@ -159,7 +175,10 @@ def submodule_weights(net: torch.nn.Module, role: str, sources: list, uri: str) 
         except AttributeError:
             raise checkpoint_io.CheckpointError(f"init_from.{role}.into: {type(net).__name__} has no submodule "
                                                 f"{init.into!r}") from None
-        state, _ = read_weights(init.source, role if init.source.startswith("models:/") else "generator", uri)
+        try:
+            state, _ = read_weights(init.source, role if init.source.startswith("models:/") else "generator", uri)
+        except (checkpoint_io.CheckpointError, ValueError) as exc:
+            raise checkpoint_io.CheckpointError(f"init_from.{role}: {init.source}: {exc}") from None
         inner = {k[len(init.into) + 1:]: v for k, v in state.items() if k.startswith(f"{init.into}.")}
         state = inner or state
         report = checkpoint_io.compare_state_dict(sub, state)
@@ -246,8 +265,9 @@ def run_train(
     if previous:
         print(f"[restoray] resuming run {run_name!r} from step {step0} ({seen0} samples seen)", flush=True)
     cfg_dict = cfg.model_dump(mode="json")
+    params = flatten(cfg_dict) | runtime_params(cfg)
     run_id = start_or_resume_run(
-        uri, cfg.mlflow.experiment, run_name, workdir, flatten(cfg_dict), config_file,
+        uri, cfg.mlflow.experiment, run_name, workdir, params, config_file,
         parent_run_id=parent_run_id,
     )
     if step0 >= cfg.train.total_steps:

@@ -77,12 +77,13 @@ def _write_reds_clip(root: Path, clip: str, frames: list[np.ndarray]) -> None:
 
 @pytest.fixture(scope="module")
 def clip_shards(tmp_path_factory) -> dict[str, str]:
-    """A REDS layout: clips 001/002 train (8 frames), REDS4's 000/011 validation (5 frames)."""
+    """A REDS layout: clips 001/002 train (8 frames), REDS4's 000/011 validation (5 and 6 frames:
+    clips of different lengths give rows with different member columns, as Vid4's do)."""
     from shard_helpers import shard_dataset
 
     root = tmp_path_factory.mktemp("reds")
     for i, clip in enumerate(("000", "001", "002", "011")):
-        _write_reds_clip(root / "raw", clip, _frames(5 if clip in ("000", "011") else 8, seed=i))
+        _write_reds_clip(root / "raw", clip, _frames({"000": 5, "011": 6}.get(clip, 8), seed=i))
     out = {}
     for name, split in (("train", "train"), ("val", "reds4")):
         shard_dataset(str(root / "raw"), str(root / name), "reds", {"split": split, "lq": True, "crop": False},
@@ -249,3 +250,35 @@ def test_realbasicvsr_gan_stage_trains_with_the_clip_preset(ray_session, clip_sh
     want = {"loss/g_pix", "loss/clean", "loss/g_percep", "loss/g_gan", "loss/d_real", "loss/d_fake", "val/psnr", "val/niqe"}
     assert want <= set(logged), sorted(logged)
     assert all(np.isfinite(logged[k]) for k in want - {"val/niqe"})  # NIQE is NaN under one 96 px block
+
+
+def test_runs_with_deformable_convs_log_which_implementation():
+    from pipelines.config import load_experiment
+    from pipelines.train_job import runtime_params
+    from trainers.archs.deform_conv import deform_conv_backend
+
+    pp = load_experiment(CONFIGS / "basicvsr_plusplus_c64n7_8x1_600k_reds4.yaml", check_paths=False)
+    assert runtime_params(pp) == {"runtime.deform_conv": deform_conv_backend()}
+    assert runtime_params(load_experiment(CONFIGS / "basicvsr_reds4.yaml", check_paths=False)) == {}
+
+
+def test_init_from_into_fills_spynet_and_edvr_from_their_own_files(tmp_path):
+    """IconVSR's two pretrained parts, each file holding one submodule (mmedit's spynet file is a
+    bare SPyNet state; a whole-network checkpoint with the part under its prefix works too)."""
+    from pipelines.config import load_experiment
+    from pipelines.train_job import build_nets, submodule_weights
+    from trainers.checkpoint_io import CheckpointError
+
+    cfg = load_experiment(CONFIGS / "iconvsr_reds4.yaml", ["nets.generator.num_blocks=1"], check_paths=False)
+    net = build_nets(cfg)["generator"]
+    torch.save({"state_dict": net.spynet.state_dict()}, tmp_path / "spynet.pth")
+    torch.save({"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}, "meta": {}}, tmp_path / "whole.pth")
+    sources = [s.model_copy(update={"source": str(tmp_path / f)}) for s, f in
+               zip(cfg.init_from["generator"], ("spynet.pth", "whole.pth"))]
+    state = submodule_weights(build_nets(cfg, "meta")["generator"], "generator", sources, "")
+    assert set(state) == {k for k in net.state_dict() if k.startswith(("spynet.", "edvr."))}
+    assert torch.equal(state["spynet.basic_module.0.basic_module.0.conv.weight"],
+                       net.spynet.basic_module[0].basic_module[0].conv.weight)
+    torch.save({"state_dict": {"conv.weight": torch.zeros(1)}}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=r"^init_from.generator: .*other.pth does not fit spynet: "):
+        submodule_weights(net, "generator", [sources[0].model_copy(update={"source": str(tmp_path / "other.pth")})], "")

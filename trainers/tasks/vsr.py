@@ -183,6 +183,9 @@ class VSREval:
 
     def score(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Mean over the clip's frames of mmedit's per-frame PSNR and SSIM (first clip of the batch)."""
+        if "gt" not in batch:
+            raise ValueError(f"{batch.get('key', 'a clip')}: LQ-only clip (no GT frames): PSNR/SSIM need a reference; "
+                             "score LQ-only sets (VideoLQ) with a vsr_gan model, which reports NIQE")
         e, gt = self.eval_cfg, self._targets(batch)
         if pred.shape != gt.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} does not match the GT {tuple(gt.shape)}")
@@ -198,14 +201,14 @@ class VSREval:
         lq = batch["lq"][0]
         if self.eval_cfg.frames != "all":
             lq = lq[lq.shape[0] // 2][None]
-        return strip(lq, pred[0], self._targets(batch)[0])
+        return strip(lq, pred[0], self._targets(batch)[0] if "gt" in batch else pred[0])
 
     def baseline(self, batch: dict[str, torch.Tensor]) -> tuple[str, torch.Tensor]:
         """MATLAB-bicubic upscaling of every scored LQ frame."""
         lq = batch["lq"][0]
         if self.eval_cfg.frames != "all":
             lq = lq[lq.shape[0] // 2][None]
-        gt_h, gt_w = batch["gt"].shape[-2:]
+        gt_h, gt_w = batch["gt"].shape[-2:] if "gt" in batch else (lq.shape[-2] * self.data.scale, lq.shape[-1] * self.data.scale)
         ups = [np.clip(imresize(f.permute(1, 2, 0).cpu().numpy(), scale=self.data.scale), 0, 1)[:gt_h, :gt_w]
                for f in lq]
         return "bicubic", torch.from_numpy(np.stack(ups)).permute(0, 3, 1, 2)[None].float()
@@ -290,8 +293,8 @@ class VSRGANTask(VSREval):
 
     def score(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """PSNR/SSIM as ``vsr``, plus NIQE (Y, rounded) averaged over the frames; NaN for frames
-        under one 96 px NIQE block."""
-        scores = super().score(pred, batch)
+        under one 96 px NIQE block. An LQ-only clip (VideoLQ) gets NIQE alone, the zoo's figure."""
+        scores = super().score(pred, batch) if "gt" in batch else {}
         try:
             values = [niqe(tensor_to_image(f, round=True), crop_border=self.eval_cfg.crop_border) for f in pred[0]]
             scores["niqe"] = float(np.mean(values))
