@@ -11,7 +11,9 @@ fresh process whose peak resident set (``ru_maxrss``) is the figure:
 * ``short``: a ``chunk``-frame video in one clip.
 
 Target: ``chunked`` within 1.5x of ``short`` (memory does not grow with length), where
-``whole`` grows with it. Model: BasicVSR++ (``configs/vsr/basicvsr_plusplus_c64n7_8x1_600k_reds4``)
+``whole`` grows with it. Sizes: 100 frames of 180x320 LQ with CUDA; on a CPU the same network
+and frame count at 64x112 (``CPU``: SPyNet alone costs ~10 s per 180x320 frame on 2 cores).
+Model: BasicVSR++ (``configs/vsr/basicvsr_plusplus_c64n7_8x1_600k_reds4``)
 with seeded random weights (memory does not depend on the values); ``--quick`` narrows it
 (8 channels, 1 block) and shrinks the video, for a smoke test. Input: a textured picture
 panning across ``size`` LQ frames. Records: ``{"case", "frames", "max_seq_len", "lq_size",
@@ -36,6 +38,9 @@ from pipelines.bench import machine, save_records
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "vsr" / "basicvsr_plusplus_c64n7_8x1_600k_reds4.yaml"
 FULL = {"frames": 100, "chunk": 20, "size": (180, 320), "mid_channels": 64, "num_blocks": 7}
+# What a 2-core CPU can run in minutes (SPyNet at 180x320 costs ~10 s per frame there): the zoo
+# network and 100 frames, at a smaller frame size.
+CPU = {"frames": 100, "chunk": 20, "size": (64, 112), "mid_channels": 64, "num_blocks": 7}
 QUICK = {"frames": 16, "chunk": 4, "size": (32, 48), "mid_channels": 8, "num_blocks": 1}
 
 _CHILD = r"""
@@ -72,13 +77,15 @@ def _run(tmp: Path, ckpt: Path, src: Path, seq: int, overrides: list[str]) -> di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench_video(quick: bool = False) -> list[dict[str, Any]]:
+def bench_video(quick: bool = False, profile: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The three runs; ``profile`` (a dict shaped as ``FULL``) overrides the default: ``FULL``
+    with CUDA, ``CPU`` without, ``QUICK`` with ``quick``."""
     import torch
 
     from pipelines.config import load_experiment
     from pipelines.train_job import build_nets
 
-    p = QUICK if quick else FULL
+    p = profile or (QUICK if quick else FULL if torch.cuda.is_available() else CPU)
     overrides = [f"nets.generator.mid_channels={p['mid_channels']}", f"nets.generator.num_blocks={p['num_blocks']}"]
     records = []
     with tempfile.TemporaryDirectory() as d:
