@@ -263,7 +263,8 @@ def load_pretrained_(module: nn.Module, path: str | os.PathLike, what: str) -> N
 class EDVRFeatureExtractor(nn.Module):
     """EDVR-M without reconstruction: per-frame features, PCD alignment to the centre frame, fusion.
 
-    IconVSR's information refill uses it on a window of frames around each keyframe. Arguments
+    IconVSR's information refill uses it on a window of frames around each keyframe, and
+    ``trainers.archs.edvr.EDVRNet`` is it plus the reconstruction head. Arguments
     as mmedit's (``out_channel`` and ``num_blocks_reconstruction`` are accepted and unused there too).
 
     Args:
