@@ -17,7 +17,7 @@ from trainers.archs import build_arch
 from trainers.archs.edvr_blocks import EDVRFeatureExtractor, PCDAlignment, TSAFusion
 from trainers.archs.iconvsr import IconVSR
 
-SHARED_KEYS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mmedit_checkpoint_keys"
+SHARED_KEYS = Path(__file__).resolve().parents[1] / "data" / "mmedit_checkpoint_keys"
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "archs_iconvsr.npz"
 EDVR_CONFIGS = ["edvrm_x4_8x4_600k_reds", "edvrm_wotsa_x4_8x4_600k_reds", "edvrl_c128b40_8x8_lr2e-4_600k_reds4"]
 EDVR_HEAD = ("reconstruction.", "upsample1.", "upsample2.", "conv_hr.", "conv_last.")  # EDVRNet past fusion

@@ -20,6 +20,7 @@ from trainers.archs.deepfill_v2 import DeepFillv2
 from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
 from trainers.archs.dim import DIMEncoderDecoder, from_torchvision_vgg16
 from trainers.archs.edsr import EDSR
+from trainers.archs.edvr import EDVRNet
 from trainers.archs.gca import GCANet, imagenet_init_
 from trainers.archs.gca_baseline import GCABaselineNet
 from trainers.archs.gl import GLEncoderDecoder
@@ -35,6 +36,7 @@ from trainers.archs.realbasicvsr import RealBasicVSRNet
 from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.spynet import SPyNet
 from trainers.archs.srcnn import SRCNN
+from trainers.archs.tdan import TDANNet
 from trainers.archs.unet_disc_sn import UNetDiscriminatorWithSpectralNorm
 
 ARCHS: dict[str, type[nn.Module]] = {
@@ -50,6 +52,8 @@ ARCHS: dict[str, type[nn.Module]] = {
     "realbasicvsr": RealBasicVSRNet,
     "iconvsr": IconVSR,
     "basicvsr_pp": BasicVSRPlusPlus,
+    "edvr": EDVRNet,
+    "tdan": TDANNet,
     # inpainting
     "deepfill_v1": DeepFillv1,
     "deepfill_v2": DeepFillv2,

@@ -33,7 +33,8 @@ allocated about twice the large temporaries, and on CPU those page faults cost ~
 forward + backward at BasicVSR++'s shape (64 channels, 64x64, 16 deform groups) costs about
 4-5x a ``conv2d`` of the same shape (``restoray bench deform``): the fused ``grid_sample``
 backward (its scatter into the input gradient) and the three GEMMs are most of it.
-:func:`deform_conv2d` is mmcv's DCNv1 (TDAN): the same with a mask of ones and no bias.
+:func:`deform_conv2d` is mmcv's DCNv1 (TDAN): the same with a mask of ones and no bias;
+:class:`DeformConv2d` / :class:`DeformConv2dPack` are mmcv's layers around it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 __all__ = [
+    "DeformConv2d",
+    "DeformConv2dPack",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
     "deform_conv2d",
@@ -325,3 +328,90 @@ class ModulatedDeformConv2dPack(ModulatedDeformConv2d):
             x, torch.cat((o1, o2), dim=1), torch.sigmoid(mask), self.weight, self.bias, self.stride, self.padding,
             self.dilation, self.groups, self.deform_groups,
         )
+
+
+class DeformConv2d(nn.Module):
+    """mmcv's DCNv1 layer ``DeformConv2d``: ``forward(x, offset)``, a weight and no bias.
+
+    Attributes and init as mmcv 1.7.2's (``weight`` only, Kaiming-uniform with ReLU gain;
+    ``bias=True`` is refused as mmcv refuses it), so TDAN's checkpoints load strictly. As mmcv,
+    ``forward`` zero-pads an input smaller than the kernel (bottom/right) and crops the output back.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        deform_groups: int = 1,
+        bias: bool = False,
+    ):
+        super().__init__()
+        if bias:
+            raise ValueError("DeformConv2d has no bias (mmcv's DCNv1 refuses bias=True)")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} must divide by groups "
+                             f"{groups}")
+        if in_channels % deform_groups:
+            raise ValueError(f"in_channels {in_channels} must divide by deform_groups {deform_groups}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride)
+        self.padding = _pair(padding)
+        self.dilation = _pair(dilation)
+        self.groups = groups
+        self.deform_groups = deform_groups
+        self.transposed = False
+        self.output_padding = (0,)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.kaiming_uniform_(self.weight, nonlinearity="relu")
+
+    def forward(self, x: Tensor, offset: Tensor) -> Tensor:
+        pad_h = max(self.kernel_size[0] - x.size(2), 0) if x.dim() == 4 else 0
+        pad_w = max(self.kernel_size[1] - x.size(3), 0) if x.dim() == 4 else 0
+        if pad_h or pad_w:
+            x = nn.functional.pad(x, (0, pad_w, 0, pad_h))
+            offset = nn.functional.pad(offset, (0, pad_w, 0, pad_h))
+        out = deform_conv2d(x, offset, self.weight, self.stride, self.padding, self.dilation, self.groups,
+                            self.deform_groups)
+        if pad_h or pad_w:
+            out = out[:, :, : out.size(2) - pad_h, : out.size(3) - pad_w].contiguous()
+        return out
+
+
+class DeformConv2dPack(DeformConv2d):
+    """mmcv's ``DeformConv2dPack`` (``DCN``): DCNv1 whose offsets are predicted from its own input.
+
+    ``conv_offset`` has the layer's geometry (dilation included) and ``2 * deform_groups * kh * kw``
+    outputs, read directly as the ``dy, dx`` offsets; zero-initialised, so the layer starts as a
+    plain conv without bias.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.conv_offset = nn.Conv2d(
+            self.in_channels,
+            self.deform_groups * 2 * self.kernel_size[0] * self.kernel_size[1],
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            bias=True,
+        )
+        self.init_offset()
+
+    def init_offset(self) -> None:
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.zeros_(self.conv_offset.bias)
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        return deform_conv2d(x, self.conv_offset(x), self.weight, self.stride, self.padding, self.dilation,
+                             self.groups, self.deform_groups)

@@ -263,7 +263,8 @@ def load_pretrained_(module: nn.Module, path: str | os.PathLike, what: str) -> N
 class EDVRFeatureExtractor(nn.Module):
     """EDVR-M without reconstruction: per-frame features, PCD alignment to the centre frame, fusion.
 
-    IconVSR's information refill uses it on a window of frames around each keyframe. Arguments
+    IconVSR's information refill uses it on a window of frames around each keyframe, and
+    ``trainers.archs.edvr.EDVRNet`` is it plus the reconstruction head. Arguments
     as mmedit's (``out_channel`` and ``num_blocks_reconstruction`` are accepted and unused there too).
 
     Args:
@@ -285,6 +286,8 @@ class EDVRFeatureExtractor(nn.Module):
         super().__init__()
         if not 0 <= center_frame_idx < num_frames:
             raise ValueError(f"center_frame_idx must lie in [0, {num_frames}), got {center_frame_idx}")
+        self.in_channels = in_channels
+        self.num_frames = num_frames
         self.center_frame_idx = center_frame_idx
         self.with_tsa = with_tsa
         c = mid_channels
@@ -303,8 +306,27 @@ class EDVRFeatureExtractor(nn.Module):
         if pretrained is not None:
             load_pretrained_(self, pretrained, "edvr_pretrained")
 
+    def check_window(self, x: Tensor) -> None:
+        """ValueError unless ``x`` is ``[n, num_frames, in_channels, h, w]`` with h, w multiples of 4.
+
+        The fusion is built for ``num_frames`` frames and the pyramid halves the size twice; the
+        message names the class, so subclasses (``EDVRNet``) report under their own name.
+        """
+        name = type(self).__name__
+        if x.dim() != 5:
+            raise ValueError(f"{name} expects a window [N, T, C, H, W], got shape {list(x.shape)}")
+        n, t, c, h, w = x.shape
+        if t != self.num_frames:
+            raise ValueError(f"{name} was built for windows of num_frames={self.num_frames} frames, got {t} "
+                             f"(shape {list(x.shape)})")
+        if c != self.in_channels:
+            raise ValueError(f"{name} expects {self.in_channels} channels per frame, got {c}")
+        if h % 4 or w % 4:
+            raise ValueError(f"{name} needs height and width that are multiples of 4, got {h}x{w}")
+
     def forward(self, x: Tensor) -> Tensor:
         """``[n, t, c, h, w]`` frames (h, w multiples of 4) -> fused ``[n, mid_channels, h, w]`` feature."""
+        self.check_window(x)
         n, t, c, h, w = x.shape
         l1 = self.feature_extraction(self.lrelu(self.conv_first(x.view(-1, c, h, w))))
         l2 = self.feat_l2_conv2(self.feat_l2_conv1(l1))
