@@ -17,11 +17,11 @@ As MMEditing 0.x's ``CAINNet``:
   is cropped back to H x W. Without it, H and W must be multiples of ``2 ** depth``;
 * space-to-depth: ``pixel_unshuffle`` by ``2 ** depth`` turns each frame into
   ``3 * 4 ** depth`` channels (192 for depth 3), the two are concatenated, ``conv_first``
-  (3x3, zero padding 1 whatever ``kernel_size``) fuses them, ``body`` runs ``num_block_groups``
+  (``kernel_size`` with zero padding 1, so only 3 keeps the size) fuses them, ``body`` runs ``num_block_groups``
   residual groups, the body's input is added back, ``conv_last`` (zero padding 1) and
   ``pixel_shuffle`` return to full resolution;
 * a residual group is ``num_block_layers`` residual channel-attention blocks (reflection-padded
-  conv, the activation, reflection-padded conv, squeeze-excitation with ``reduction``) then a
+  conv, LeakyReLU 0.2, reflection-padded conv, squeeze-excitation with ``reduction``) then a
   reflection-padded conv, with a skip around the whole group; there is no final activation;
 * ``norm`` ``'in'`` is ``InstanceNorm2d`` *with running statistics* (so eval mode uses the
   running averages, not each image's), ``'bn'`` is ``BatchNorm2d``; the zoo uses none;
@@ -29,18 +29,13 @@ As MMEditing 0.x's ``CAINNet``:
 
 What mmedit does and this port does not: its forward subtracts the means in place on views of the
 caller's tensor, so the input batch comes back changed; here the input is left untouched (the
-outputs are the same).
+outputs are the same). mmedit's ``act`` argument (an activation *module*, default
+``LeakyReLU(0.2)``) is not taken: a YAML config cannot name a module, and the zoo uses the default,
+which is built in here.
 """
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-
-def _check_frames(name: str, imgs: Tensor, frames: int) -> None:
-    """ValueError unless ``imgs`` is ``[N, frames, 3, H, W]``."""
-    if imgs.dim() != 5 or imgs.shape[1] != frames or imgs.shape[2] != 3:
-        raise ValueError(f"{name} expects {frames} RGB frames [N, {frames}, 3, H, W], got shape {list(imgs.shape)}")
 
 
 def _centred_padding(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:
@@ -103,22 +98,20 @@ class ChannelAttentionLayer(nn.Module):
 
 
 class ResidualChannelAttention(nn.Module):
-    """``x + CA(conv(act(conv(x))))`` with reflection-padded convs (attribute ``body.0`` .. ``body.3``).
+    """``x + CA(conv(lrelu(conv(x))))`` with reflection-padded convs (attribute ``body.0`` .. ``body.3``).
 
     Args:
         mid_channels: Feature channels.
         kernel_size: Conv kernel size.
         reduction: Channel-attention reduction.
         norm: Norm after each conv (see :class:`ConvNormWithReflectionPad`).
-        act: Activation between the convs (a module without weights).
     """
 
-    def __init__(self, mid_channels: int, kernel_size: int = 3, reduction: int = 16, norm: str | None = None,
-                 act: nn.Module | None = None):
+    def __init__(self, mid_channels: int, kernel_size: int = 3, reduction: int = 16, norm: str | None = None):
         super().__init__()
         self.body = nn.Sequential(
             ConvNormWithReflectionPad(mid_channels, mid_channels, kernel_size, norm=norm),
-            act if act is not None else nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2, inplace=True),
             ConvNormWithReflectionPad(mid_channels, mid_channels, kernel_size, norm=norm),
             ChannelAttentionLayer(mid_channels, reduction),
         )
@@ -136,15 +129,14 @@ class ResidualGroup(nn.Module):
         mid_channels: Feature channels.
         kernel_size: Conv kernel size.
         reduction: Channel-attention reduction.
-        act: Activation inside the blocks.
         norm: Norm after each conv.
     """
 
     def __init__(self, num_block_layers: int, mid_channels: int, kernel_size: int, reduction: int,
-                 act: nn.Module | None = None, norm: str | None = None):
+                 norm: str | None = None):
         super().__init__()
         self.body = nn.Sequential(*[
-            ResidualChannelAttention(mid_channels, kernel_size, reduction, norm=norm, act=act)
+            ResidualChannelAttention(mid_channels, kernel_size, reduction, norm=norm)
             for _ in range(num_block_layers)
         ])
         self.conv_after_body = ConvNormWithReflectionPad(mid_channels, mid_channels, kernel_size, norm=norm)
@@ -167,12 +159,11 @@ class CAINNet(nn.Module):
         reduction: Channel-attention reduction.
         norm: None, ``'in'`` or ``'bn'`` after each body conv.
         padding: With ``padding_flag``, frames are padded to a multiple of ``2 ** padding``.
-        act: Activation inside the blocks; None means LeakyReLU(0.2), as mmedit's default.
     """
 
     def __init__(self, in_channels: int = 3, kernel_size: int = 3, num_block_groups: int = 5,
                  num_block_layers: int = 12, depth: int = 3, reduction: int = 16, norm: str | None = None,
-                 padding: int = 7, act: nn.Module | None = None):
+                 padding: int = 7):
         super().__init__()
         if padding < depth:
             raise ValueError(f"CAIN padding ({padding}) must be >= depth ({depth}): padded frames must stay "
@@ -181,10 +172,9 @@ class CAINNet(nn.Module):
         self.in_channels = in_channels
         self.scale = 2 ** depth
         self.padding = padding
-        act = act if act is not None else nn.LeakyReLU(0.2, inplace=True)
         self.conv_first = nn.Conv2d(mid_channels * 2, mid_channels, kernel_size, 1, 1)
         self.body = nn.Sequential(*[
-            ResidualGroup(num_block_layers, mid_channels, kernel_size, reduction, act=act, norm=norm)
+            ResidualGroup(num_block_layers, mid_channels, kernel_size, reduction, norm=norm)
             for _ in range(num_block_groups)
         ])
         self.conv_last = nn.Conv2d(mid_channels, mid_channels, kernel_size, 1, 1)
