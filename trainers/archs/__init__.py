@@ -14,6 +14,7 @@ from trainers.archs.aot import AOTEncoderDecoder
 from trainers.archs.aot_disc import SoftMaskPatchDiscriminator
 from trainers.archs.basicvsr import BasicVSRNet
 from trainers.archs.basicvsr_pp import BasicVSRPlusPlus
+from trainers.archs.cain import CAINNet
 from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
@@ -21,6 +22,7 @@ from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
 from trainers.archs.dim import DIMEncoderDecoder, from_torchvision_vgg16
 from trainers.archs.edsr import EDSR
 from trainers.archs.edvr import EDVRNet
+from trainers.archs.flavr import FLAVRNet
 from trainers.archs.gca import GCANet, imagenet_init_
 from trainers.archs.gca_baseline import GCABaselineNet
 from trainers.archs.gl import GLEncoderDecoder
@@ -54,6 +56,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     "basicvsr_pp": BasicVSRPlusPlus,
     "edvr": EDVRNet,
     "tdan": TDANNet,
+    # frame interpolation
+    "cain": CAINNet,
+    "flavr": FLAVRNet,
     # inpainting
     "deepfill_v1": DeepFillv1,
     "deepfill_v2": DeepFillv2,
