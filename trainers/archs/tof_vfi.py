@@ -34,6 +34,8 @@ stripped); the file holds the ``basic_module.*`` keys of the flow network alone.
 """
 
 import os
+import warnings
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -96,7 +98,7 @@ class TOFlowVFINet(nn.Module):
             pretrained file that cannot be read or does not fit.
     """
 
-    def __init__(self, rgb_mean=IMAGENET_MEAN, rgb_std=IMAGENET_STD,
+    def __init__(self, rgb_mean: Sequence[float] = IMAGENET_MEAN, rgb_std: Sequence[float] = IMAGENET_STD,
                  flow_cfg: dict | None = None):
         super().__init__()
         if len(rgb_mean) != 3 or len(rgb_std) != 3:
@@ -107,7 +109,9 @@ class TOFlowVFINet(nn.Module):
         self.register_buffer("std", torch.tensor([float(v) for v in rgb_std]).view(1, 3, 1, 1))
         self.spynet = TOFlowSPyNet(norm=norm, warp_padding="border")
         if pretrained is not None:
-            load_pretrained_(self.spynet, pretrained, "tof_vfi flow_cfg.pretrained")
+            with warnings.catch_warnings():  # a config check builds on the meta device: copies are no-ops
+                warnings.filterwarnings("ignore", message=".*to a meta parameter", category=UserWarning)
+                load_pretrained_(self.spynet, pretrained, "tof_vfi flow_cfg.pretrained")
         self.resnet = TOFlowResNet()
 
     def forward(self, inputs: Tensor) -> Tensor:
