@@ -132,33 +132,6 @@ def test_config_errors_are_one_line_naming_the_field(override, names):
         assert name in msg, msg
 
 
-# ------------------------------------------------------------------ ranks
-
-
-def _rank_worker(rank: int, init_file: str, values: list[float], out: str) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        _, sched = _scheduler({"patience": 1, "factor": 0.5}, 1e-3)
-        lrs = []
-        for value in values:  # only rank 0 validates; rank 1 has no metric of its own
-            sched.step_metric(from_rank0(value if rank == 0 else None, torch.device("cpu")))
-            lrs.append(sched.get_last_lr()[0])
-        Path(f"{out}.{rank}").write_text(json.dumps({"lrs": lrs, "state": sched.state_dict()}))
-    finally:
-        dist.destroy_process_group()
-
-
-def test_every_rank_reduces_with_rank0_metric(tmp_path):
-    values = [30.0, 29.0, 29.5, 28.0, 31.0, 30.0, 30.0]
-    torch.multiprocessing.spawn(_rank_worker, args=(str(tmp_path / "init"), values, str(tmp_path / "out")),
-                                nprocs=2, join=True)
-    r0, r1 = (json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1))
-    assert r0 == r1
-    assert r0["lrs"] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 5e-4, 2.5e-4])
-
-
 # ------------------------------------------------------------------ the real loop
 
 
@@ -179,11 +152,16 @@ def _tiny_config(steps: int):
     })
 
 
-def _run(steps: int, checkpoint_dir: Path | None, keep: Path | None) -> list[float]:
-    """Train ``steps`` in-process (world 1) from ``checkpoint_dir``; lrs after each validation."""
+def _run(steps: int, checkpoint_dir: Path | None, keep: Path | None, rank: int = 0, world: int = 1) -> list[float]:
+    """Train ``steps`` in this process from ``checkpoint_dir``; the lrs after each validation.
+
+    With ``world`` > 1 the process group exists already (``_rank_worker``) and the networks get DDP.
+    """
     import ray.train
 
     from trainers.loop import Recipe, RunContext
+
+    wrap = torch.nn.parallel.DistributedDataParallel if world > 1 else (lambda net: net)
 
     rng = np.random.default_rng(0)
     batch = {"lq": torch.from_numpy(rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8)),
@@ -198,9 +176,9 @@ def _run(steps: int, checkpoint_dir: Path | None, keep: Path | None) -> list[flo
             shutil.rmtree(keep, ignore_errors=True)
             shutil.copytree(checkpoint.path, keep)
 
-    recipe = Recipe(_tiny_config(steps), RunContext(), report=report, val_rows=lambda: val)
+    recipe = Recipe(_tiny_config(steps), RunContext(), rank, world, report=report, val_rows=lambda: val)
     ckpt = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-    recipe.setup(ckpt, batches=iter([batch] * steps), wrap=lambda net: net)
+    recipe.setup(ckpt, batches=iter([batch] * steps), wrap=wrap)
     recipe.train()
     return lrs
 
@@ -208,12 +186,43 @@ def _run(steps: int, checkpoint_dir: Path | None, keep: Path | None) -> list[flo
 def test_loop_halves_on_plateau_and_resume_keeps_the_count(tmp_path):
     from trainers import checkpoint_io
 
-    whole = _run(6, None, None)
-    assert whole == pytest.approx([1e-3 * 0.5 ** k for k in range(6)])  # first validation sets best
-
     first = _run(4, None, tmp_path / "ckpt")
     saved = checkpoint_io.read_training_checkpoint(tmp_path / "ckpt")["schedulers"]["generator"]
     assert saved["num_validations"] == 4 and saved["last_lr"] == pytest.approx([1e-3 / 8])
     assert math.isfinite(saved["best"])
     second = _run(6, tmp_path / "ckpt", None)  # resumes at step 4, trains 2 more
-    assert first + second == pytest.approx(whole)
+    # the first validation sets best; each later one is a plateau (patience 0): halve, with or without a resume
+    assert first + second == pytest.approx([1e-3 * 0.5 ** k for k in range(6)])
+
+
+# ------------------------------------------------------------------ ranks
+
+
+def _rank_worker(rank: int, init_file: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)  # a forked child must not reuse the parent's OpenMP team
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        Path(f"{out}.{rank}").write_text(json.dumps(_run(4, None, None, rank, 2)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_every_rank_reduces_with_rank0_metric(tmp_path):
+    """The real loop on two gloo ranks with DDP: only rank 0 validates, rank 1 gets its PSNR.
+
+    The ranks are forked after the loop's modules are imported here: two fresh interpreters
+    would spend far longer importing Ray and torch than the run takes.
+    """
+    import pipelines.schema  # noqa: F401
+    import trainers.loop  # noqa: F401
+
+    torch.multiprocessing.start_processes(_rank_worker, args=(str(tmp_path / "init"), str(tmp_path / "out")),
+                                          nprocs=2, join=True, start_method="fork")
+    r0, r1 = (json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1))
+    assert r0 == r1 == pytest.approx([1e-3 * 0.5 ** k for k in range(4)])
+
+
+def test_from_rank0_without_a_process_group_returns_the_value():
+    assert from_rank0(31.5, torch.device("cpu")) == 31.5 and from_rank0(None, torch.device("cpu")) is None
