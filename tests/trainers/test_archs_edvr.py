@@ -7,22 +7,19 @@ configs (they also record the constructor arguments). Forward values are checked
 in test_arch_parity.py (tests/data/golden/archs_edvr.npz, from tests/golden/make_arch_goldens_edvr.py).
 """
 
-import functools
 import inspect
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
+from arch_helpers import key_map, one_thread, zoo_build  # noqa: F401 (one_thread: the module's fixture)
 from trainers.archs import build_arch
 from trainers.archs.deform_conv import DeformConv2d, DeformConv2dPack
 from trainers.archs.edvr import EDVRNet
 from trainers.archs.tdan import TDANNet
 from trainers.checkpoint_io import compare_state_dict, extract_net_state, load_strict
 
-KEY_DIR = Path(__file__).resolve().parents[1] / "data" / "mmedit_checkpoint_keys"
 KEY_MAPS = {  # config (checkpoint name) -> ARCHS name
     "edvrm_wotsa_x4_8x4_600k_reds": "edvr",
     "edvrm_x4_8x4_600k_reds": "edvr",
@@ -38,25 +35,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small convs gain nothing from two on a shared two-core runner."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _key_map(config: str) -> dict:
-    return json.loads((KEY_DIR / f"{config}.json").read_text())
-
-
-@functools.cache
-def _zoo_build(config: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_arch(KEY_MAPS[config], **_key_map(config)["generator"]["kwargs"])
-
-
 def _tiny(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     arch, kwargs = TINY[name]
@@ -70,8 +48,8 @@ def _window(t: int, h: int = 8, w: int = 12, seed: int = 0) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- zoo key maps
 @pytest.mark.parametrize("config", KEY_MAPS)
 def test_state_dict_matches_zoo(config):
-    ref = _key_map(config)["generator"]
-    model = _zoo_build(config)
+    ref = key_map(config)["generator"]
+    model = zoo_build(KEY_MAPS[config], config)
     got = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert got == ref["keys"]
     assert list(got) == list(ref["keys"])  # mmedit's registration order too
@@ -81,7 +59,7 @@ def test_state_dict_matches_zoo(config):
 
 def test_tdan_zoo_config_uses_the_defaults():
     """TDAN's zoo config passes no arguments: the defaults are mmedit's resolved ones."""
-    ref = _key_map("tdan_vimeo90k_bix4_ft_lr5e-5_400k")["generator"]
+    ref = key_map("tdan_vimeo90k_bix4_ft_lr5e-5_400k")["generator"]
     assert ref["kwargs"] == {}
     defaults = {k: p.default for k, p in inspect.signature(TDANNet.__init__).parameters.items() if k != "self"}
     assert defaults == ref["resolved_init_args"]
@@ -89,11 +67,11 @@ def test_tdan_zoo_config_uses_the_defaults():
 
 @pytest.mark.parametrize("config", KEY_MAPS)
 def test_zero_zoo_checkpoint_loads_strictly(config):
-    keys = _key_map(config)["full_model_state_dict_keys"]
+    keys = key_map(config)["full_model_state_dict_keys"]
     ckpt = {"meta": {"mmedit_version": "0.16.1"}, "state_dict": {k: torch.zeros(s) for k, s in keys.items()}}
     state, source = extract_net_state(ckpt, "generator")
     assert source == "zoo generator"
-    model = build_arch(KEY_MAPS[config], **_key_map(config)["generator"]["kwargs"])
+    model = build_arch(KEY_MAPS[config], **key_map(config)["generator"]["kwargs"])
     load_strict(model, state)
     assert not any(p.any() for p in model.parameters())
 
@@ -101,8 +79,8 @@ def test_zero_zoo_checkpoint_loads_strictly(config):
 def test_tsa_model_starts_from_the_wotsa_checkpoint_but_its_fusion():
     """The zoo's EDVR-M with TSA was initialised from the no-TSA model (mmcv ``load_from``, non-strict):
     every key but the 1x1 ``fusion`` conv carries over with its shape; the TSA keys start fresh."""
-    wotsa = _key_map("edvrm_wotsa_x4_8x4_600k_reds")["generator"]["keys"]
-    report = compare_state_dict(_zoo_build("edvrm_x4_8x4_600k_reds"),
+    wotsa = key_map("edvrm_wotsa_x4_8x4_600k_reds")["generator"]["keys"]
+    report = compare_state_dict(zoo_build(KEY_MAPS["edvrm_x4_8x4_600k_reds"], "edvrm_x4_8x4_600k_reds"),
                                 {k: torch.zeros(s) for k, s in wotsa.items()})
     assert sorted(report.unexpected) == ["fusion.bias", "fusion.weight"]
     assert report.missing and all(k.startswith("fusion.") for k in report.missing)
@@ -110,7 +88,7 @@ def test_tsa_model_starts_from_the_wotsa_checkpoint_but_its_fusion():
 
 
 def test_tsa_convmodules_get_mmedits_uniform_init():
-    fusion = _zoo_build("edvrm_x4_8x4_600k_reds").fusion
+    fusion = zoo_build(KEY_MAPS["edvrm_x4_8x4_600k_reds"], "edvrm_x4_8x4_600k_reds").fusion
     for name in ("feat_fusion", "spatial_attn1", "spatial_attn_l2", "spatial_attn_add1"):
         conv = getattr(fusion, name).conv
         fan_out = conv.weight.shape[0] * conv.weight[0, 0].numel()
@@ -207,3 +185,6 @@ def test_bad_arguments_are_one_line_value_errors(cls, kwargs, match):
     with pytest.raises(ValueError, match=match) as err:
         cls(**kwargs)
     assert "\n" not in str(err.value)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")

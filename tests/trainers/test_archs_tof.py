@@ -7,42 +7,21 @@ configs (they also record the constructor arguments). Forward values are checked
 in test_arch_parity.py (tests/data/golden/archs_tof.npz).
 """
 
-import functools
-import json
-from pathlib import Path
 
 import pytest
 import torch
 from torch.nn import functional as F
 
+from arch_helpers import key_map, one_thread, zoo_build  # noqa: F401 (one_thread: the module's fixture)
 from trainers.archs import build_arch
 from trainers.archs.tof import TOFlowSPyNet
 from trainers.checkpoint_io import extract_net_state, load_strict
 
-KEY_DIR = Path(__file__).resolve().parents[1] / "data" / "mmedit_checkpoint_keys"
 KEY_MAPS = {  # config -> ARCHS name
     "tof_x4_vimeo90k_official": "tof",
     "tof_vfi_spynet_chair_nobn_1xb1_vimeo90k": "tof_vfi",
 }
 VFI_BN = dict(flow_cfg=dict(norm_cfg=dict(type="BN"), pretrained=None))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small convs gain nothing from two on a shared two-core runner."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _key_map(config: str) -> dict:
-    return json.loads((KEY_DIR / f"{config}.json").read_text())
-
-
-@functools.cache
-def _zoo_build(config: str) -> torch.nn.Module:
-    return build_arch(KEY_MAPS[config], **_key_map(config)["generator"]["kwargs"])
 
 
 def _clip(n: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -59,9 +38,9 @@ def _zero_flows_(spynet: TOFlowSPyNet) -> None:
 # ---------------------------------------------------------------------------------- zoo key maps
 @pytest.mark.parametrize("config", KEY_MAPS)
 def test_state_dict_matches_zoo(config):
-    ref = _key_map(config)["generator"]
+    ref = key_map(config)["generator"]
     assert ref["kwargs"].get("flow_cfg", {}).get("pretrained") is None
-    model = _zoo_build(config)
+    model = zoo_build(KEY_MAPS[config], config)
     state = model.state_dict()
     got = {k: list(v.shape) for k, v in state.items()}
     assert got == ref["keys"]
@@ -75,7 +54,7 @@ def test_state_dict_matches_zoo(config):
 @pytest.mark.parametrize("config", KEY_MAPS)
 def test_zoo_checkpoint_loads_strictly(config):
     """A zoo-layout file (``generator.`` prefix, the map's shapes and dtypes) loads, values and all."""
-    ref = _key_map(config)
+    ref = key_map(config)
     dtypes = {k: getattr(torch, v) for k, v in ref["generator"]["non_float32_keys"].items()}
     gen = torch.Generator().manual_seed(1)
     state = {k: torch.randn(s, generator=gen).to(dtypes.get(k.removeprefix("generator."), torch.float32))
@@ -90,8 +69,8 @@ def test_zoo_checkpoint_loads_strictly(config):
 
 def test_flow_networks_differ_as_the_zoo():
     """VSR: batch norm in the flow network, zero padding in its warps; VFI zoo: neither."""
-    vsr = _zoo_build("tof_x4_vimeo90k_official")
-    vfi = _zoo_build("tof_vfi_spynet_chair_nobn_1xb1_vimeo90k")
+    vsr = zoo_build(KEY_MAPS["tof_x4_vimeo90k_official"], "tof_x4_vimeo90k_official")
+    vfi = zoo_build(KEY_MAPS["tof_vfi_spynet_chair_nobn_1xb1_vimeo90k"], "tof_vfi_spynet_chair_nobn_1xb1_vimeo90k")
     assert vsr.adapt_official_weights and vsr.ref_idx == 0
     assert vsr.spynet.warp_padding == "zeros" and vfi.spynet.warp_padding == "border"
     assert len(vsr.spynet.basic_module) == len(vfi.spynet.basic_module) == 4
@@ -208,7 +187,7 @@ def test_vfi_pads_by_reflection_and_crops_back():
 ])
 def test_vsr_bad_input_is_one_line_value_error(shape, match):
     with pytest.raises(ValueError, match=match) as info:
-        _zoo_build("tof_x4_vimeo90k_official")(torch.rand(*shape))
+        zoo_build(KEY_MAPS["tof_x4_vimeo90k_official"], "tof_x4_vimeo90k_official")(torch.rand(*shape))
     assert "\n" not in str(info.value)
 
 
@@ -221,5 +200,8 @@ def test_vsr_bad_input_is_one_line_value_error(shape, match):
 ])
 def test_vfi_bad_input_is_one_line_value_error(shape, match):
     with pytest.raises(ValueError, match=match) as info:
-        _zoo_build("tof_vfi_spynet_chair_nobn_1xb1_vimeo90k")(torch.rand(*shape))
+        zoo_build(KEY_MAPS["tof_vfi_spynet_chair_nobn_1xb1_vimeo90k"], "tof_vfi_spynet_chair_nobn_1xb1_vimeo90k")(torch.rand(*shape))
     assert "\n" not in str(info.value)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")

@@ -8,18 +8,15 @@ also record the constructor arguments). Forward values are checked against mmedi
 tests/golden/make_arch_goldens_vfi.py).
 """
 
-import functools
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
+from arch_helpers import key_map, one_thread, zoo_build  # noqa: F401 (one_thread: the module's fixture)
 from trainers.archs import build_arch
 from trainers.checkpoint_io import CheckpointError, extract_net_state, load_strict
 
-KEY_DIR = Path(__file__).resolve().parents[1] / "data" / "mmedit_checkpoint_keys"
 KEY_MAPS = {  # config -> ARCHS name
     "cain_b5_g1b32_vimeo90k_triplet": "cain",
     "flavr_in4out1_g8b4_vimeo90k_septuplet": "flavr",
@@ -32,25 +29,6 @@ TINY = {
 FRAMES = {"cain": 2, "flavr": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small convs gain nothing from two on a shared two-core runner."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _key_map(config: str) -> dict:
-    return json.loads((KEY_DIR / f"{config}.json").read_text())
-
-
-@functools.cache
-def _zoo_build(config: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_arch(KEY_MAPS[config], **_key_map(config)["generator"]["kwargs"])
-
-
 def _clip(n: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, t, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
@@ -58,8 +36,8 @@ def _clip(n: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- zoo key maps
 @pytest.mark.parametrize("config", KEY_MAPS)
 def test_state_dict_matches_zoo(config):
-    ref = _key_map(config)["generator"]
-    model = _zoo_build(config)
+    ref = key_map(config)["generator"]
+    model = zoo_build(KEY_MAPS[config], config)
     got = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert got == ref["keys"]
     assert list(got) == list(ref["keys"])  # mmedit's registration order too
@@ -70,14 +48,14 @@ def test_state_dict_matches_zoo(config):
 @pytest.mark.parametrize("config", KEY_MAPS)
 def test_zero_zoo_checkpoint_loads_strictly(config):
     """A zoo-layout file of zeros (``generator.`` prefix, mmcv's ``state_dict`` wrapper) loads strictly."""
-    keys = _key_map(config)["full_model_state_dict_keys"]
+    keys = key_map(config)["full_model_state_dict_keys"]
     ckpt = {"meta": {"mmedit_version": "0.16.1"}, "state_dict": {k: torch.zeros(s) for k, s in keys.items()}}
     state, source = extract_net_state(ckpt, "generator")
     assert source == "zoo generator"
     model = build_arch(KEY_MAPS[config], **TINY[KEY_MAPS[config]])  # the tiny one must refuse it
     with pytest.raises(CheckpointError, match="shape mismatches"):
         load_strict(model, state)
-    model = _zoo_build(config)
+    model = zoo_build(KEY_MAPS[config], config)
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     load_strict(model, state)
     assert not any(p.any() for p in model.parameters())
@@ -87,7 +65,7 @@ def test_zero_zoo_checkpoint_loads_strictly(config):
 def test_flavr_init_follows_mmcv():
     """Encoder convs (their gates' too) Kaiming-normal fan_out for ReLU, zero bias; ``feature_fuse``
     Kaiming-normal fan_out for LeakyReLU 0.2; the decoder keeps PyTorch's default init."""
-    model = _zoo_build("flavr_in4out1_g8b4_vimeo90k_septuplet")
+    model = zoo_build(KEY_MAPS["flavr_in4out1_g8b4_vimeo90k_septuplet"], "flavr_in4out1_g8b4_vimeo90k_septuplet")
     stem = model.encoder.stem_layer.conv.weight  # [64, 3, 3, 7, 7]
     want = math.sqrt(2 / (64 * 3 * 7 * 7))
     assert abs(stem.std().item() / want - 1) < 0.05
@@ -178,8 +156,11 @@ def test_zoo_arguments_pass_config_validation(config):
     """The builder signature is the config schema: the zoo's arguments validate, norm layers do not."""
     from pipelines.schema import check_net
 
-    kwargs = _key_map(config)["generator"]["kwargs"]
+    kwargs = key_map(config)["generator"]["kwargs"]
     assert check_net({"name": KEY_MAPS[config], **kwargs})["name"] == KEY_MAPS[config]
     bad = {"norm": "gn"} if KEY_MAPS[config] == "cain" else {"norm_cfg": {"type": "BN3d"}}
     with pytest.raises(ValueError, match="refuses these arguments"):
         check_net({"name": KEY_MAPS[config], **kwargs, **bad})
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,20 +7,17 @@ configs (they also record the constructor arguments). Forward values are checked
 in test_arch_parity.py (tests/data/golden/archs_vsr.npz).
 """
 
-import functools
-import json
-from pathlib import Path
 
 import pytest
 import torch
 
+from arch_helpers import key_map, one_thread, zoo_build  # noqa: F401 (one_thread: the module's fixture)
 from trainers.archs import build_arch
 from trainers.archs.basicvsr import is_mirror_extended
 from trainers.archs.flow import flow_warp
 from trainers.archs.spynet import SPyNet
 from trainers.checkpoint_io import extract_net_state, load_strict
 
-KEY_DIR = Path(__file__).resolve().parents[1] / "data" / "mmedit_checkpoint_keys"
 KEY_MAPS = {  # config -> ARCHS name
     "basicvsr_reds4": "basicvsr",
     "realbasicvsr_c64b20_1x30x8_lr5e-5_150k_reds": "realbasicvsr",
@@ -33,24 +30,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small convs gain nothing from two on a shared two-core runner."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _key_map(config: str) -> dict:
-    return json.loads((KEY_DIR / f"{config}.json").read_text())
-
-
-@functools.cache
-def _zoo_build(config: str) -> torch.nn.Module:
-    return build_arch(KEY_MAPS[config], **_key_map(config)["generator"]["kwargs"])
-
-
 def _clip(n: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, t, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
@@ -58,9 +37,9 @@ def _clip(n: int, t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- zoo key maps
 @pytest.mark.parametrize("config", KEY_MAPS)
 def test_state_dict_matches_zoo(config):
-    ref = _key_map(config)["generator"]
+    ref = key_map(config)["generator"]
     assert ref["kwargs"].get("spynet_pretrained") is None
-    model = _zoo_build(config)
+    model = zoo_build(KEY_MAPS[config], config)
     got = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert got == ref["keys"]
     assert list(got) == list(ref["keys"])  # mmedit's registration order too
@@ -71,20 +50,20 @@ def test_state_dict_matches_zoo(config):
 @pytest.mark.parametrize("config", KEY_MAPS)
 def test_zero_zoo_checkpoint_loads_strictly(config):
     """A zoo-layout file of zeros (``generator.`` and, for RealBasicVSR, ``generator_ema.``) loads."""
-    keys = _key_map(config)["full_model_state_dict_keys"]
+    keys = key_map(config)["full_model_state_dict_keys"]
     ckpt = {"meta": {"mmedit_version": "0.16.1"}, "state_dict": {k: torch.zeros(s) for k, s in keys.items()}}
     state, source = extract_net_state(ckpt, "generator")
     assert source == ("zoo generator_ema" if "realbasicvsr" in config else "zoo generator")
-    model = _zoo_build(config)
+    model = zoo_build(KEY_MAPS[config], config)
     load_strict(model, state)
     assert not any(p.any() for p in model.parameters())
 
 
 def test_spynet_is_frozen_in_realbasicvsr_only():
-    real = _zoo_build("realbasicvsr_c64b20_1x30x8_lr5e-5_150k_reds")
+    real = zoo_build(KEY_MAPS["realbasicvsr_c64b20_1x30x8_lr5e-5_150k_reds"], "realbasicvsr_c64b20_1x30x8_lr5e-5_150k_reds")
     assert not any(p.requires_grad for p in real.basicvsr.spynet.parameters())
     assert all(p.requires_grad for p in real.image_cleaning.parameters())
-    assert all(p.requires_grad for p in _zoo_build("basicvsr_reds4").spynet.parameters())
+    assert all(p.requires_grad for p in zoo_build(KEY_MAPS["basicvsr_reds4"], "basicvsr_reds4").spynet.parameters())
     fixed = build_arch("realbasicvsr", **TINY["realbasicvsr"], is_fix_cleaning=True)
     assert not any(p.requires_grad for p in fixed.image_cleaning.parameters())
     assert all(p.requires_grad for p in fixed.basicvsr.backward_resblocks.parameters())
@@ -323,3 +302,6 @@ def test_basicvsr_pp_cpu_cache_changes_no_value():
         assert cached.cpu_cache and not plain.cpu_cache
         assert out_cached.device.type == "cpu" and out_plain.is_cuda  # as mmedit: cached outputs stay on the CPU
         torch.testing.assert_close(out_cached, out_plain.cpu(), rtol=0, atol=1e-5)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
