@@ -63,6 +63,16 @@ class PerceptualConfig(Strict):
         return self
 
 
+def build_perceptual(p: PerceptualConfig | None) -> PerceptualLoss | None:
+    """The VGG perceptual/style loss a ``task.perceptual`` section describes (None without one)."""
+    return None if p is None else PerceptualLoss(
+        p.layer_weights, p.layer_weights_style, p.vgg_type, p.use_input_norm, p.perceptual_weight,
+        p.style_weight, p.norm_img, p.criterion, vgg_weights=p.vgg_weights,
+        vgg_weights_field="task.perceptual.vgg_weights", vgg_sha256=p.vgg_sha256,
+        allow_random_init=p.allow_random_init,
+    )
+
+
 class GANConfig(Strict):
     type: Literal["vanilla", "lsgan", "wgan", "hinge"] = "vanilla"
     relativistic: bool = Field(False, description="ESRGAN's relativistic-average discriminator")
@@ -110,13 +120,7 @@ class SRGANTask(SREval):
         super().__init__(cfg.data, cfg.eval)
         self.cfg = cfg
         self.gan_loss = GANLoss(cfg.gan.type, cfg.gan.real_label_val, cfg.gan.fake_label_val, cfg.gan.weight)
-        p = cfg.perceptual
-        self.perceptual = None if p is None else PerceptualLoss(
-            p.layer_weights, p.layer_weights_style, p.vgg_type, p.use_input_norm, p.perceptual_weight,
-            p.style_weight, p.norm_img, p.criterion, vgg_weights=p.vgg_weights,
-            vgg_weights_field="task.perceptual.vgg_weights", vgg_sha256=p.vgg_sha256,
-            allow_random_init=p.allow_random_init,
-        )
+        self.perceptual = build_perceptual(cfg.perceptual)
         self.target = {k: "gt_usm" if k in cfg.sharpened_gt_in else "gt" for k in ("pixel", "perceptual", "gan")}
 
     @staticmethod

@@ -28,14 +28,14 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from degradations.matlab_resize import imresize
-from trainers.losses import GANLoss, PerceptualLoss, pixel_loss
+from trainers.losses import GANLoss, pixel_loss
 from trainers.metrics import psnr, ssim, tensor_to_image
 from trainers.niqe import niqe
 from trainers.samplers.vsr import VSRDataConfig, VSRSampler
 from trainers.strict import Strict
 from trainers.tasks.common import frozen, optimizer_step, to_batch, to_uint8_image, unwrap
 from trainers.tasks.sr import PixelLossConfig
-from trainers.tasks.sr_gan import GANConfig, PerceptualConfig, SRGANTask
+from trainers.tasks.sr_gan import GANConfig, PerceptualConfig, SRGANTask, build_perceptual
 
 #: Architectures whose output is 4x their input (their constructors take no scale argument).
 X4_ARCHS = frozenset({"basicvsr", "iconvsr", "basicvsr_pp", "realbasicvsr"})
@@ -282,13 +282,7 @@ class VSRGANTask(VSREval):
         super().__init__(cfg.data, cfg.eval)
         self.cfg = cfg
         self.gan_loss = GANLoss(cfg.gan.type, cfg.gan.real_label_val, cfg.gan.fake_label_val, cfg.gan.weight)
-        p = cfg.perceptual
-        self.perceptual = None if p is None else PerceptualLoss(
-            p.layer_weights, p.layer_weights_style, p.vgg_type, p.use_input_norm, p.perceptual_weight,
-            p.style_weight, p.norm_img, p.criterion, vgg_weights=p.vgg_weights,
-            vgg_weights_field="task.perceptual.vgg_weights", vgg_sha256=p.vgg_sha256,
-            allow_random_init=p.allow_random_init,
-        )
+        self.perceptual = build_perceptual(cfg.perceptual)
         self.target = {k: "gt_usm" if k in cfg.sharpened_gt_in else "gt" for k in ("pixel", "perceptual", "gan")}
 
     def score(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
