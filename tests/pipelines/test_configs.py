@@ -465,8 +465,8 @@ def _assert_config_error_exit(proc: subprocess.CompletedProcess, elapsed: float,
     assert lines[0].startswith("restoray: config error: ")
     for name in names:
         assert name in lines[0], lines[0]
-    assert "Started a local Ray instance" not in out
-    assert elapsed < 20, f"config error took {elapsed:.1f}s: validation must happen before Ray starts"
+    assert "Started a local Ray instance" not in out  # validation happens before Ray starts
+    assert elapsed < 110  # well inside _cli's 120 s timeout: no wait for anything (not a speed target)
 
 
 def test_cli_train_bad_config_exits_2_before_ray(tmp_path: Path):
