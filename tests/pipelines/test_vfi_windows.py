@@ -1,13 +1,17 @@
 """Frame-rate doubling's windows: which frames each synthesised frame sees (the ends repeated for
-networks with more than two inputs), the one-line errors, and the output time base."""
+networks with more than two inputs), the one-line errors, the output time base, and a tiny
+FLAVR doubling a frame folder through ``restoray infer`` (no Ray, random weights)."""
 
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from conftest import REPO
 from pipelines.infer_video import doubled_time_base, interpolation_windows
 
 
@@ -58,3 +62,45 @@ def test_time_base_is_kept_when_it_holds_the_halved_frame_duration():
     assert doubled_time_base(Fraction(1001, 60000), Fraction(60000, 1001)) == Fraction(1001, 60000)
     assert doubled_time_base(Fraction(1, 25), Fraction(50)) is None
     assert doubled_time_base(None, Fraction(50)) is None
+
+
+def _zoo_file(cfg_path: Path, tmp: Path) -> str:
+    """A zoo-layout .pth (``generator.*`` keys) of the config's network at its random init."""
+    from pipelines.config import load_experiment
+    from pipelines.train_job import build_nets
+
+    torch.manual_seed(0)
+    net = build_nets(load_experiment(cfg_path, check_paths=False))["generator"]
+    path = tmp / "zoo.pth"
+    torch.save({"meta": {}, "state_dict": {f"generator.{k}": v for k, v in net.state_dict().items()}}, path)
+    return str(path)
+
+
+def test_flavr_doubles_a_frame_folder_at_twice_the_given_rate(tmp_path, capsys):
+    """FLAVR's 4-frame windows through ``restoray infer`` (in process): 4 frames of 12x20 (not
+    multiples of 8) -> 7 PNG frames, the originals unchanged at the even positions."""
+    import cv2
+    import yaml
+
+    from pipelines.cli import main
+
+    cfg = yaml.safe_load((REPO / "configs/vfi/flavr_in4out1_g8b4_vimeo90k_septuplet.yaml").read_text())
+    cfg["nets"]["generator"] |= {"mid_channels_list": [16, 8, 8, 4], "encoder_layers_list": [1, 1, 1, 1]}
+    cfg_path = tmp_path / "flavr.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    src = tmp_path / "clip"
+    src.mkdir()
+    frames = [np.random.default_rng(t).integers(0, 256, (12, 20, 3), dtype=np.uint8) for t in range(4)]
+    for t, f in enumerate(frames):
+        cv2.imwrite(str(src / f"im{t + 1}.png"), f[..., ::-1])
+    code = main(["infer", str(cfg_path), "--checkpoint", _zoo_file(cfg_path, tmp_path), "--out", str(tmp_path / "out"),
+                 str(src), "--fps", "24"])
+    assert code == 0, capsys.readouterr().err
+    assert "7 frames 20x12 at 48 fps (PNG frames, 3 synthesised" in capsys.readouterr().out
+    written = sorted((tmp_path / "out" / "clip").iterdir())
+    assert [p.name for p in written] == [f"{t:08d}.png" for t in range(7)]
+    for t in range(4):
+        np.testing.assert_array_equal(cv2.imread(str(written[2 * t]))[..., ::-1], frames[t])
+    assert main(["infer", str(cfg_path), "--checkpoint", str(tmp_path / "zoo.pth"), "--out", str(tmp_path / "o"),
+                 str(src), "--max-seq-len", "4"]) == 1
+    assert "--max-seq-len" in capsys.readouterr().err
