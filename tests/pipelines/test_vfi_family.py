@@ -44,6 +44,11 @@ def test_every_vfi_zoo_config_is_here_and_loads_its_checkpoint_keys_strictly():
         assert report.ok, f"{name}: {report.summary()}"
         args = {k: v for k, v in cfg.nets["generator"].items() if k != "name"}
         assert args == ref["kwargs"], name  # the zoo's own constructor arguments
+    plateaus = {name: load_experiment(CONFIGS / f"{name}.yaml", check_paths=False).schedule["generator"]
+                for name in sorted(ZOO) if not name.startswith("tof")}
+    assert {n: (s.name, s.metric, s.mode, s.factor, s.patience, s.cooldown) for n, s in plateaus.items()} == {
+        "cain_b5_g1b32_vimeo90k_triplet": ("plateau", "psnr", "max", 0.5, 5, 0),
+        "flavr_in4out1_g8b4_vimeo90k_septuplet": ("plateau", "psnr", "max", 0.5, 10, 20)}  # lr_config Reduce
 
 
 def _frames(n: int, seed: int, hw=(40, 40)) -> list[np.ndarray]:
@@ -88,6 +93,7 @@ def trained(ray_session, triplet_shards, tmp_path_factory) -> dict:
         nets={"generator": dict(TINY_CAIN)},
         data={"batch_size": 2, "transform_batch_size": 2},
         optim={"generator": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.99]}},
+        schedule={"generator": {"name": "plateau", "metric": "psnr", "factor": 0.5, "patience": 0}},
         ema={},
         train={"total_steps": 2, "log_every": 1, "val_every": 2, "checkpoint_every": 2},
         scaling={"num_workers": 1, "cpus_per_worker": 0.5},
@@ -106,6 +112,8 @@ def test_cain_trains_on_triplet_shards_and_logs_the_interpolation_preview(traine
     previews = [a.path for a in client.list_artifacts(out.mlflow_run_id, "val") if a.path.endswith(".png")]
     picture = cv2.imread(client.download_artifacts(out.mlflow_run_id, previews[0]))
     assert picture.shape == (40, 4 * 40, 3)  # frame 0 | synthesised | frame 1 | GT
+    plateau = torch.load(trained["ckpt"], map_location="cpu", weights_only=True)["schedulers"]["generator"]
+    assert plateau["num_validations"] == 1 and plateau["best"] == pytest.approx(logged["val/psnr"])  # fed val/psnr
 
 
 def test_evaluate_scores_the_model_and_the_blend_baseline(trained):
