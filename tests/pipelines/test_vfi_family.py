@@ -44,11 +44,30 @@ def test_every_vfi_zoo_config_is_here_and_loads_its_checkpoint_keys_strictly():
         assert report.ok, f"{name}: {report.summary()}"
         args = {k: v for k, v in cfg.nets["generator"].items() if k != "name"}
         assert args == ref["kwargs"], name  # the zoo's own constructor arguments
+    _every_shard_path_is_made_by_a_vimeo_shard_config_of_the_right_layout()
     plateaus = {name: load_experiment(CONFIGS / f"{name}.yaml", check_paths=False).schedule["generator"]
                 for name in sorted(ZOO) if not name.startswith("tof")}
     assert {n: (s.name, s.metric, s.mode, s.factor, s.patience, s.cooldown) for n, s in plateaus.items()} == {
         "cain_b5_g1b32_vimeo90k_triplet": ("plateau", "psnr", "max", 0.5, 5, 0),
         "flavr_in4out1_g8b4_vimeo90k_septuplet": ("plateau", "psnr", "max", 0.5, 10, 20)}  # lr_config Reduce
+
+
+def _every_shard_path_is_made_by_a_vimeo_shard_config_of_the_right_layout():
+    import yaml
+
+    from pipelines.config import load_experiment
+    from preprocessing.adapters import get_adapter
+
+    shards = {}
+    for path in (REPO / "configs" / "data").glob("*.yaml"):
+        c = yaml.safe_load(path.read_text())
+        shards[c["dest"]] = get_adapter(c["adapter"]).resolve_params(c.get("params")) | {"adapter": c["adapter"]}
+    for name in sorted(ZOO):
+        cfg = load_experiment(CONFIGS / f"{name}.yaml", check_paths=False)
+        layout = "triplet" if len(cfg.task.data.input_frames) == 2 else "septuplet"
+        for field, split in (("train", "train"), ("val", "test")):
+            params = shards[getattr(cfg.data, field)]
+            assert (params["adapter"], params["layout"], params["split"]) == ("vimeo90k", layout, split), (name, field)
 
 
 def _frames(n: int, seed: int, hw=(40, 40)) -> list[np.ndarray]:
