@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="matting: also write each image's foreground over this background (<name>_composite.png)")
     f.add_argument("--max-seq-len", type=int, default=None, metavar="N",
                    help="video models: restore N frames at a time (memory stays that of N frames)")
-    f.add_argument("--fps", type=str, default=None, help="video models: frame rate of a frame-folder input (default 25)")
+    f.add_argument("--fps", type=str, default=None, help="video models: frame rate of a frame-folder input (default 25; "
+                   "interpolation models write twice it)")
     f.add_argument("--set", dest="overrides", action="append", default=[], metavar="A.B=VALUE",
                    help="config override (repeatable)")
 
@@ -362,6 +363,10 @@ def _infer_videos(cfg, args, uri: str) -> int:
         fps = Fraction(args.fps) if args.fps is not None else None
     except (ValueError, ZeroDivisionError):
         raise UsageError(f"--fps: not a frame rate: {args.fps!r}") from None
+    from trainers.tasks import get_task
+
+    if getattr(get_task(cfg.task.name), "infer_kind", "restore") == "interpolate" and _all_images(args.inputs):
+        return _interpolate_pair(cfg, args, uri)
     if len(args.inputs) > 1 and is_video_file(args.out):
         raise UsageError(f"--out {args.out}: several inputs need an output folder")
     failed = 0
@@ -375,9 +380,39 @@ def _infer_videos(cfg, args, uri: str) -> int:
             failed += 1
             continue
         kind = f"{r.codec} video" if r.codec else "PNG frames"
+        if getattr(get_task(cfg.task.name), "infer_kind", "restore") == "interpolate":
+            done = f"{r.chunks} synthesised"
+        else:
+            done = f"{r.chunks} chunk{'s' * (r.chunks > 1)}"
         print(f"[restoray] wrote {r.out}: {r.frames} frames {r.size[1]}x{r.size[0]} at {r.fps} fps ({kind}, "
-              f"{r.chunks} chunk{'s' * (r.chunks > 1)}, {r.seconds:.1f} s)", flush=True)
+              f"{done}, {r.seconds:.1f} s)", flush=True)
     return 1 if failed else 0
+
+
+def _all_images(paths: list[str]) -> bool:
+    from pipelines.image_io import IMAGE_SUFFIXES
+
+    return all(Path(p).suffix.lower() in IMAGE_SUFFIXES for p in paths)
+
+
+def _interpolate_pair(cfg, args, uri: str) -> int:
+    """Two images -> their middle frame: ``--out`` itself when it is an image file name, else
+    ``--out/<first>_<second>.png``."""
+    from pipelines.image_io import IMAGE_SUFFIXES
+    from pipelines.infer_video import interpolate_pair
+
+    if len(args.inputs) != 2:
+        raise UsageError(f"an interpolation model takes a video, a frame folder or two images, "
+                         f"got {len(args.inputs)} image(s)")
+    if args.max_seq_len is not None or args.fps is not None:
+        raise UsageError("--max-seq-len/--fps apply to videos, not to a pair of images")
+    first, second = args.inputs
+    out = Path(args.out)
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        out = out / f"{Path(first).stem}_{Path(second).stem}.png"
+    interpolate_pair(cfg, args.checkpoint, first, second, str(out), uri=uri)
+    print(f"[restoray] wrote {out}: the frame between {first} and {second}", flush=True)
+    return 0
 
 
 def _cmd_preview(args) -> int:

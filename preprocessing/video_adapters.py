@@ -21,6 +21,9 @@ Layouts (``source`` is the dataset root; folder parameters are relative to it):
   / ``sep_testlist.txt`` (or MMEditing's ``meta_info_Vimeo90K_{train,test}_GT.txt``, first token
   per line); LR frames from ``lq_dir`` (``sequences_BIx4``, ``BDx4``...) when given, else GT only
   (the sampler makes LQ with the BI/BD preset at training time; the metadata says so).
+  ``layout: triplet`` reads the interpolation set ``vimeo_triplet`` instead: the same
+  ``sequences/<a>/<b>/`` tree with ``im1..im3.png``, listed by ``tri_trainlist.txt`` /
+  ``tri_testlist.txt`` (frame interpolation: im1 + im3 -> im2; GT only, no LR).
 * ``vid4`` / ``udm10``: ``GT/<clip>/<frame>.png`` + ``BIx4/<clip>/...`` or ``BDx4/<clip>/...``.
 * ``videolq``: ``<clip>/<frame>.png``, LQ only (no-reference evaluation): stored as ``lq.NNN.png``.
 * ``video_files``: every mp4/mkv/mov/avi/webm/m4v under the root (recursive), decoded with PyAV
@@ -252,30 +255,39 @@ class VideoLQAdapter(_ClipAdapter):
 
 
 class Vimeo90kAdapter(_ClipAdapter):
-    """Vimeo-90K septuplets (448x256, 7 frames), split by the official lists; see the module docstring."""
+    """Vimeo-90K septuplets (448x256, 7 frames) or, with ``layout: triplet``, the interpolation
+    triplets (3 frames), split by the official lists; see the module docstring."""
 
     name = "vimeo90k"
-    SPLITS = {"train": ("sep_trainlist.txt", "meta_info_Vimeo90K_train_GT.txt"),
-              "test": ("sep_testlist.txt", "meta_info_Vimeo90K_test_GT.txt")}
-    defaults = {"split": "train", "scale": 4, "gt_dir": "sequences", "lq_dir": "", "ann_file": "auto",
-                **_ClipAdapter.common}
+    SPLITS = {"septuplet": {"train": ("sep_trainlist.txt", "meta_info_Vimeo90K_train_GT.txt"),
+                            "test": ("sep_testlist.txt", "meta_info_Vimeo90K_test_GT.txt")},
+              "triplet": {"train": ("tri_trainlist.txt",), "test": ("tri_testlist.txt",)}}
+    defaults = {"split": "train", "layout": "septuplet", "scale": 4, "gt_dir": "sequences", "lq_dir": "",
+                "ann_file": "auto", **_ClipAdapter.common}
 
     def resolve_params(self, params=None):
         resolved = super().resolve_params(params)
         _check_bool(self.name, resolved, "crop")
-        if resolved["split"] not in self.SPLITS:
-            raise AdapterError(f"{self.name}: split must be one of {list(self.SPLITS)}, got {resolved['split']!r}")
+        if resolved["layout"] not in self.SPLITS:
+            raise AdapterError(f"{self.name}: layout must be one of {list(self.SPLITS)}, got {resolved['layout']!r}")
+        if resolved["split"] not in self.SPLITS[resolved["layout"]]:
+            raise AdapterError(f"{self.name}: split must be one of {list(self.SPLITS[resolved['layout']])}, "
+                               f"got {resolved['split']!r}")
+        if resolved["layout"] == "triplet" and resolved["lq_dir"]:
+            raise AdapterError(f"{self.name}: layout triplet has no LR frames (frame interpolation); "
+                               f"drop lq_dir {resolved['lq_dir']!r}")
         return resolved
 
     def _ann(self, storage, params) -> str:
         if params["ann_file"] != "auto":
             return params["ann_file"]
-        for name in self.SPLITS[params["split"]]:
+        names = self.SPLITS[params["layout"]][params["split"]]
+        for name in names:
             for cand in (name, f"meta/{name}"):
                 if storage.exists(cand):
                     return cand
         raise AdapterError(f"{self.name}: no list file for split {params['split']!r} under {storage.uri()} "
-                           f"(looked for {' or '.join(self.SPLITS[params['split']])})")
+                           f"(looked for {' or '.join(names)})")
 
     def list_items(self, storage, params):
         names = _read_list(storage, self._ann(storage, params), self.name)
@@ -293,6 +305,12 @@ class Vimeo90kAdapter(_ClipAdapter):
             items.append(_clip_item(sanitize_key(seq), f"{gt_dir}/{seq}", gts.get(seq, []),
                                     lqs.get(seq, []) if lq_dir else None, f"{lq_dir}/{seq}" if lq_dir else None))
         return sorted(items)
+
+    def read_clip(self, item, src, params):
+        clip = super().read_clip(item, src, params)
+        if params["layout"] == "triplet":  # interpolation data: no LQ is ever made from it
+            clip.notes = [n for n in clip.notes if n != _NO_LQ_NOTE]
+        return clip
 
 
 def _sequences(storage: Storage, folder: str) -> dict[str, list[tuple[str, str]]]:

@@ -125,6 +125,24 @@ def test_vimeo90k_lists_and_lq(tmp_path, lq_dir):
         assert any("sampler" in n for n in meta["notes"])
 
 
+def test_vimeo90k_triplet_layout_reads_the_tri_lists(tmp_path):
+    seqs = make_vimeo(tmp_path / "raw", train=("00001/0001",), test=("00003/0002", "00003/0003"), lq_dir="",
+                      n=3, lists="tri")
+    _m, samples = _samples_of(tmp_path, "vimeo90k", {"split": "test", "layout": "triplet"})
+    assert sorted(samples) == ["00003_0002", "00003_0003"]
+    s = samples["00003_0003"]
+    meta = decode_json(s["json"])
+    assert meta["frames"] == 3 and meta["frame_names"] == ["im1.png", "im2.png", "im3.png"]
+    assert not any("sampler" in n for n in meta.get("notes", []))  # no LQ is synthesised from triplets
+    np.testing.assert_array_equal(decode_image(s["gt.001.png"]), seqs["00003/0003"][1])
+    with pytest.raises(AdapterError, match="layout must be one of"):
+        _items("vimeo90k", tmp_path / "raw", layout="quintuplet")
+    with pytest.raises(AdapterError, match="no LR frames"):
+        _items("vimeo90k", tmp_path / "raw", layout="triplet", lq_dir="BIx4")
+    with pytest.raises(AdapterError, match="tri_trainlist.txt"):
+        _items("vimeo90k", tmp_path, layout="triplet")
+
+
 def test_vimeo90k_test_split_and_missing_list(tmp_path):
     make_vimeo(tmp_path, lq_dir="BDx4")
     assert [i.item_id for i in _items("vimeo90k", tmp_path, split="test", lq_dir="BDx4")] == ["00002_0001"]

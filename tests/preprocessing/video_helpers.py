@@ -48,14 +48,15 @@ def make_reds(root: Path, train=("000", "001", "011"), val=("000", "001"), n=3, 
 
 
 def make_vimeo(root: Path, train=("00001/0001", "00001/0002"), test=("00002/0001",), lq_dir="sequences_BIx4",
-               n=7) -> dict:
-    """Vimeo-90K septuplets: sequences/<a>/<b>/im1..im7.png, sep_trainlist.txt, sep_testlist.txt."""
+               n=7, lists="sep", hw=HW) -> dict:
+    """Vimeo-90K septuplets: sequences/<a>/<b>/im1..im7.png, sep_trainlist.txt, sep_testlist.txt
+    (``n=3, lists="tri", lq_dir=""``: the interpolation triplets with tri_trainlist/tri_testlist)."""
     out = {}
     for i, seq in enumerate(train + test):
         out[seq] = write_clip(root / "sequences" / seq, root / lq_dir / seq if lq_dir else None, n, i,
-                              name="im{}.png", start=1)
-    write(root / "sep_trainlist.txt", ("\n".join(train) + "\n").encode())
-    write(root / "sep_testlist.txt", ("\n".join(test) + "\n").encode())
+                              name="im{}.png", start=1, hw=hw)
+    write(root / f"{lists}_trainlist.txt", ("\n".join(train) + "\n").encode())
+    write(root / f"{lists}_testlist.txt", ("\n".join(test) + "\n").encode())
     return out
 
 

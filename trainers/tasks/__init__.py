@@ -23,6 +23,7 @@ from trainers.tasks.inpainting import InpaintingTask
 from trainers.tasks.matting import MattingTask
 from trainers.tasks.sr import SRTask
 from trainers.tasks.sr_gan import SRGANTask
+from trainers.tasks.vfi import VFITask
 from trainers.tasks.vsr import VSRGANTask, VSRTask
 
 
@@ -81,6 +82,11 @@ class Task(Protocol):
     def infer_output(self, pred: Tensor, batch: dict[str, Tensor]) -> np.ndarray:
         """The prediction of a batch of one -> the uint8 HxWx3 (or HxW) image to write."""
 
+    # Video families (``"video"`` in ``infer_inputs``) say what ``restoray infer`` does with a video
+    # with ``infer_kind`` (optional): ``"restore"`` (default; ``restore_clip``: every frame
+    # restored) or ``"interpolate"`` (``interpolate``: the video at twice the frame rate, and a
+    # pair of images -> their middle frame; ``num_input_frames`` frames per window).
+
 
 TASKS: dict[str, type[Task]] = {
     "sr": SRTask,
@@ -89,6 +95,7 @@ TASKS: dict[str, type[Task]] = {
     "inpainting": InpaintingTask,
     "vsr": VSRTask,
     "vsr_gan": VSRGANTask,
+    "vfi": VFITask,
 }
 
 
