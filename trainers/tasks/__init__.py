@@ -24,6 +24,7 @@ from trainers.tasks.matting import MattingTask
 from trainers.tasks.sr import SRTask
 from trainers.tasks.sr_gan import SRGANTask
 from trainers.tasks.vsr import VSRGANTask, VSRTask
+from trainers.tasks.vsr_window import VSRWindowTask
 
 
 class Task(Protocol):
@@ -89,6 +90,7 @@ TASKS: dict[str, type[Task]] = {
     "inpainting": InpaintingTask,
     "vsr": VSRTask,
     "vsr_gan": VSRGANTask,
+    "vsr_window": VSRWindowTask,
 }
 
 
