@@ -110,6 +110,7 @@ class VSRWindowTask(VSREval):
     def _run(self, net: nn.Module, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(output, aligned LR frames or None)`` of windows in [0, 1], output back in [0, 1]
         and aligned frames in the network's own (shifted) space."""
+        windows = windows.contiguous()  # stream batches are channel-moved views; the nets .view() their input
         out = net(windows - self.shift if self.shift else windows)
         out, aligned = out if isinstance(out, tuple) else (out, None)
         return out + self.shift if self.shift else out, aligned
