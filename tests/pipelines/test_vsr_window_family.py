@@ -171,9 +171,33 @@ def test_infer_restores_every_frame_of_an_mp4(edvr_run, tmp_path):
             w.write(f)
     out = tmp_path / "out.mp4"
     ckpt = str(Path(edvr_run["out"].checkpoint_dir) / "checkpoint.pt")
-    proc = subprocess.run([*RESTORAY, "infer", str(edvr_run["config"]), "--checkpoint", ckpt, "--out", str(out),
-                           str(src)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    infer = [*RESTORAY, "infer", str(edvr_run["config"]), "--checkpoint", ckpt, "--out", str(out), str(src)]
+    proc = subprocess.run([*infer, "--max-seq-len", "5"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "frames 1-7" in proc.stdout  # the 2-frame tail is too short for reflection_circle: one chunk
     restored, meta = read_video(out)
     restored = list(restored)
     assert len(restored) == 7 and restored[0].shape == (96, 128, 3) and meta.fps == Fraction(25)
+    short = subprocess.run([*infer, "--max-seq-len", "3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert short.returncode == 1 and short.stderr.strip().count("\n") == 0
+    assert "--max-seq-len: at least 5 frames" in short.stderr
+
+
+def test_video_chunks_merge_a_tail_too_short_for_the_window():
+    from pipelines.infer_video import chunks
+
+    frames = [np.full((1, 1, 3), t, np.uint8) for t in range(13)]
+    assert [len(c) for c in chunks(iter(frames[:11]), 5, 5)] == [5, 6]
+    assert [len(c) for c in chunks(iter(frames[:10]), 5, 5)] == [5, 5]
+    assert [len(c) for c in chunks(iter(frames[:13]), 4, 1)] == [4, 4, 4, 1]
+    assert [int(f[0, 0, 0]) for c in chunks(iter(frames), 5, 5) for f in c] == list(range(13))
+
+
+def test_eval_scores_every_frame_of_each_clip(edvr_run, tmp_path):
+    ckpt = str(Path(edvr_run["out"].checkpoint_dir) / "checkpoint.pt")
+    proc = subprocess.run([*RESTORAY, "eval", str(edvr_run["config"]), "--checkpoint", ckpt,
+                           "--json", str(tmp_path / "r.json")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [r["key"] for r in report["per_sample"]] == ["000", "011"]
+    assert all(np.isfinite(r["model_psnr"]) and np.isfinite(r["bicubic_psnr"]) for r in report["per_sample"])

@@ -19,7 +19,8 @@ EDVR/TOFlow ``reflection_circle``, TDAN ``reflection``), and score as the recurr
 (``VSREval.score``: mean of per-frame PSNR/SSIM on rounded frames per clip, dataset mean over
 clips; every REDS4 clip has 100 frames, so this equals mmedit's mean over frames). Inference in
 chunks (``--max-seq-len``) pads each chunk at its own ends, so frames near a chunk border see a
-padded window instead of their true neighbours.
+padded window instead of their true neighbours; a last chunk too short for the padding mode
+(``min_clip_frames``) is merged into the one before.
 """
 
 from __future__ import annotations
@@ -83,6 +84,20 @@ class VSRWindowTask(VSREval):
         super().__init__(cfg.data, cfg.eval)
         self.cfg = cfg
         self.shift = 0.5 if cfg.normalize == "tdan" else 0.0
+
+    @property
+    def min_clip_frames(self) -> int:
+        """The shortest clip every frame of which ``eval.padding`` can pad a window for (video
+        inference merges a shorter last chunk into the one before)."""
+        n, mode = self.data.num_input_frames, self.eval_cfg.padding
+        for total in range(1, n + 1):
+            try:
+                for t in range(total):
+                    padded_indices(t, total, n, mode)
+                return total
+            except ValueError:
+                continue
+        return n
 
     @staticmethod
     def sampler(cfg: Any) -> VSRWindowSampler:
