@@ -36,6 +36,13 @@ augmentation, the clip's ``lq`` frames when it has them, else the preset applied
 generator the stream seeds per sample (``paired`` falls back to ``bicubic``; ``realbasicvsr``
 runs unmirrored). An optional centred ``val_gt_size`` crop keeps big clips cheap. Mirroring
 for evaluation (Vimeo-90K-T's 7 -> 14) is the family's business, not the sampler's.
+
+The sliding-window families (EDVR, TDAN, TOFlow) use :class:`VSRWindowSampler`: a training
+sample is a window of ``num_input_frames`` LQ frames and the GT of its centre frame only
+(``GenerateFrameIndices`` for REDS, a random centre whose window fits; the clip's middle window
+for Vimeo-90K), read by ``train_members`` frame by frame, then the same crop and flips. Their
+validation clips are the ones above; the per-frame windows with edge padding
+(:func:`padded_indices`, ``GenerateFrameIndiceswithPadding``) are built by the task.
 """
 
 from __future__ import annotations
