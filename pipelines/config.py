@@ -15,10 +15,10 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipelines.schema import ExperimentConfig, ShardConfig
+from pipelines.schema import SCHEDULE_NAMES, ExperimentConfig, ShardConfig
 from trainers.tasks import TASKS
 
-_UNION_TAGS = {*TASKS, "constant", "multistep", "cosine_restart", "onecycle"}
+_UNION_TAGS = {*TASKS, *SCHEDULE_NAMES}
 
 
 class ConfigError(ValueError):

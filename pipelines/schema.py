@@ -180,10 +180,31 @@ class OneCycleSchedule(Strict):
     final_div_factor: float = Field(1e4, gt=0)
 
 
-ScheduleConfig = Annotated[
-    Union[ConstantSchedule, MultiStepSchedule, CosineSchedule, CosineRestartSchedule, OneCycleSchedule],
-    Field(discriminator="name"),
-]
+class PlateauSchedule(Strict):
+    """ReduceLROnPlateau on a validation metric: mmedit's ``ReduceLrUpdaterHook`` (CAIN, FLAVR;
+    rules in ``trainers/plateau.py``). Counted once per validation (``train.val_every``, the
+    zoo's "epoch"); the other steps leave the rate alone. Field names are mmedit's, but its
+    ``val_metric`` (``'PSNR'``) is ``metric`` here, a metric of the task (``psnr``)."""
+
+    name: Literal["plateau"]
+    metric: str = Field(description="the monitored validation metric, one of the task's (psnr, ssim, ...)")
+    mode: Literal["max", "min"] | None = Field(
+        None, description="max: higher is better; default: the task's direction for the metric")
+    factor: float = Field(0.1, ge=0, lt=1, description="new lr = lr * factor")
+    patience: int = Field(10, ge=0, description="validations without improvement tolerated before a reduction")
+    threshold: float = Field(1e-4, ge=0, description="how much better than the best a value must be")
+    threshold_mode: Literal["rel", "abs"] = "rel"
+    cooldown: int = Field(0, ge=0, description="validations after a reduction that are not counted as bad")
+    min_lr: float = Field(0.0, ge=0)
+    eps: float = Field(1e-8, ge=0, description="a reduction smaller than this is skipped")
+    verbose: bool = Field(False, description="print a line when the rate is reduced")
+
+
+SCHEDULES = (ConstantSchedule, MultiStepSchedule, CosineSchedule, CosineRestartSchedule, OneCycleSchedule,
+             PlateauSchedule)
+SCHEDULE_NAMES = tuple(s.model_fields["name"].annotation.__args__[0] for s in SCHEDULES)
+
+ScheduleConfig = Annotated[Union[SCHEDULES], Field(discriminator="name")]
 
 
 class InitSource(Strict):
@@ -441,6 +462,13 @@ class ExperimentConfig(Strict):
 
     def _check_metric_names(self) -> None:
         metrics = TASKS[self.task.name].metrics
+        for role, schedule in self.schedule.items():
+            if isinstance(schedule, PlateauSchedule):
+                if schedule.metric not in metrics:
+                    raise ValueError(f"@schedule.{role}.metric: {schedule.metric!r} is not a validation metric of "
+                                     f"task {self.task.name} ({', '.join(metrics)})")
+                if schedule.mode is None:
+                    schedule.mode = metrics[schedule.metric]
         if self.tune is not None and self.tune.metric and self.tune.metric.startswith("val/"):
             if self.tune.metric[4:] not in metrics:
                 raise ValueError(f"@tune.metric: task {self.task.name} reports {', '.join('val/' + m for m in metrics)}")

@@ -10,7 +10,8 @@ scores and preview; this file names no family.
 
 What the loop owns: the stream and its resume skip, the pair pool, AMP, EMA, gradient clipping
 and frozen windows (optimizer hooks, ``trainers/optim.py``), schedulers (stepped every
-iteration), the log / validate / checkpoint cadence and the time budget.
+iteration; a ``plateau`` one also after each validation, with rank 0's metric), the log /
+validate / checkpoint cadence and the time budget.
 
 Resumption is exact: a checkpoint (``trainers/checkpoint_io.py``, format v2) holds every
 network, EMA, optimizer and scheduler, step, ``samples_seen`` and every rank's pair pool.
@@ -41,6 +42,7 @@ from trainers.archs import build_arch
 from trainers.ema import EMA
 from trainers.optim import add_step_hooks, build_optimizer, build_scheduler, param_groups
 from trainers.pair_pool import PairPool, gather_states, restore as restore_pool
+from trainers.plateau import PlateauScheduler, from_rank0
 from trainers.tasks import get_task
 from trainers.tasks.common import mean_scores, to_batch, unwrap
 from trainers.tracking import RunLogger
@@ -255,6 +257,8 @@ class Recipe:
         do_val = s.step % tcfg.val_every == 0 or last
         if s.step % tcfg.checkpoint_every == 0 or last or do_val:
             val = self.validate() if do_val else {}
+            if do_val:
+                self._step_plateaus(val)
             if val:
                 if self.logger:
                     self.logger.metrics(val, s.step)
@@ -262,6 +266,21 @@ class Recipe:
             s.last_val.update(val)
             self.save(dict(s.last_val))
         return last
+
+    def _step_plateaus(self, val: dict[str, float]) -> None:
+        """Feed rank 0's validation metric to each ``plateau`` schedule, on every rank."""
+        for role, sched in self.state.schedulers.items():
+            if not isinstance(sched, PlateauScheduler):
+                continue
+            value = from_rank0(val.get(f"val/{sched.metric}"), self.device)
+            if value is None:
+                if self.rank == 0:
+                    _say(f"[restoray] step {self.state.step}: no val/{sched.metric}; the {role} plateau is not counted")
+                continue
+            before = sched.get_last_lr()[0]
+            if sched.step_metric(value) and sched.verbose and self.rank == 0:
+                _say(f"[restoray] step {self.state.step}: reducing the learning rate of {role} "
+                     f"from {before:.4e} to {sched.get_last_lr()[0]:.4e}")
 
     def _log_window(self) -> None:
         s, w = self.state, self.window

@@ -2,7 +2,8 @@
 
 The schedules are written as ``LambdaLR`` factors of the step so their whole
 state is the step counter: resuming restores them exactly, with no hidden
-per-epoch bookkeeping.
+per-epoch bookkeeping. The one exception is ``plateau`` (``trainers/plateau.py``), which
+follows the validation metric and checkpoints its own counters.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
+
+from trainers.plateau import PlateauScheduler
 
 
 def build_optimizer(params, cfg: dict[str, Any]) -> torch.optim.Optimizer:
@@ -166,4 +169,10 @@ def schedule_factor(cfg: dict[str, Any], base_lr: float, total_steps: int | None
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], base_lr: float,
                     total_steps: int | None = None):
+    """The role's scheduler: ``step()`` every iteration; a ``plateau`` one is also fed each
+    validation's metric (``PlateauScheduler.step_metric``) by the loop."""
+    if cfg["name"] == "plateau":
+        if cfg.get("mode") is None:
+            raise ValueError("mode: the plateau schedule needs max or min (the experiment config fills it in)")
+        return PlateauScheduler(optimizer, **{k: v for k, v in cfg.items() if k != "name"})
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(cfg, base_lr, total_steps))

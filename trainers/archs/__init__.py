@@ -39,6 +39,8 @@ from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.spynet import SPyNet
 from trainers.archs.srcnn import SRCNN
 from trainers.archs.tdan import TDANNet
+from trainers.archs.tof import TOFlow
+from trainers.archs.tof_vfi import TOFlowVFINet
 from trainers.archs.unet_disc_sn import UNetDiscriminatorWithSpectralNorm
 
 ARCHS: dict[str, type[nn.Module]] = {
@@ -56,9 +58,11 @@ ARCHS: dict[str, type[nn.Module]] = {
     "basicvsr_pp": BasicVSRPlusPlus,
     "edvr": EDVRNet,
     "tdan": TDANNet,
+    "tof": TOFlow,
     # frame interpolation
     "cain": CAINNet,
     "flavr": FLAVRNet,
+    "tof_vfi": TOFlowVFINet,
     # inpainting
     "deepfill_v1": DeepFillv1,
     "deepfill_v2": DeepFillv2,
