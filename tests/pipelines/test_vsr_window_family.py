@@ -32,6 +32,7 @@ KEY_MAP = {  # config -> its key map; EDVR-L without TSA and the other TDANs hav
     "tdan_vimeo90k_bix4_lr1e-4_400k": "tdan_vimeo90k_bix4_ft_lr5e-5_400k",
     "tdan_vimeo90k_bix4_ft_lr5e-5_400k": "tdan_vimeo90k_bix4_ft_lr5e-5_400k",
     "tdan_vimeo90k_bdx4_ft_lr5e-5_800k": "tdan_vimeo90k_bix4_ft_lr5e-5_400k",
+    "tof_x4_vimeo90k_official": "tof_x4_vimeo90k_official",
 }
 WOTSA_L = "edvrl_wotsa_c128b40_8x8_lr2e-4_600k_reds4"
 
@@ -77,6 +78,9 @@ def test_window_configs_follow_the_zoo_recipes():
             tsa = cfg.nets["generator"]["with_tsa"]
             assert o.train_only_until_step == ({"fusion": 50000 if "edvrm" in name else 5000} if tsa else {})
             assert bool(cfg.init_from) == tsa and all(not s.strict for s in cfg.init_from.get("generator", []))
+        elif name.startswith("tof"):
+            assert (t.upsample_lq, t.data.num_input_frames, t.eval.padding, t.eval.convert_to, t.eval.crop_border) == (
+                True, 7, "reflection_circle", "rgb", 0)
         else:
             assert (t.normalize, t.pixel.name, t.eval.padding, t.eval.crop_border, t.eval.convert_to) == (
                 "tdan", "mse", "reflection", 8, "y")

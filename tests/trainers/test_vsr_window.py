@@ -229,3 +229,28 @@ def test_train_only_until_step_freezes_everything_but_the_prefix():
     assert int(opt.state[net.conv_first.weight]["step"]) == 1 and int(opt.state[net.fusion.weight]["step"]) == 3
     with pytest.raises(ValueError, match="train_only_until_step: 'tsa' matches no parameter"):
         add_step_hooks(opt, net, {}, None, lambda: 0, train_only_until_step={"tsa": 5})
+
+
+def test_tof_input_is_the_matlab_bicubic_upsampled_window():
+    from degradations.matlab_resize import imresize
+    from trainers.archs import ARCHS
+
+    cfg = VSRWindowConfig(data={"num_input_frames": 7}, upsample_lq=True, eval={"window_batch": 4})
+    task = VSRWindowTask(cfg)
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (7, 4, 4, 3), dtype=np.uint8)
+    lq = torch.from_numpy(frames).permute(0, 3, 1, 2)[None].float() / 255
+    up = task.net_input(lq)
+    want = np.stack([imresize(f, scale=4) for f in frames])
+    assert up.shape == (1, 7, 3, 16, 16)
+    assert np.array_equal((up[0].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8), want)
+    net = ARCHS["tof"](adapt_official_weights=True).eval()
+    out = task.restore_clip({"generator": net}, {"lq": lq})
+    assert out.shape == (1, 7, 3, 16, 16) and torch.isfinite(out).all()
+    VSRWindowTask.check_nets(cfg, {"generator": {"name": "tof"}})
+    with pytest.raises(ValueError, match="task.upsample_lq: tof takes LQ frames already upsampled"):
+        VSRWindowTask.check_nets(VSRWindowConfig(data={"num_input_frames": 7}), {"generator": {"name": "tof"}})
+    with pytest.raises(ValueError, match="tof takes 7-frame windows"):
+        VSRWindowTask.check_nets(VSRWindowConfig(upsample_lq=True), {"generator": {"name": "tof"}})
+    with pytest.raises(ValueError, match="edvr upsamples x4 itself"):
+        VSRWindowTask.check_nets(VSRWindowConfig(upsample_lq=True), {"generator": {"name": "edvr"}})

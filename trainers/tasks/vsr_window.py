@@ -9,6 +9,10 @@ restorer (MSE on the output plus ``aligned.weight`` x MSE between the network's 
 and the centre LR frame repeated). EDVR-TSA's "only the fusion module trains for the first
 ``tsa_iter`` steps" is the optimizer's ``train_only_until_step: {fusion: N}``, not the task's.
 
+TOFlow-VSR takes its 7 LQ frames already bicubic-upsampled to the output size (``upsample_lq``:
+MATLAB ``imresize`` x ``scale`` per frame, rounded to uint8 as the zoo's ``BIx4up_direct`` PNGs,
+done by the task on the worker's CPU) and normalises them itself (ImageNet mean/std).
+
 ``normalize: tdan`` is TDAN's data convention: frames go in as ``x - 0.5`` (mmedit's ``Normalize``
 with mean 0.5 on [0, 1] frames, for LQ and GT alike) and 0.5 is added back to the output; the
 aligned-frame loss compares frames in that shifted space (the shift cancels in every loss).
@@ -27,9 +31,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
+
+from degradations.matlab_resize import imresize
 
 from trainers.losses import pixel_loss
 from trainers.samplers.vsr import PADDINGS, VSRWindowDataConfig, VSRWindowSampler, padded_indices
@@ -38,9 +45,9 @@ from trainers.tasks.common import optimizer_step
 from trainers.tasks.sr import PixelLossConfig
 from trainers.tasks.vsr import VSREval, VSREvalConfig
 
-#: Window networks whose output is 4x their input, and the argument naming their window length.
-WINDOW_ARCHS = {"edvr": "num_frames", "tdan": None, "tof": None}
-TDAN_FRAMES = 5
+#: Window networks whose output is 4x their input; TOFlow's output is its (pre-upsampled) input's size.
+X4_WINDOW_ARCHS = frozenset({"edvr", "tdan"})
+TDAN_FRAMES, TOF_FRAMES = 5, 7
 
 
 class WindowPixelLossConfig(PixelLossConfig):
@@ -71,6 +78,9 @@ class VSRWindowConfig(Strict):
     pixel: WindowPixelLossConfig = WindowPixelLossConfig(name="charbonnier", reduction="sum")
     aligned: AlignedLossConfig | None = Field(None, description="TDAN's aligned-LR loss; needs a net returning it")
     normalize: Literal["none", "tdan"] = Field("none", description="tdan: frames as x - 0.5 in and out")
+    upsample_lq: bool = Field(
+        False, description="MATLAB-bicubic upsample the LQ frames by data.scale (uint8-rounded) before the net: "
+        "TOFlow-VSR's input (the zoo's Vid4 BIx4up_direct)")
     eval: VSRWindowEvalConfig = VSRWindowEvalConfig()
 
 
@@ -107,7 +117,7 @@ class VSRWindowTask(VSREval):
     def check_nets(cfg: Any, nets: dict[str, dict[str, Any]]) -> None:
         g = nets.get("generator", {})
         name, n = g.get("name"), cfg.data.num_input_frames
-        if name in WINDOW_ARCHS and cfg.data.scale != 4:
+        if name in X4_WINDOW_ARCHS and cfg.data.scale != 4:
             raise ValueError(f"task.data.scale: {name} upscales x4, the data is x{cfg.data.scale}")
         if name == "edvr":
             frames, centre = g.get("num_frames", 5), g.get("center_frame_idx", 2)
@@ -117,6 +127,12 @@ class VSRWindowTask(VSREval):
                 raise ValueError(f"nets.generator.center_frame_idx {centre}: the window's centre is {n // 2}")
         if name == "tdan" and n != TDAN_FRAMES:
             raise ValueError(f"task.data.num_input_frames: tdan takes {TDAN_FRAMES}-frame windows, got {n}")
+        if name == "tof" and n != TOF_FRAMES:
+            raise ValueError(f"task.data.num_input_frames: tof takes {TOF_FRAMES}-frame windows, got {n}")
+        if name == "tof" and not cfg.upsample_lq:
+            raise ValueError("task.upsample_lq: tof takes LQ frames already upsampled to the output size; set it true")
+        if name in X4_WINDOW_ARCHS and cfg.upsample_lq:
+            raise ValueError(f"task.upsample_lq: {name} upsamples x4 itself; leave it false")
         if cfg.aligned is not None and name not in (None, "tdan"):
             raise ValueError(f"task.aligned: only tdan returns aligned LR frames, not {name}")
 
@@ -130,6 +146,16 @@ class VSRWindowTask(VSREval):
         out, aligned = out if isinstance(out, tuple) else (out, None)
         return out + self.shift if self.shift else out, aligned
 
+    def net_input(self, lq: torch.Tensor) -> torch.Tensor:
+        """``lq`` as the network takes it: MATLAB-bicubic x ``scale`` per frame (uint8-rounded,
+        as the zoo's ``BIx4up_direct`` PNGs) with ``upsample_lq``, else unchanged."""
+        if not self.cfg.upsample_lq:
+            return lq
+        frames = (lq.detach().flatten(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().clip(0, 255)
+        up = np.stack([imresize(f.astype(np.uint8), scale=self.data.scale) for f in frames])
+        up = torch.from_numpy(up).to(lq.device).permute(0, 3, 1, 2).float().div(255)
+        return up.view(*lq.shape[:2], *up.shape[1:])
+
     def restore_frames(self, net: nn.Module, lq: torch.Tensor, frames: list[int] | None = None) -> torch.Tensor:
         """Frames ``frames`` (all by default) of clips ``lq`` ``[B,T,3,h,w]``, each from its
         padded window, ``window_batch`` windows per forward: ``[B,len(frames),3,H,W]``.
@@ -138,6 +164,7 @@ class VSRWindowTask(VSREval):
             ValueError: when the clip is too short for the window under the padding mode.
         """
         e, n = self.eval_cfg, self.data.num_input_frames
+        lq = self.net_input(lq)
         b, total = lq.shape[:2]
         frames = list(range(total)) if frames is None else frames
         idx = [padded_indices(t, total, n, e.padding) for t in frames]
@@ -165,7 +192,7 @@ class VSRWindowTask(VSREval):
 
     def train_step(self, nets, optimizers, batch, step: int) -> dict[str, torch.Tensor]:
         p, a, lq = self.cfg.pixel, self.cfg.aligned, batch["lq"]
-        pred, aligned = self._run(nets["generator"], lq)
+        pred, aligned = self._run(nets["generator"], self.net_input(lq))
         logs = {f"loss/{p.name}": pixel_loss(p.name, pred.float(), batch["gt"], loss_weight=p.weight,
                                              reduction=p.reduction)}
         if a is not None:
