@@ -12,6 +12,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -142,8 +143,12 @@ def edvr_run(ray_session, clip_shards, tmp_path_factory) -> dict:
 def test_edvr_tsa_trains_on_window_samples_fusion_first(edvr_run):
     out = edvr_run["out"]
     assert out.metrics["step"] == 2
-    logged = MlflowClient(tracking_uri=out.tracking_uri).get_run(out.mlflow_run_id).data.metrics
+    client = MlflowClient(tracking_uri=out.tracking_uri)
+    logged = client.get_run(out.mlflow_run_id).data.metrics
     assert {"loss/charbonnier", "val/psnr", "val/ssim"} <= set(logged) and np.isfinite(logged["val/psnr"])
+    previews = [a.path for a in client.list_artifacts(out.mlflow_run_id, "val") if a.path.endswith(".png")]
+    strip = cv2.imread(client.download_artifacts(out.mlflow_run_id, previews[0]))
+    assert strip.shape == (64, 7 * 64, 3)  # the middle frame's 5 LQ window frames | output | GT
     state = torch.load(Path(out.checkpoint_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
     from trainers.archs import ARCHS
 

@@ -254,3 +254,15 @@ def test_tof_input_is_the_matlab_bicubic_upsampled_window():
         VSRWindowTask.check_nets(VSRWindowConfig(upsample_lq=True), {"generator": {"name": "tof"}})
     with pytest.raises(ValueError, match="edvr upsamples x4 itself"):
         VSRWindowTask.check_nets(VSRWindowConfig(upsample_lq=True), {"generator": {"name": "edvr"}})
+
+
+def test_preview_is_the_middle_frame_window_output_and_gt():
+    task = VSRWindowTask(VSRWindowConfig(eval={"padding": "reflection"}))
+    lq = _clip_tensor(t=6)
+    gt = lq.repeat_interleave(4, -1).repeat_interleave(4, -2)
+    pred = task.predict({"generator": PickFrame(2)}, {"lq": lq})
+    img = task.preview(pred, {"lq": lq, "gt": gt})
+    assert img.shape == (16, 7 * 16, 3)
+    panels = [int(img[0, 16 * k, 0]) for k in range(7)]  # frame t -> 255 t / 20
+    want = [round(255 * f / 20) for f in (*padded_indices(3, 6, 5, "reflection"), 3, 3)]
+    assert panels == want

@@ -41,7 +41,7 @@ from degradations.matlab_resize import imresize
 from trainers.losses import pixel_loss
 from trainers.samplers.vsr import PADDINGS, VSRWindowDataConfig, VSRWindowSampler, padded_indices
 from trainers.strict import Strict
-from trainers.tasks.common import optimizer_step
+from trainers.tasks.common import optimizer_step, to_uint8_image
 from trainers.tasks.sr import PixelLossConfig
 from trainers.tasks.vsr import VSREval, VSREvalConfig
 
@@ -187,6 +187,18 @@ class VSRWindowTask(VSREval):
     def restore_clip(self, nets: dict[str, nn.Module], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Every frame of the chunk ``batch["lq"]``, windows padded at the chunk's ends."""
         return self.restore_frames(nets["generator"], batch["lq"])
+
+    def preview(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """The clip's middle scored frame: its padded LQ window (nearest-upsampled) | output | GT."""
+        lq, out = batch["lq"][0], pred[0]
+        total, i = lq.shape[0], out.shape[0] // 2
+        t = total // 2 if self.eval_cfg.frames == "centre" else i
+        window = lq[padded_indices(t, total, self.data.num_input_frames, self.eval_cfg.padding)]
+        h, w = out.shape[-2:]
+        scale = max(h // lq.shape[-2], 1)
+        up = window.repeat_interleave(scale, -2).repeat_interleave(scale, -1)[..., :h, :w]
+        gt = self._targets(batch)[0, i] if "gt" in batch else out[i]
+        return to_uint8_image(torch.cat([*up, out[i].clamp(0, 1), gt], dim=-1))
 
     # ------------------------------------------------------------------ train
 
