@@ -53,16 +53,23 @@ def is_video_file(path: str) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def chunks(frames: Iterator[np.ndarray], size: int | None) -> Iterator[np.ndarray]:
-    """``[t, H, W, 3]`` arrays of ``size`` frames (the last may be shorter); all frames at once for None."""
+def chunks(frames: Iterator[np.ndarray], size: int | None, min_last: int = 1) -> Iterator[np.ndarray]:
+    """``[t, H, W, 3]`` arrays of ``size`` frames; all frames at once for None. A last chunk
+    shorter than ``min_last`` (a sliding-window task's shortest paddable clip) joins the one
+    before it, so the next chunk is read ahead."""
     it = iter(frames)
-    while True:
-        block = list(itertools.islice(it, size)) if size else list(it)
-        if not block:
-            return
+    if not size:
+        block = list(it)
+        if block:
+            yield np.stack(block)
+        return
+    block = list(itertools.islice(it, size))
+    while block:
+        ahead = list(itertools.islice(it, size))
+        if 0 < len(ahead) < min(min_last, size):  # shorter than size: the video's end
+            block, ahead = block + ahead, []
         yield np.stack(block)
-        if not size:
-            return
+        block = ahead
 
 
 def open_source(source: str, fps: Fraction | None) -> tuple[Iterator[np.ndarray], Fraction, Fraction | None]:
@@ -90,6 +97,10 @@ def restore_video(cfg: ExperimentConfig, checkpoint: str, source: str, out: str,
         return interpolate_video(cfg, checkpoint, source, out, fps=fps, uri=uri)
     if max_seq_len is not None and max_seq_len < 2:
         raise ValueError(f"--max-seq-len: at least 2 frames (the networks propagate between frames), got {max_seq_len}")
+    min_frames = getattr(task, "min_clip_frames", 1)
+    if max_seq_len is not None and max_seq_len < min_frames:
+        raise ValueError(f"--max-seq-len: at least {min_frames} frames for this model's window and "
+                         f"{cfg.task.eval.padding} padding, got {max_seq_len}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     nets, where = load_nets(cfg, checkpoint, uri)
     nets = {r: n.to(device) for r, n in nets.items()}
@@ -98,7 +109,7 @@ def restore_video(cfg: ExperimentConfig, checkpoint: str, source: str, out: str,
     writer, done, n_chunks, t0 = None, 0, 0, time.perf_counter()
     size = (0, 0)
     try:
-        for clip in chunks(frames, max_seq_len):
+        for clip in chunks(frames, max_seq_len, min_frames):
             batch = {k: v.to(device) for k, v in task.infer_batch({"video": clip}).items()}
             with torch.no_grad():
                 restored = task.infer_output(task.restore_clip(nets, batch), batch)

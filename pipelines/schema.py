@@ -123,6 +123,11 @@ class OptimConfig(Strict):
         description="parameter-name prefix -> first step at which it trains (BasicVSR: {spynet: 5000}); "
         "'' matches the whole network",
     )
+    train_only_until_step: dict[str, int] = Field(
+        default_factory=dict,
+        description="parameter-name prefix -> step until which ONLY the parameters under it train, every "
+        "other parameter being frozen (EDVR-TSA: {fusion: 50000}, mmedit's train_cfg.tsa_iter)",
+    )
 
 
 class ConstantSchedule(Strict):

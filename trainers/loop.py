@@ -183,7 +183,8 @@ class Recipe:
     def _add_optimizer(self, role: str, net: nn.Module) -> None:
         o = self.cfg.optim[role]
         opt = build_optimizer(param_groups(net, o.lr, o.lr_mult), o.model_dump())
-        add_step_hooks(opt, net, o.frozen_until_step, self.cfg.train.grad_clip, lambda: self.state.step)
+        add_step_hooks(opt, net, o.frozen_until_step, self.cfg.train.grad_clip, lambda: self.state.step,
+                       o.train_only_until_step)
         schedule = self.cfg.schedule.get(role)
         schedule = schedule.model_dump() if schedule is not None else {"name": "constant"}
         self.state.optimizers[role] = opt

@@ -55,14 +55,16 @@ def param_groups(net: nn.Module, lr: float, lr_mult: Mapping[str, float]) -> lis
 
 def add_step_hooks(
     optimizer: torch.optim.Optimizer, net: nn.Module, frozen_until_step: Mapping[str, int],
-    grad_clip: float | None, current_step: Callable[[], int],
+    grad_clip: float | None, current_step: Callable[[], int], train_only_until_step: Mapping[str, int] | None = None,
 ) -> None:
     """Frozen windows and gradient clipping, run inside ``optimizer.step()``.
 
     A parameter under a ``frozen_until_step`` prefix has its gradient dropped while the step is
     below its limit, so Adam neither moves it nor starts its moments (as BasicVSR's frozen SPyNet,
     whose parameters get no gradient at all). Being a hook, it needs no help from the family's
-    ``train_step``, and DDP still sees every gradient it expects.
+    ``train_step``, and DDP still sees every gradient it expects. ``train_only_until_step`` is the
+    complement: while the step is below its limit, every parameter *not* under the prefix is frozen
+    (EDVR-TSA trains only ``fusion`` for its first ``tsa_iter`` steps).
     """
     named = list(net.named_parameters())
     windows = []
@@ -71,6 +73,10 @@ def add_step_hooks(
         if not params:
             raise ValueError(f"frozen_until_step: {prefix!r} matches no parameter of {type(net).__name__}")
         windows.append((until, params))
+    for prefix, until in (train_only_until_step or {}).items():
+        if not any(matches(n, prefix) for n, _ in named):
+            raise ValueError(f"train_only_until_step: {prefix!r} matches no parameter of {type(net).__name__}")
+        windows.append((until, [p for n, p in named if not matches(n, prefix)]))
     owned = [p for group in optimizer.param_groups for p in group["params"]]
 
     def hook(opt, args, kwargs):

@@ -45,7 +45,8 @@ def test_every_vsr_zoo_config_is_here_and_matches_its_checkpoint():
     from pipelines.train_job import build_nets
     from trainers.checkpoint_io import compare_state_dict
 
-    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(KEY_MAP)
+    recurrent = {p.stem for p in CONFIGS.glob("*.yaml") if "name: vsr_window" not in p.read_text()}  # window: own test
+    assert recurrent == set(KEY_MAP)
     for name, key_map in KEY_MAP.items():
         ref = json.loads((KEYS / f"{key_map}.json").read_text())
         zoo = {"generator": ref["generator"]["keys"]} | ({"discriminator": ref["discriminator"]["keys"]}

@@ -36,11 +36,19 @@ augmentation, the clip's ``lq`` frames when it has them, else the preset applied
 generator the stream seeds per sample (``paired`` falls back to ``bicubic``; ``realbasicvsr``
 runs unmirrored). An optional centred ``val_gt_size`` crop keeps big clips cheap. Mirroring
 for evaluation (Vimeo-90K-T's 7 -> 14) is the family's business, not the sampler's.
+
+The sliding-window families (EDVR, TDAN, TOFlow) use :class:`VSRWindowSampler`: a training
+sample is a window of ``num_input_frames`` LQ frames and the GT of its centre frame only
+(``GenerateFrameIndices`` for REDS, a random centre whose window fits; the clip's middle window
+for Vimeo-90K), read by ``train_members`` frame by frame, then the same crop and flips. Their
+validation clips are the ones above; the per-frame windows with edge padding
+(:func:`padded_indices`, ``GenerateFrameIndiceswithPadding``) are built by the task.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -279,3 +287,134 @@ class VSRSampler:
         top, left = max(h - size, 0) // 2, max(w - size, 0) // 2
         gt = gt[:, top * s : (top + size) * s, left * s : (left + size) * s]
         return (None if lq is None else lq[:, top : top + size, left : left + size]), gt
+
+
+# ---------------------------------------------------------------------- sliding-window families
+
+#: ``GenerateFrameIndiceswithPadding``'s modes: how a window centred near a clip end is filled.
+PADDINGS = ("reflection", "reflection_circle", "replicate", "circle")
+
+
+def window_indices(total: int, num: int, interval_list, rng, key=None, centre: int | None = None) -> list[int]:
+    """mmedit's ``GenerateFrameIndices``: a training window of ``num`` (odd) frames around a
+    random centre, every ``interval`` frames.
+
+    The stream gives one sample per clip where mmedit's REDS dataset has one per frame, so the
+    centre is first drawn over the whole clip (``rng.integers(0, total)``, the frame key mmedit's
+    loader would have picked); then the interval (``np.random.choice``); then, while the window
+    crosses an end of the clip, the centre is redrawn (``np.random.randint(0, total)``, mmedit's
+    ``frames_per_clip + 1`` = 100 for REDS). Centres end up uniform over the ones whose window
+    fits (REDS, 5 frames: 2..97). ``centre`` given: no first draw (mmedit's own sequence of draws,
+    for the parity test).
+
+    Raises:
+        ValueError: when the clip is too short for the window at the drawn interval.
+    """
+    half = num // 2
+    centre = int(rng.integers(0, total)) if centre is None else centre
+    interval = int(interval_list[int(rng.integers(0, len(interval_list)))])
+    if 2 * half * interval > total - 1:
+        raise ValueError(f"clip {key}: {total} frames are too few for a window of {num} frames at interval {interval}")
+    while centre - half * interval < 0 or centre + half * interval > total - 1:
+        centre = int(rng.integers(0, total))
+    return list(range(centre - half * interval, centre + half * interval + 1, interval))
+
+
+def centre_window(total: int, num: int, key=None) -> list[int]:
+    """The window in the middle of the clip (``SRVimeo90KDataset``: 5 of 7 frames -> im2..im6)."""
+    if total < num:
+        raise ValueError(f"clip {key}: {total} frames are too few for a window of {num} frames")
+    start = (total - num) // 2
+    return list(range(start, start + num))
+
+
+def padded_indices(current: int, total: int, num: int, padding: str) -> list[int]:
+    """mmedit's ``GenerateFrameIndiceswithPadding``: the ``num``-frame window around frame
+    ``current`` of a ``total``-frame clip, indices beyond an end replaced by ``padding``.
+
+    For ``current`` 0, ``num`` 5: replicate ``[0, 0, 0, 1, 2]``, reflection ``[2, 1, 0, 1, 2]``,
+    reflection_circle ``[4, 3, 0, 1, 2]``, circle ``[3, 4, 0, 1, 2]`` (mmedit's formulas, which
+    for ``circle`` and ``reflection_circle`` wrap within the window, not the clip).
+
+    Raises:
+        ValueError: for an unknown mode, or a clip too short for the window in this mode (an index
+            that stays outside the clip after padding).
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    if not 0 <= current < total:
+        raise ValueError(f"frame {current} is outside a clip of {total} frames")
+    last, half, out = total - 1, num // 2, []
+    for i in range(current - half, current + half + 1):
+        if i < 0:
+            j = {"replicate": 0, "reflection": -i, "reflection_circle": current + half - i, "circle": num + i}[padding]
+        elif i > last:
+            j = {"replicate": last, "reflection": 2 * last - i,
+                 "reflection_circle": current - half - (i - last), "circle": i - num}[padding]
+        else:
+            j = i
+        if not 0 <= j <= last:
+            raise ValueError(f"a clip of {total} frames is too short for a window of {num} frames "
+                             f"with {padding} padding")
+        out.append(j)
+    return out
+
+
+class VSRWindowDataConfig(VSRDataConfig):
+    """Training / validation clips of the sliding-window families (EDVR, TDAN, TOFlow): a window
+    of ``num_input_frames`` LQ frames and the GT of its centre frame. Defaults: EDVR on REDS."""
+
+    num_input_frames: int = Field(5, ge=1, description="window length (odd); the GT is its centre frame")
+    window: Literal["random", "centre"] = Field(
+        "random", description="random: GenerateFrameIndices (REDS, a random centre whose window fits); "
+        "centre: the clip's middle window (SRVimeo90KDataset: im2..im6 of 7)")
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> "VSRWindowDataConfig":
+        if self.num_input_frames % 2 == 0:
+            raise ValueError(f"num_input_frames must be odd (a centre frame), got {self.num_input_frames}")
+        if self.mirror:
+            raise ValueError("mirror: a sliding-window model trains on one window, not a mirrored clip")
+        if self.degradation.preset in CLIP_PRESETS:
+            raise ValueError(f"degradation {self.degradation.preset}: a clip preset; the window families take "
+                             "bicubic, bd or paired")
+        if self.window == "centre" and self.interval_list != [1]:
+            raise ValueError(f"interval_list: the centre window takes consecutive frames, got {self.interval_list}")
+        return self
+
+
+class VSRWindowSampler(VSRSampler):
+    """Sliding-window samples: ``{"lq": [n, h, w, 3], "gt": [H, W, 3]}`` (the window's centre
+    frame) for training; whole clips for validation (:meth:`VSRSampler.val`)."""
+
+    data: VSRWindowDataConfig
+
+    def _window(self, members: dict[str, bytes], rng) -> list[int]:
+        d, key = self.data, members.get("__key__")
+        total = clip_length(members, key)
+        if d.window == "centre":
+            return centre_window(total, d.num_input_frames, key)
+        return window_indices(total, d.num_input_frames, d.interval_list, rng, key)
+
+    def train_members(self, members: dict[str, bytes], rng: np.random.Generator) -> list[str]:
+        """The window's LQ frames and its centre GT frame (paired), or the window's GT frames."""
+        indices = self._window(members, rng)
+        if self.data.degradation.preset == PAIRED:
+            return [META, *(frame_member("lq", t) for t in indices), frame_member("gt", indices[len(indices) // 2])]
+        return [META, *(frame_member("gt", t) for t in indices)]
+
+    def train(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        d, key = self.data, members.get("__key__")
+        indices = self._window(members, rng)
+        if d.random_reverse and rng.random() < 0.5:
+            indices = indices[::-1]  # the centre stays the centre
+        centre = len(indices) // 2
+        if d.degradation.preset == PAIRED:
+            self._check_meta_scale(members, key)
+            lq = decode_frames(members, "lq", indices, key)
+            gt = decode_frames(members, "gt", [indices[centre]], key)
+            lq, gt = self._paired_crop(lq, gt, rng, key)
+            frames = augment(lq + gt, d.use_hflip, d.use_rot, rng)
+            return {"lq": np.stack(frames[:-1]), "gt": frames[-1]}
+        gt = augment(self._gt_crop(decode_frames(members, "gt", indices, key), rng), d.use_hflip, d.use_rot, rng)
+        return {"lq": np.stack([self._degrade_frame(f, rng) for f in gt]), "gt": gt[centre]}

@@ -25,6 +25,7 @@ from trainers.tasks.sr import SRTask
 from trainers.tasks.sr_gan import SRGANTask
 from trainers.tasks.vfi import VFITask
 from trainers.tasks.vsr import VSRGANTask, VSRTask
+from trainers.tasks.vsr_window import VSRWindowTask
 
 
 class Task(Protocol):
@@ -95,6 +96,7 @@ TASKS: dict[str, type[Task]] = {
     "inpainting": InpaintingTask,
     "vsr": VSRTask,
     "vsr_gan": VSRGANTask,
+    "vsr_window": VSRWindowTask,
     "vfi": VFITask,
 }
 
