@@ -328,7 +328,7 @@ class EDVRFeatureExtractor(nn.Module):
         """``[n, t, c, h, w]`` frames (h, w multiples of 4) -> fused ``[n, mid_channels, h, w]`` feature."""
         self.check_window(x)
         n, t, c, h, w = x.shape
-        l1 = self.feature_extraction(self.lrelu(self.conv_first(x.view(-1, c, h, w))))
+        l1 = self.feature_extraction(self.lrelu(self.conv_first(x.reshape(-1, c, h, w))))
         l2 = self.feat_l2_conv2(self.feat_l2_conv1(l1))
         l3 = self.feat_l3_conv2(self.feat_l3_conv1(l2))
         levels = [l1.view(n, t, -1, h, w), l2.view(n, t, -1, h // 2, w // 2), l3.view(n, t, -1, h // 4, w // 4)]
