@@ -112,9 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "train-loop overhead against a plain PyTorch loop; matting and "
                                      "inpainting sampler samples/s per core; video SR clips/s per core; "
                                      "restore job against the infer loop; deformable convolution against conv2d; "
-                                     "video inference peak memory, whole and chunked)")
+                                     "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s)")
     b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform",
-                                    "video"])
+                                    "video", "frames"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -452,6 +452,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_video import write_bench_video
 
         write_bench_video(args.json_out, quick=args.quick)
+    elif args.what == "frames":
+        from pipelines.bench_frames import write_bench_frames
+
+        write_bench_frames(args.json_out, quick=args.quick)
     else:
         from pipelines.bench import write_bench
 
