@@ -7,6 +7,7 @@ eval`` per clip and ``restoray infer`` on a generated mp4 (tiny widths, a few st
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -104,7 +105,10 @@ def vsr_experiment(shards: dict[str, str], storage: str, name: str, **sections) 
         optim={"generator": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.99], "lr_mult": {"spynet": 0.125},
                              "frozen_until_step": {"spynet": 2}}},
         ema={},
-        train={"total_steps": 4, "log_every": 1, "val_every": 4, "checkpoint_every": 2},
+        # a plateau schedule that halves the rate at every validation after the first (threshold 10:
+        # nothing counts as better), so the SIGKILL test below also covers its state across a resume
+        schedule={"generator": {"name": "plateau", "metric": "psnr", "factor": 0.5, "patience": 0, "threshold": 10.0}},
+        train={"total_steps": 4, "log_every": 1, "val_every": 1, "checkpoint_every": 2},
         scaling={"num_workers": 1, "cpus_per_worker": 0.5},
     )
     for section, values in sections.items():
@@ -153,19 +157,24 @@ def test_spynet_is_frozen_then_trains_at_its_lr_multiplier(trained):
 
 
 def test_killed_video_run_resumes_bit_identical(trained, clip_shards, tmp_path):
-    """The same experiment SIGKILLed after its first committed checkpoint (step 2) and resumed by
-    the same command ends with every weight and optimizer state equal to the uninterrupted run's."""
+    """The same experiment SIGKILLed after its first committed checkpoint and resumed by
+    the same command ends with every weight, optimizer state and plateau-schedule state equal to
+    the uninterrupted run's."""
     storage = tmp_path / "b"
     path = write_config(tmp_path / "b.yaml", vsr_experiment(clip_shards, str(storage), "tiny_basicvsr"))
     cmd = [*RESTORAY, "train", str(path), "--workdir", str(storage), "--no-register"]
     kill_after_first_checkpoint(cmd, storage, "tiny_basicvsr", tmp_path / "b.log")
     second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
-    assert "resuming run 'tiny_basicvsr' from step 2" in second.stdout
+    resumed = re.search(r"resuming run 'tiny_basicvsr' from step (\d+)", second.stdout)
+    assert resumed and 1 <= int(resumed.group(1)) < 4, second.stdout[-2000:]  # killed mid-run, resumed there
     final = json.loads(second.stdout[second.stdout.index("{\n"):])
     a = torch.load(Path(trained["out"].checkpoint_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
     b = torch.load(Path(final["checkpoint"]) / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert a["step"] == b["step"] == 4 and a["samples_seen"] == b["samples_seen"]
+    assert a["schedulers"] == b["schedulers"]  # the plateau schedule's counters and rate, across the kill
+    lrs = sorted(g["lr"] for g in a["optimizers"]["generator"]["param_groups"])
+    assert lrs == pytest.approx([1e-3 * 0.125 * 0.5**3, 1e-3 * 0.5**3])  # halved at validations 2, 3 and 4
     for k, v in a["nets"]["generator"].items():
         assert torch.equal(v, b["nets"]["generator"][k]), k
     for i, st in a["optimizers"]["generator"]["state"].items():
