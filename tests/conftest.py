@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -48,10 +50,14 @@ def s3_endpoint():
     """
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    # The server logs every request to stderr: a file, not a pipe nobody reads -- once the pipe's
+    # 64 KiB buffer filled (a few hundred requests: clip shards, ranged reads) the server blocked on
+    # its next log line and every later S3 call timed out.
+    log = tempfile.NamedTemporaryFile(prefix="moto-server-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -60,7 +66,7 @@ def s3_endpoint():
             break
         except OSError:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace")[-2000:]
+                err = Path(log.name).read_text(errors="replace")[-2000:]
                 pytest.fail(f"moto server exited with {proc.returncode}: {err}")
             if time.monotonic() > deadline:
                 proc.kill()
@@ -86,6 +92,8 @@ def s3_endpoint():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
+        os.unlink(log.name)
 
 
 @pytest.fixture
