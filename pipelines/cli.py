@@ -258,7 +258,7 @@ def _cmd_retrain(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    cfg = load_experiment(args.config, args.overrides)
+    cfg = load_experiment(args.config, args.overrides, check_paths=() if args.shards else ("val",))
     from pipelines.evaluate import evaluate
     from pipelines.infer import load_nets
     from pipelines.tracking import tracking_uri
@@ -478,8 +478,25 @@ COMMANDS = {
 }
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line, accepting ``a.b=value`` overrides after options as well as before them
+    (``restoray eval CFG --checkpoint X data.val=...``): argparse alone stops collecting a
+    positional list at the first option and refuses what follows."""
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    late = [a for a in rest if "=" in a and not a.startswith("-")]
+    unknown = [a for a in rest if a not in late]
+    if late and not hasattr(args, "overrides"):
+        unknown = rest
+    if unknown:
+        parser.parse_args(argv)  # argparse's own one-line "unrecognized arguments" error, exit 2
+    if late:
+        args.overrides = list(args.overrides or []) + late
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
