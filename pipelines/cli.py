@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="field overrides a.b=value")
     t.add_argument("--workdir", default=".", help="where the default MLflow database lives (default: .)")
     t.add_argument("--no-register", action="store_true", help="do not register the final model in MLflow")
+    t.add_argument("--fit", action="store_true",
+                   help="a local trial: shrink GPU/CPU requests to this cluster (a zoo config on a laptop or CI); "
+                   "prints what it changed")
 
     u = sub.add_parser("tune", help="Ray Tune sweep over the config's tune.space (re-run to resume)")
     u.add_argument("config", help="experiment config YAML with a tune section (see configs/tune/)")
@@ -202,13 +205,20 @@ def _cmd_shard(args) -> int:
 
 def _cmd_train(args) -> int:
     cfg = load_experiment(args.config, args.overrides)
+    from pipelines.train_job import preflight, run_train
     from pipelines.tracking import check_reachable, tracking_uri
 
+    preflight(cfg)  # data and resume checks first: a refused config touches neither MLflow nor Ray
     check_reachable(tracking_uri(cfg.mlflow.tracking_uri, args.workdir))
     from pipelines.cluster import init_ray
-    from pipelines.train_job import run_train
 
     init_ray()
+    if args.fit:
+        from pipelines.cluster import fit_to_cluster
+
+        cfg, changes = fit_to_cluster(cfg)
+        print(f"[restoray] --fit: {', '.join(changes) if changes else 'the config fits this cluster as it is'}",
+              flush=True)
     out = run_train(cfg, config_file=args.config, workdir=args.workdir, register=not args.no_register)
     print(json.dumps({
         "run_name": out.run_name, "mlflow_run_id": out.mlflow_run_id, "tracking_uri": out.tracking_uri,
