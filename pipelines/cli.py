@@ -115,9 +115,10 @@ def _parser() -> argparse.ArgumentParser:
                                      "train-loop overhead against a plain PyTorch loop; matting and "
                                      "inpainting sampler samples/s per core; video SR clips/s per core; "
                                      "restore job against the infer loop; deformable convolution against conv2d; "
-                                     "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s)")
+                                     "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s; ingest: shards "
+                                     "against a PNG folder, local and S3)")
     b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform",
-                                    "video", "frames"])
+                                    "video", "frames", "ingest"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -446,6 +447,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_matting import write_bench_matting
 
         write_bench_matting(args.json_out, quick=args.quick)
+    elif args.what == "ingest":
+        from pipelines.bench_ingest import write_bench_ingest
+
+        write_bench_ingest(args.json_out, quick=args.quick)
     elif args.what == "clips":
         from pipelines.bench_clips import write_bench_clips
 
