@@ -510,8 +510,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _quiet_libraries() -> None:
+    """Keep library chatter off the terminal: MLflow's INFO lines (database set-up, "View run
+    at"), Ray's token-auth notice and one Ray Data deprecation that Ray raises inside its own
+    ``DataConfig``. Ray's INFO lines from its workers are handled in ``pipelines.cluster``."""
+    import logging
+    import warnings
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*ExecutionOptions.exclude_resources.*")
+
+
+def ray_failure_line(exc: BaseException) -> str | None:
+    """The root cause of an error raised inside Ray (a worker's exception, a failed task), as
+    one line, or None for an exception that did not come from Ray."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        failures = getattr(seen, "worker_failures", None)  # Ray Train's WorkerGroupError: rank -> error
+        seen = next(iter(failures.values())) if failures else (seen.__cause__ or seen.__context__)
+    if not any(type(e).__module__.startswith("ray.") for e in chain):
+        return None
+    root = chain[-1]
+    lines = [ln.strip() for ln in str(root).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.split(":", 1)[0].split(".")[-1].endswith(("Error", "Exception", "Interrupt"))]
+    text = errors[-1] if errors else (lines[-1] if lines else type(root).__name__)
+    return text if ":" in text else f"{type(root).__name__}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _quiet_libraries()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -525,9 +555,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("restoray: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, ConnectionError, PermissionError) as exc:
+    except Exception as exc:
+        line = ray_failure_line(exc)
+        if line is None and not isinstance(exc, (ValueError, FileNotFoundError, ConnectionError, PermissionError)):
+            raise
         if os.environ.get("RESTORAY_DEBUG"):
             raise
+        if line is not None:  # the worker's own traceback is above; close with what went wrong
+            print(f"restoray: error: {args.command} failed inside Ray: {line} (RESTORAY_DEBUG=1 re-raises; Ray's "
+                  "logs: /tmp/ray/session_latest/logs)", file=sys.stderr)
+            return 1
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"restoray: error: {msg}", file=sys.stderr)
         return 1

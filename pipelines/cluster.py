@@ -16,7 +16,12 @@ import ray
 def init_ray(num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
-    kwargs = {"logging_level": logging.WARNING, "log_to_driver": True}
+    # Ray's own INFO lines (worker-group start, resource requests, Ray Data plans, "Reporting
+    # training result" dicts) stay in Ray's log files (/tmp/ray/session_latest/logs): LoggingConfig
+    # sets the level in every worker and actor of the job, not only this driver. restoray's
+    # progress lines are prints of rank 0, which log_to_driver still forwards.
+    kwargs = {"logging_level": logging.WARNING, "log_to_driver": True,
+              "logging_config": ray.LoggingConfig(log_level="WARNING")}
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], **kwargs)
     else:

@@ -220,7 +220,7 @@ def val_dataset(uri: str, manifest: dict[str, Any], cfg: Any) -> ray.data.Datase
     paths = [resolve(url)[1] for url, _ in shard_table(uri, manifest)]
     # Fractional CPUs: validation runs while the train workers and the training
     # stream hold their resources; whole-CPU tasks would wait forever on a small node.
-    ds = ray.data.read_webdataset(paths, filesystem=fs, decoder=None, ray_remote_args={"num_cpus": 0.25})
+    ds = ray.data.read_webdataset(paths, filesystem=fs, decoder=None, num_cpus=0.25)
     return ds.map_batches(
         _val_rows, fn_kwargs={"task_cfg": cfg.task, "seed": cfg.seed}, batch_size=1, batch_format="numpy",
         num_cpus=0.25,
