@@ -59,6 +59,7 @@ from .clips import clip_samples
 from .schema import (FORMAT, GT, LQ, META, TRIMAP, decode_json, encode_json, encode_png, encode_png_grey,
                      sample_metadata)
 from .storage import Storage, StorageError, normalize_uri, open_storage
+from .tar_safety import check_shard_name
 from .validate import CorruptInput, load_grey_with_notes, load_image_with_notes
 
 __all__ = [
@@ -550,7 +551,8 @@ def read_manifest(dest_uri: str) -> dict:
 
     Raises:
         ManifestNotFound: no manifest.json (the job did not finish).
-        StorageError: the folder/bucket does not exist, or the manifest is not ours.
+        StorageError: the folder/bucket does not exist, the manifest is not ours, or it names a
+            shard outside the folder (an absolute path, ``..``, a URI).
     """
     dest = open_storage(dest_uri)
     try:
@@ -559,6 +561,8 @@ def read_manifest(dest_uri: str) -> dict:
         raise ManifestNotFound(f"no {MANIFEST} at {dest.uri()}: the shard job did not finish") from None
     if manifest.get("format") != FORMAT:
         raise StorageError(f"{dest.uri(MANIFEST)} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    for entry in [*manifest.get("shards", []), *manifest.get("empty_shards", [])]:
+        check_shard_name(entry.get("name") if isinstance(entry, dict) else entry, dest.uri(MANIFEST))
     return manifest
 
 
