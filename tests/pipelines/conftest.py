@@ -96,7 +96,7 @@ def mlflow_server(tmp_path_factory):
          "--artifacts-destination", str(root / "artifacts")],
         stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "wb"), start_new_session=True,
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 240  # a loaded CI machine: the server has taken > 90 s to start
     while True:
         try:
             urllib.request.urlopen(f"{url}/health", timeout=1).close()
