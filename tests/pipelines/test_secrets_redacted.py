@@ -44,7 +44,7 @@ def test_canary_secrets_reach_neither_mlflow_nor_logs(ray_session, tiny_shards, 
     env = dict(os.environ, AWS_SECRET_ACCESS_KEY=env_secret, AWS_SESSION_TOKEN=env_token)
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run([*RESTORAY, "train", str(cfg_path), "--workdir", str(tmp_path)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=400)
+                          capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
 
