@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from pipelines.config import ConfigError, UsageError, load_experiment, load_shard_config
+from preprocessing.redact import redact_text
 
 EPILOG = """\
 typical session:
@@ -222,7 +223,7 @@ def _cmd_train(args) -> int:
               flush=True)
     out = run_train(cfg, config_file=args.config, workdir=args.workdir, register=not args.no_register)
     print(json.dumps({
-        "run_name": out.run_name, "mlflow_run_id": out.mlflow_run_id, "tracking_uri": out.tracking_uri,
+        "run_name": out.run_name, "mlflow_run_id": out.mlflow_run_id, "tracking_uri": redact_text(out.tracking_uri),
         "checkpoint": out.checkpoint_dir, "registered_version": out.registered_version,
         "metrics": {k: v for k, v in out.metrics.items() if isinstance(v, (int, float))},
     }, indent=1))
@@ -540,17 +541,18 @@ def ray_failure_line(exc: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_redaction()
     args = parse_args(argv)
     _quiet_libraries()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(f"restoray: config error: {exc}", file=sys.stderr)
+        print(redact_text(f"restoray: config error: {exc}"), file=sys.stderr)
         return 2
     except UsageError as exc:
         if os.environ.get("RESTORAY_DEBUG"):
             raise
-        print(f"restoray: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        print(redact_text(f"restoray: error: {str(exc).strip().splitlines()[0]}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("restoray: interrupted", file=sys.stderr)
@@ -562,12 +564,67 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("RESTORAY_DEBUG"):
             raise
         if line is not None:  # the worker's own traceback is above; close with what went wrong
-            print(f"restoray: error: {args.command} failed inside Ray: {line} (RESTORAY_DEBUG=1 re-raises; Ray's "
-                  "logs: /tmp/ray/session_latest/logs)", file=sys.stderr)
+            print(redact_text(f"restoray: error: {args.command} failed inside Ray: {line} (RESTORAY_DEBUG=1 "
+                              "re-raises; Ray's logs: /tmp/ray/session_latest/logs)"), file=sys.stderr)
             return 1
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"restoray: error: {msg}", file=sys.stderr)
+        print(redact_text(f"restoray: error: {msg}"), file=sys.stderr)
         return 1
+
+
+def install_redaction() -> None:
+    """Secrets out of what this process prints that restoray does not format itself.
+
+    Every log record (MLflow's, Ray's, urllib3's: the record factory covers all loggers), an
+    uncaught exception's traceback and -- when they are the process's own streams, not a test's
+    capture -- everything written to stdout/stderr (MLflow's prints, worker lines Ray forwards)
+    pass through :func:`preprocessing.redact.redact_text`. Idempotent.
+    """
+    import logging
+    import traceback
+
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "_restoray_redacts", False):
+        def _record(*args, **kwargs):
+            record = factory(*args, **kwargs)
+            try:
+                text = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record is logging's problem, not ours
+                return record
+            clean = redact_text(text)
+            if clean != text:
+                record.msg, record.args = clean, None
+            return record
+
+        _record._restoray_redacts = True
+        logging.setLogRecordFactory(_record)
+
+    def _hook(kind, value, tb):
+        sys.__stderr__.write(redact_text("".join(traceback.format_exception(kind, value, tb))))
+
+    sys.excepthook = _hook
+    if sys.stdout is sys.__stdout__:
+        sys.stdout = _RedactingStream(sys.stdout)
+    if sys.stderr is sys.__stderr__:
+        sys.stderr = _RedactingStream(sys.stderr)
+
+
+class _RedactingStream:
+    """A text stream whose writes go through :func:`redact_text` (everything else is the stream's)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact_text(text))
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 if __name__ == "__main__":

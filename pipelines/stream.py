@@ -16,8 +16,9 @@ Why not ``read_webdataset`` for training: it cannot tag rows with the epoch nor
 start inside a shard. Shards are instead listed with ``from_items`` and
 expanded by a read task with the ``webdataset`` library's own tar iterator,
 which keeps bytes undecoded (decoding happens in the actor pool, as with
-``read_webdataset(decoder=None)``). Validation, which has no epochs, uses
-``read_webdataset(decoder=None)`` directly.
+``read_webdataset(decoder=None)``). Validation, which has no epochs, reads whole shards in
+order the same way. Every member is checked (``preprocessing.tar_safety``): a link, a device
+or an escaping name stops the read with the shard and member named.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from typing import Any, Iterator
 import numpy as np
 import ray
 import ray.data
-from webdataset.tariterators import group_by_keys, tar_file_iterator
+from webdataset.tariterators import group_by_keys
 
 from degradations.seeding import epoch_rng, sample_rng
 from pipelines.fs import join, resolve
+from preprocessing.tar_safety import safe_tar_files
 from trainers.tasks import get_task
 
 
@@ -76,14 +78,19 @@ def plan_reads(
 
 
 def _tar_samples(url: str) -> Iterator[dict[str, Any]]:
-    """Samples of one tar, grouped by key with the ``webdataset`` library's own iterators."""
+    """Samples of one tar, grouped by key with the ``webdataset`` library's ``group_by_keys``.
+
+    Members are read by ``preprocessing.tar_safety.safe_tar_files``, not webdataset's
+    ``tar_file_iterator``: that one silently skips links and devices and passes ``../`` or
+    absolute names on, which ends as a bare ``KeyError: 'gt.png'``; here such a member stops
+    the read with the shard and member named."""
     fs, path = resolve(url)
     # One read of the whole object: a shard is sized to fit a read task's memory, and pyarrow's
     # S3 stream turns each of tarfile's small reads into its own ranged GET (529 requests for a
     # 48-sample shard, each paying the store's first-byte latency; `restoray bench ingest`).
     with fs.open_input_file(path) as f:
         data = f.read()
-    files = (dict(member, __url__=url) for member in tar_file_iterator(io.BytesIO(data)))
+    files = (dict(member, __url__=url) for member in safe_tar_files(io.BytesIO(data), url))
     yield from group_by_keys(files)
 
 
@@ -208,19 +215,28 @@ def val_members(row: dict[str, Any]) -> dict[str, Any]:
 def _val_rows(batch: dict[str, np.ndarray], task_cfg: Any, seed: int) -> dict[str, np.ndarray]:
     sampler = get_task(task_cfg.name).sampler(task_cfg)
     rows = []
-    for i, key in enumerate(batch["__key__"]):
-        members = val_members({k: v[i] for k, v in batch.items()})
+    for key, names, blobs in zip(batch["__key__"], batch["names"], batch["blobs"]):
+        members = val_members({"__key__": key, **dict(zip(names, blobs))})
         rows.append(sampler.val(members, sample_rng(seed, 0, str(key))))
     return {"key": batch["__key__"], **_stack(rows)}
 
 
+def _val_shard(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Raw samples of one validation shard, in tar order (members as name/bytes list columns)."""
+    for sample in _tar_samples(row["url"]):
+        members = {k: v for k, v in sample.items() if not k.startswith("__")}
+        yield {"__key__": sample["__key__"], "names": list(members), "blobs": list(members.values())}
+
+
 def val_dataset(uri: str, manifest: dict[str, Any], cfg: Any) -> ray.data.Dataset:
-    """Full-size validation samples (one per row; sizes may differ)."""
-    fs, _ = resolve(uri)
-    paths = [resolve(url)[1] for url, _ in shard_table(uri, manifest)]
+    """Full-size validation samples (one per row; sizes may differ).
+
+    Shards are read by :func:`_tar_samples` (as for training), not ``read_webdataset``, whose
+    reader silently skips links and passes escaping member names on."""
+    urls = [{"url": url} for url, _ in shard_table(uri, manifest)]
     # Fractional CPUs: validation runs while the train workers and the training
     # stream hold their resources; whole-CPU tasks would wait forever on a small node.
-    ds = ray.data.read_webdataset(paths, filesystem=fs, decoder=None, num_cpus=0.25)
+    ds = ray.data.from_items(urls, override_num_blocks=len(urls)).flat_map(_val_shard, num_cpus=0.25)
     return ds.map_batches(
         _val_rows, fn_kwargs={"task_cfg": cfg.task, "seed": cfg.seed}, batch_size=1, batch_format="numpy",
         num_cpus=0.25,

@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from preprocessing.redact import redact_config
 from trainers import checkpoint_io
 from trainers.archs import build_arch
 from trainers.ema import EMA
@@ -346,7 +347,7 @@ class Recipe:
                 payload = {
                     "format": checkpoint_io.RESTORAY_FORMAT, **position, "last_val": metrics,
                     "data_position": {"samples_seen": s.samples_seen, "seed": self.cfg.seed},
-                    "config": self.cfg.model_dump(mode="json"),
+                    "config": redact_config(self.cfg.model_dump(mode="json")),  # no secrets in files
                     "arch": {r: {"name": n["name"], "kwargs": {k: v for k, v in n.items() if k != "name"}}
                              for r, n in self.cfg.nets.items()},
                     "nets": {r: unwrap(n).state_dict() for r, n in s.nets.items()},
