@@ -291,11 +291,11 @@ class _ShortBody(ConnectionError):
 
 def _transient(exc: BaseException) -> bool:
     """True for failures a retry may cure: dropped connections, timeouts, cut-off bodies."""
-    from botocore.exceptions import (ConnectionError as BotoConnectionError, IncompleteReadError,
+    from botocore.exceptions import (ConnectionError as BotoConnectionError, HTTPClientError, IncompleteReadError,
                                      ReadTimeoutError, ResponseStreamingError)
     from urllib3.exceptions import HTTPError as Urllib3Error
 
-    return isinstance(exc, (_ShortBody, BotoConnectionError, IncompleteReadError, ReadTimeoutError,
+    return isinstance(exc, (_ShortBody, BotoConnectionError, HTTPClientError, IncompleteReadError, ReadTimeoutError,
                             ResponseStreamingError, Urllib3Error, ConnectionError, TimeoutError))
 
 

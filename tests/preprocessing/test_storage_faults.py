@@ -38,7 +38,7 @@ def via_proxy(s3_endpoint, monkeypatch):
 def test_reads_and_writes_come_through_faults_with_the_same_bytes(s3_bucket, via_proxy):
     proxy = via_proxy(fraction=0.3, seed=1, latency_s=0.002)
     storage = open_storage(f"s3://{s3_bucket}/data")
-    blobs = {f"obj{i}.bin": np.random.default_rng(i).bytes(50_000 + 997 * i) for i in range(12)}
+    blobs = {f"obj{i}.bin": np.random.default_rng(i).bytes(50_000 + 997 * i) for i in range(20)}
     for key, data in blobs.items():
         storage.write_bytes(key, data)
     storage.rename("obj0.bin", "moved/obj0.bin")
