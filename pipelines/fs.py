@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from preprocessing.storage import s3_endpoint, s3_max_attempts, s3_region
+from preprocessing.storage import S3Storage, s3_endpoint, s3_max_attempts, s3_region
 
 
 def s3_filesystem() -> pafs.S3FileSystem:
@@ -44,3 +44,13 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
 def join(uri: str, name: str) -> str:
     return uri.rstrip("/") + "/" + name
+
+
+def read_object(uri: str) -> bytes:
+    """A whole object's bytes: a local file, or an S3 object through boto3 (``S3Storage``: a body
+    cut off mid-transfer is fetched again, within ``RESTORAY_S3_MAX_ATTEMPTS``)."""
+    if uri.startswith("s3://"):
+        root, _, name = uri.rpartition("/")
+        return S3Storage(root).read_bytes(name)
+    with open(os.path.abspath(uri), "rb") as f:
+        return f.read()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +239,23 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
     )
 
 
+_USER_ERRORS = re.compile(r"(?:CorruptShardError|StorageError|CheckpointStorageError): (.+)")
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one-line reason inside a Ray failure when it is one a user can act on (a damaged shard,
+    an unreachable or unwritable storage), found in the text of the exception chain (Ray carries a
+    worker's or a read task's error as text inside its own)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        match = _USER_ERRORS.search(str(exc))
+        if match:
+            return match.group(1).strip()
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def run_train(
     cfg: ExperimentConfig, *, config_file: str | None = None, workdir: str | os.PathLike = ".",
     register: bool = True, callbacks: Sequence[Any] = (), parent_run_id: str | None = None,
@@ -282,8 +300,11 @@ def run_train(
     trainer = make_trainer(cfg, ctx, step0, callbacks)
     try:
         result = trainer.fit()
-    except Exception:
+    except Exception as exc:
         finish_run(uri, run_id, status="FAILED")
+        reason = user_error(exc)
+        if reason is not None:  # a damaged shard or a storage failure: one line, not Ray's tracebacks
+            raise ValueError(reason) from exc
         raise
     version = None
     if register and result.checkpoint is not None:
