@@ -235,9 +235,26 @@ def save_training_checkpoint(directory: str | os.PathLike, payload: dict, meta: 
     """Write ``checkpoint.pt`` (a v2 payload) and ``meta.json`` (step, position, scores) into ``directory``."""
     if payload.get("format") != RESTORAY_FORMAT:
         raise ValueError("save_training_checkpoint writes restoray/2 payloads only")
-    torch.save(payload, os.path.join(directory, CHECKPOINT_FILE))
-    with open(os.path.join(directory, META_FILE), "w") as f:
-        json.dump(meta, f)
+    _write_atomic(os.path.join(directory, CHECKPOINT_FILE), lambda f: torch.save(payload, f))
+    _write_atomic(os.path.join(directory, META_FILE), lambda f: f.write(json.dumps(meta).encode()))
+
+
+def _write_atomic(path: str, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, synced, then renamed over it: a full disk
+    or a crash leaves the old file (or none), never half of a new one. The error names the path."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OSError(exc.errno, f"cannot write checkpoint {path}: {exc.strerror or exc}", path) from exc
 
 
 def read_training_checkpoint(directory: str | os.PathLike) -> dict:
