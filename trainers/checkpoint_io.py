@@ -249,12 +249,17 @@ def _write_atomic(path: str, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch.save turns a failed write into a RuntimeError
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise OSError(exc.errno, f"cannot write checkpoint {path}: {exc.strerror or exc}", path) from exc
+        cause = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        errno = cause.errno if cause is not None else None
+        reason = (cause.strerror if cause is not None else None) or str(exc).splitlines()[0]
+        raise OSError(errno, f"cannot write checkpoint {path}: {reason}") from exc
 
 
 def read_training_checkpoint(directory: str | os.PathLike) -> dict:
