@@ -116,9 +116,9 @@ def test_a_member_that_does_not_decode_is_skipped_in_the_transform(tiny_shards, 
     dest, entry = _copy(tiny_shards, tmp_path)
     rows = list(read_shard(_task(dest, entry, take=3)))
     rows[1]["blobs"] = [_bad_png() if n == "gt.png" else b for n, b in zip(rows[1]["names"], rows[1]["blobs"])]
-    batch = {k: np.array([r[k] for r in rows] if k not in ("names", "blobs") else
-                         [np.array(r[k], dtype=object) for r in rows], dtype=object if k in ("names", "blobs", "key", "shard") else None)
-             for k in ("key", "epoch", "shard", "skipped", "names", "blobs")}
+    batch = {k: np.array([r[k] for r in rows], dtype=object) for k in ("key", "shard")}
+    batch |= {k: np.array([r[k] for r in rows]) for k in ("epoch", "skipped")}
+    batch |= {k: np.array([np.array(r[k], dtype=object) for r in rows], dtype=object) for k in ("names", "blobs")}
     cfg = SRConfig(data={"scale": 4, "gt_size": 32})
     out = TrainTransform(cfg, seed=3)(batch)
     assert out["skipped"].tolist() == [0, 1, 0]
