@@ -12,6 +12,23 @@ import os
 
 import ray
 
+# Where S3 is and how hard to try: settings of the submitting shell that every Ray worker of the
+# job needs too (a worker of an existing cluster does not inherit the driver's environment).
+# Credentials are deliberately not forwarded: they would show in the job's runtime_env.
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "RESTORAY_S3_MAX_ATTEMPTS")
+
+
+def job_env() -> dict[str, str]:
+    """The :data:`FORWARDED_ENV` variables set in this process; none inside a ``ray job submit``
+    entrypoint, whose own runtime_env already reaches every worker (Ray refuses the same key
+    from both)."""
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
+
+    if RAY_JOB_CONFIG_JSON_ENV_VAR in os.environ:
+        return {}
+    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+
 
 def init_ray(num_cpus: int | None = None) -> None:
     if ray.is_initialized():
@@ -22,6 +39,8 @@ def init_ray(num_cpus: int | None = None) -> None:
     # progress lines are prints of rank 0, which log_to_driver still forwards.
     kwargs = {"logging_level": logging.WARNING, "log_to_driver": True,
               "logging_config": ray.LoggingConfig(log_level="WARNING")}
+    if job_env():
+        kwargs["runtime_env"] = {"env_vars": job_env()}
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], **kwargs)
     else:

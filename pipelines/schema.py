@@ -95,6 +95,11 @@ class StreamConfig(Strict):
         "(below ~128 MB Ray Data 2.60's split coordinator was seen to stall)",
     )
     max_val_samples: int | None = Field(None, ge=1)
+    max_skipped_fraction: float = Field(
+        0.05, ge=0, le=1,
+        description="damaged training samples (a cut-off tar, a member that does not decode) are skipped and "
+        "counted (data/skipped); a shard with more than this fraction of its samples damaged stops the run",
+    )
 
     @model_validator(mode="after")
     def _pool_divisible(self) -> "StreamConfig":

@@ -65,6 +65,40 @@ def _ingest_options(cfg: ExperimentConfig):
     return opts
 
 
+class CheckpointStorageError(ValueError):
+    """The run's checkpoint storage cannot be written (read-only, full, not a folder)."""
+
+
+def check_writable(storage_path: str, run_name: str) -> None:
+    """Fail before Ray starts, in one line naming the folder, when a local checkpoint folder
+    cannot take a file: read-only, permission denied, disk (or quota) full, a file in the way.
+
+    A small probe file is written, synced and removed. The checkpoints already there are not
+    touched, so the run resumes from its last good one once the folder is fixed. (S3 storage is
+    not probed: a failed upload is retried, and a dead endpoint is named by the shard reader.)
+    """
+    if storage_path.startswith("s3://"):
+        return
+    folder = Path(storage_path).resolve() / run_name
+    probe = folder / f".restoray-write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise CheckpointStorageError(
+            f"checkpoint storage is not writable: {folder} (run.storage_path): "
+            f"{exc.strerror or exc}; checkpoints already there are kept: fix the folder (or free space) "
+            f"and run the same command to resume") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+
+
 def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
     """meta.json of the latest committed checkpoint of ``run_name``, or None for a new run."""
     path, fs = storage_location(storage_path)
@@ -90,6 +124,7 @@ def preflight(cfg: ExperimentConfig) -> dict[str, Any] | None:
     family_check = getattr(get_task(cfg.task.name), "preflight", None)
     if family_check is not None:  # the family's own file checks
         family_check(cfg.task)
+    check_writable(cfg.run.storage_path, cfg.run_name)
     manifests = {split: read_manifest(getattr(cfg.data, split)) for split in ("train", "val")}
     check_data_members(cfg, manifests)
     previous = latest_state(cfg.run.storage_path, cfg.run_name)

@@ -272,9 +272,31 @@ def save_training_checkpoint(directory: str | os.PathLike, payload: dict, meta: 
     """Write ``checkpoint.pt`` (a v2 payload) and ``meta.json`` (step, position, scores) into ``directory``."""
     if payload.get("format") != RESTORAY_FORMAT:
         raise ValueError("save_training_checkpoint writes restoray/2 payloads only")
-    torch.save(payload, os.path.join(directory, CHECKPOINT_FILE))
-    with open(os.path.join(directory, META_FILE), "w") as f:
-        json.dump(meta, f)
+    _write_atomic(os.path.join(directory, CHECKPOINT_FILE), lambda f: torch.save(payload, f))
+    _write_atomic(os.path.join(directory, META_FILE), lambda f: f.write(json.dumps(meta).encode()))
+
+
+def _write_atomic(path: str, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, synced, then renamed over it: a full disk
+    or a crash leaves the old file (or none), never half of a new one. The error names the path."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch.save turns a failed write into a RuntimeError
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        cause = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        errno = cause.errno if cause is not None else None
+        reason = (cause.strerror if cause is not None else None) or str(exc).splitlines()[0]
+        raise OSError(errno, f"cannot write checkpoint {path}: {reason}") from exc
 
 
 def read_training_checkpoint(directory: str | os.PathLike) -> dict:

@@ -76,6 +76,7 @@ class TrainState:
     emas: dict[str, EMA]
     step: int = 0
     samples_seen: int = 0
+    skipped: int = 0  # damaged samples skipped so far, every rank (logged as data/skipped)
     last_val: dict[str, float] = field(default_factory=dict)
 
 
@@ -197,6 +198,7 @@ class Recipe:
             opt.load_state_dict(saved["optimizers"][role])
             s.schedulers[role].load_state_dict(saved["schedulers"][role])
         s.step, s.samples_seen = saved["step"], saved["samples_seen"]
+        s.skipped = int(saved.get("data_position", {}).get("skipped", 0))
         s.last_val = dict(saved.get("last_val") or {})
         if self.pool is not None and not restore_pool(self.pool, saved.get("pair_pool"), self.rank, self.world,
                                                       self.device):
@@ -231,6 +233,9 @@ class Recipe:
             except StopIteration:
                 _say(f"[restoray] rank {self.rank}: data stream ended at step {s.step}")
                 break
+            skipped = raw.pop("skipped", None)  # damaged samples the stream skipped (pipelines/stream.py)
+            if skipped is not None:
+                self.window.skipped = self.window.skipped + skipped.sum()
             if self.pool is not None:
                 raw = self.pool(raw, s.step)
             batch = self.task.device_stage(raw)  # device-side work counts as data time
@@ -291,6 +296,11 @@ class Recipe:
             metrics[f"lr/{role}"] = opt.param_groups[0]["lr"]
         metrics["data/samples_per_s"] = w.steps * self.global_batch / elapsed
         metrics["data/wait_fraction"] = w.wait / elapsed
+        skipped = torch.as_tensor(w.skipped, dtype=torch.float32, device=self.device).reshape(1)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(skipped)
+        s.skipped += int(skipped.item())
+        metrics["data/skipped"] = s.skipped
         if self.rank == 0:
             total = self.cfg.train.total_steps
             losses = " ".join(f"{k.removeprefix('loss/')} {v:.4g}" for k, v in metrics.items() if k.startswith("loss/"))
@@ -346,7 +356,7 @@ class Recipe:
             if self.rank == 0:
                 payload = {
                     "format": checkpoint_io.RESTORAY_FORMAT, **position, "last_val": metrics,
-                    "data_position": {"samples_seen": s.samples_seen, "seed": self.cfg.seed},
+                    "data_position": {"samples_seen": s.samples_seen, "seed": self.cfg.seed, "skipped": s.skipped},
                     "config": redact_config(self.cfg.model_dump(mode="json")),  # no secrets in files
                     "arch": {r: {"name": n["name"], "kwargs": {k: v for k, v in n.items() if k != "name"}}
                              for r, n in self.cfg.nets.items()},
@@ -371,6 +381,7 @@ class _Window:
 
     def __init__(self):
         self.t0, self.wait, self.steps, self.sums = time.time(), 0.0, 0, {}
+        self.skipped = 0  # a tensor on the device once the stream reports skips
 
     def add(self, logs: dict[str, torch.Tensor]) -> None:
         self.steps += 1
