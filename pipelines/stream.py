@@ -31,6 +31,7 @@ from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from degradations.seeding import epoch_rng, sample_rng
 from pipelines.fs import join, resolve
+from trainers.control import KEY_COLUMN, encode_keys
 from trainers.tasks import get_task
 
 
@@ -146,16 +147,20 @@ class TrainTransform:
     depend on the actor that makes it.
     """
 
-    def __init__(self, task_cfg: Any, seed: int):
+    def __init__(self, task_cfg: Any, seed: int, emit_keys: bool = False):
         self.sampler = get_task(task_cfg.name).sampler(task_cfg)
         self.seed = seed
+        self.emit_keys = emit_keys
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = []
         for key, epoch, names, blobs in zip(batch["key"], batch["epoch"], batch["names"], batch["blobs"]):
             members = {**dict(zip(names, blobs)), "__key__": str(key)}
             out.append(self.sampler.train(members, sample_rng(self.seed, int(epoch), str(key))))
-        return _stack(out)
+        stacked = _stack(out)
+        if self.emit_keys:  # the consumed-keys test hook (trainers/control.py)
+            stacked[KEY_COLUMN] = encode_keys([f"{int(e)}/{k}" for e, k in zip(batch["epoch"], batch["key"])])
+        return stacked
 
 
 def configure_data_context(progress_bars: bool) -> None:
@@ -166,9 +171,10 @@ def configure_data_context(progress_bars: bool) -> None:
 
 
 def train_dataset(
-    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int
+    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int, emit_keys: bool = False
 ) -> ray.data.Dataset:
-    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long."""
+    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long
+    (``emit_keys``: each row also carries its ``epoch/key``, for the consumed-keys test hook)."""
     data = cfg.data
     tasks = plan_reads(shard_table(uri, manifest), cfg.seed, start, needed)
     if hasattr(get_task(cfg.task.name).sampler(cfg.task), "train_members"):
@@ -181,7 +187,7 @@ def train_dataset(
     ds = ds.flat_map(read_shard, fn_kwargs={"task_cfg": cfg.task}, num_cpus=0.25)
     return ds.map_batches(
         TrainTransform,
-        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed},
+        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed, "emit_keys": emit_keys},
         compute=ray.data.ActorPoolStrategy(size=data.transform_actors),
         num_cpus=data.cpus_per_actor,
         batch_size=data.transform_batch_size,

@@ -38,6 +38,7 @@ import torch.distributed as dist
 from torch import nn
 
 from trainers import checkpoint_io
+from trainers.control import KEY_COLUMN, KeyRecorder, StopWatch
 from trainers.archs import build_arch
 from trainers.ema import EMA
 from trainers.optim import add_step_hooks, build_optimizer, build_scheduler, param_groups
@@ -59,12 +60,19 @@ class RunContext:
         init_states: role -> (state dict or an object ref to one, strict) to start a new run
             from (``init_from``, or ``restoray retrain`` fine-tuning its champion); non-strict
             states hold only the tensors that fit.
+        stop: A ``trainers.control.StopSignal`` handle: once set (the driver got SIGTERM), the
+            workers checkpoint after the current step and return.
+        keys_file: The consumed-keys test hook's file prefix (``RESTORAY_DEBUG_KEYS_FILE``).
+        step_sleep_s: Test hook: a pause after each step (``RESTORAY_DEBUG_STEP_SLEEP_S``).
     """
 
     tracking_uri: str | None = None
     run_id: str | None = None
     stream_start: int = 0
     init_states: dict[str, Any] = field(default_factory=dict)
+    stop: Any = None
+    keys_file: str | None = None
+    step_sleep_s: float = 0.0
 
 
 @dataclass
@@ -134,6 +142,8 @@ class Recipe:
         self.logger = RunLogger(ctx.tracking_uri, ctx.run_id) if self.rank == 0 and ctx.run_id else None
         self.global_batch = cfg.data.batch_size * self.world
         self.pool = PairPool(cfg.data.pool_size, cfg.seed, self.rank) if cfg.data.pool_size else None
+        self.keys = KeyRecorder(ctx.keys_file, rank) if ctx.keys_file else None
+        self.stopped = False  # set when training ended early on the driver's stop request
 
     # ------------------------------------------------------------------ set-up
 
@@ -164,6 +174,7 @@ class Recipe:
         if saved is not None:
             self._restore_progress(saved)
         self.batches = batches if batches is not None else self._train_batches()
+        self.stop_watch = StopWatch(self.ctx.stop, self.rank) if self.ctx.stop is not None else None
 
     def _build_nets(self, saved: dict | None) -> dict[str, nn.Module]:
         nets = {}
@@ -211,8 +222,12 @@ class Recipe:
         ))
         # In-fit restart: the stream restarted at stream_start; skip what this
         # checkpoint already consumed (each rank skips its equal share).
-        for _ in range(max((self.state.samples_seen - self.ctx.stream_start) // self.global_batch, 0)):
+        skip = max((self.state.samples_seen - self.ctx.stream_start) // self.global_batch, 0)
+        for _ in range(skip):
             next(batches)
+        if skip and self.rank == 0:
+            _say(f"[restoray] worker group restarted: skipped the {skip} batches per worker the checkpoint "
+                 f"already trained on")
         return batches
 
     # ------------------------------------------------------------------ train
@@ -230,6 +245,10 @@ class Recipe:
             except StopIteration:
                 _say(f"[restoray] rank {self.rank}: data stream ended at step {s.step}")
                 break
+            if KEY_COLUMN in raw:  # the consumed-keys test hook; never reaches the family
+                keys = raw.pop(KEY_COLUMN)
+                if self.keys is not None:
+                    self.keys.record(s.step, keys)
             if self.pool is not None:
                 raw = self.pool(raw, s.step)
             batch = self.task.device_stage(raw)  # device-side work counts as data time
@@ -242,9 +261,19 @@ class Recipe:
                 ema.update(unwrap(s.nets[role]))
             s.step += 1
             s.samples_seen += self.global_batch
+            if self.ctx.step_sleep_s:
+                time.sleep(self.ctx.step_sleep_s)
             self.window.add(logs)
             out_of_time = tcfg.max_time_s is not None and time.time() - t_start > tcfg.max_time_s
+            self._saved_at = None
             if self._after_step(out_of_time):
+                break
+            if self.stop_watch is not None and self.stop_watch.requested():
+                if self._saved_at != s.step:
+                    self.save(dict(s.last_val))
+                if self.rank == 0:
+                    _say(f"[restoray] stop requested: checkpointed step {s.step} and stopping")
+                self.stopped = True
                 break
 
     def _after_step(self, out_of_time: bool) -> bool:
@@ -338,6 +367,7 @@ class Recipe:
     def save(self, metrics: dict[str, float]) -> None:
         """Checkpoint and report (every rank takes part: the pool gather and ``report`` are collective)."""
         s = self.state
+        self._saved_at = self.state.step
         pools = gather_states(self.pool, self.device) if self.pool is not None else None
         position = {"step": s.step, "samples_seen": s.samples_seen}
         with tempfile.TemporaryDirectory() as tmp:
@@ -385,4 +415,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     recipe = Recipe(config["cfg"], config["ctx"], tc.get_world_rank(), tc.get_world_size(),
                     ray.train.torch.get_device())
     recipe.setup(ray.train.get_checkpoint())
-    recipe.train()
+    try:
+        recipe.train()
+    finally:
+        if recipe.logger is not None:
+            recipe.logger.close()
