@@ -41,7 +41,7 @@ from pipelines.tracking import finish_run, start_or_resume_run, tracking_uri
 from preprocessing.shards import read_manifest
 from trainers import checkpoint_io
 from trainers.archs import build_arch, from_torchvision
-from trainers.control import KEYS_ENV, SLEEP_ENV, StopSignal
+from trainers.control import KEYS_ENV, SLEEP_ENV
 from trainers.loop import RunContext, train_loop_per_worker
 from trainers.tasks import get_task
 
@@ -260,6 +260,24 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
         datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=["train"], execution_options=_ingest_options(cfg)),
     )
+
+
+@ray.remote(num_cpus=0)
+class StopSignal:
+    """Set once by the driver (SIGTERM); polled by rank 0 of the workers (``loop.StopWatch``).
+
+    A driver that gets SIGTERM cannot simply exit: its Ray Train controller and workers die with
+    it and the steps since the last checkpoint are lost. It sets this flag instead; the workers
+    checkpoint after their current step and return, and ``fit()`` ends normally."""
+
+    def __init__(self):
+        self._reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        self._reason = self._reason or reason
+
+    def reason(self) -> str | None:
+        return self._reason
 
 
 class _StopOnSigterm:

@@ -38,7 +38,7 @@ import torch.distributed as dist
 from torch import nn
 
 from trainers import checkpoint_io
-from trainers.control import KEY_COLUMN, KeyRecorder, StopWatch
+from trainers.control import KEY_COLUMN, KeyRecorder
 from trainers.archs import build_arch
 from trainers.ema import EMA
 from trainers.optim import add_step_hooks, build_optimizer, build_scheduler, param_groups
@@ -60,7 +60,7 @@ class RunContext:
         init_states: role -> (state dict or an object ref to one, strict) to start a new run
             from (``init_from``, or ``restoray retrain`` fine-tuning its champion); non-strict
             states hold only the tensors that fit.
-        stop: A ``trainers.control.StopSignal`` handle: once set (the driver got SIGTERM), the
+        stop: A ``pipelines.train_job.StopSignal`` handle: once set (the driver got SIGTERM), the
             workers checkpoint after the current step and return.
         keys_file: The consumed-keys test hook's file prefix (``RESTORAY_DEBUG_KEYS_FILE``).
         step_sleep_s: Test hook: a pause after each step (``RESTORAY_DEBUG_STEP_SLEEP_S``).
@@ -388,6 +388,50 @@ class Recipe:
                 checkpoint_io.save_training_checkpoint(tmp, payload, {**position, **metrics})
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             self.report({**position, **metrics}, checkpoint=checkpoint)
+
+
+class StopWatch:
+    """Non-blocking view of the driver's ``StopSignal`` (``pipelines/train_job.py``) for the loop.
+
+    Only ``poll_rank`` asks the actor (at most every ``interval_s``, never waiting for the
+    answer); :meth:`requested` is collective: every rank calls it after every step and all get
+    the same answer, so DDP ranks stop after the same step.
+    """
+
+    def __init__(self, signal, rank: int, interval_s: float = 0.25, poll_rank: int = 0):
+        self.signal = signal if rank == poll_rank else None
+        self.interval_s = interval_s
+        self.local = False
+        self.pending = None
+        self.last_poll = 0.0
+        self.group = None
+        if dist.is_available() and dist.is_initialized():
+            # a CPU group: agreeing on a flag must not make the CPU wait for a GPU every step
+            self.group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+
+    def _poll(self) -> None:
+        if self.signal is None or self.local:
+            return
+        if self.pending is not None:
+            ready, _ = ray.wait([self.pending], timeout=0)
+            if not ready:
+                return
+            try:
+                self.local = bool(ray.get(self.pending))
+            except ray.exceptions.RayError:
+                self.signal = None  # the driver (its owner) is gone: nothing will ask us to stop
+            self.pending = None
+        now = time.monotonic()
+        if self.signal is not None and not self.local and now - self.last_poll >= self.interval_s:
+            self.pending, self.last_poll = self.signal.reason.remote(), now
+
+    def requested(self) -> bool:
+        self._poll()
+        if self.group is None:
+            return self.local
+        flag = torch.tensor([1.0 if self.local else 0.0])
+        dist.all_reduce(flag, group=self.group)
+        return bool(flag.item() > 0)
 
 
 class _Window:
