@@ -289,6 +289,18 @@ class _StopOnSigterm:
     def __init__(self):
         self.signal = StopSignal.remote()
         self.requested: str | None = None
+        self._event = threading.Event()
+        # The handler runs inside whatever the main thread is doing (often ray.get in fit()):
+        # it only sets an event; this thread makes the Ray call.
+        threading.Thread(target=self._forward, name="restoray-stop", daemon=True).start()
+
+    def _forward(self) -> None:
+        self._event.wait()
+        if self.requested:
+            self.signal.request.remote(self.requested)
+
+    def close(self) -> None:
+        self._event.set()
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
@@ -297,7 +309,7 @@ class _StopOnSigterm:
         self.requested = signal.Signals(signum).name
         print(f"[restoray] {self.requested}: checkpointing after the current step, then stopping "
               f"(send it again to exit at once)", flush=True)
-        self.signal.request.remote(self.requested)
+        self._event.set()
 
 
 @contextlib.contextmanager
@@ -310,12 +322,19 @@ def stop_on_sigterm():
     finally:
         if main:
             signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+        stop.close()
         ray.kill(stop.signal)
 
 
 def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:
     """One line for a job whose worker-group restarts are spent."""
-    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    failures = getattr(exc, "worker_failures", None) or {}  # WorkerGroupError: rank -> error
+    if failures:
+        rank, error = sorted(failures.items())[0]
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+        cause = f"worker rank {rank}: " + " ".join(lines).split(" Worker exit type")[0].rstrip(".")
+    else:
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     budget = cfg.train.max_failures
     spent = "no restarts allowed (train.max_failures=0)" if budget == 0 else \
         f"train.max_failures={budget} restarts spent"
