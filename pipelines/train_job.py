@@ -329,6 +329,10 @@ def stop_on_sigterm():
 def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:
     """One line for a job whose worker-group restarts are spent."""
     failures = getattr(exc, "worker_failures", None) or {}  # WorkerGroupError: rank -> error
+    controller = getattr(exc, "controller_failure", None)  # ControllerError: not a worker lost
+    if controller is not None:
+        first = str(controller).strip().splitlines()[0] if str(controller).strip() else type(controller).__name__
+        return f"training failed: Ray Train's controller failed: {first[:300]}; " + _kept(cfg)
     if failures:
         rank, error = sorted(failures.items())[0]
         lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
@@ -338,9 +342,12 @@ def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:
     budget = cfg.train.max_failures
     spent = "no restarts allowed (train.max_failures=0)" if budget == 0 else \
         f"train.max_failures={budget} restarts spent"
+    return f"training failed, {spent}: {cause[:300]}; " + _kept(cfg)
+
+
+def _kept(cfg: ExperimentConfig) -> str:
     latest = latest_state(cfg.run.storage_path, cfg.run_name)
-    kept = f"the checkpoint of step {latest['step']} is kept" if latest else "no checkpoint was committed"
-    return f"training failed, {spent}: {cause[:300]}; {kept}"
+    return f"the checkpoint of step {latest['step']} is kept" if latest else "no checkpoint was committed"
 
 
 def run_train(
