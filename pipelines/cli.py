@@ -3,7 +3,9 @@
 Every command validates its config before Ray starts: a bad config ends with
 exit code 2 and one line naming the field, as does a command line that cannot work
 (``restore`` with a missing model or SRC, or DST inside SRC). Other user errors (missing
-shards, unreadable checkpoints, bad images) end with exit code 1 and one line.
+shards, unreadable checkpoints, bad images) end with exit code 1 and one line, as does a
+training job whose worker restarts (``train.max_failures``) are spent; one stopped by SIGTERM
+checkpoints first and ends with exit code 143. Both lines give the command that resumes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -558,6 +561,13 @@ def main(argv: list[str] | None = None) -> int:
         print("restoray: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        from pipelines.train_job import TrainingFailed, TrainingStopped
+
+        if isinstance(exc, (TrainingFailed, TrainingStopped)):
+            again = shlex.join(["restoray", *(argv if argv is not None else sys.argv[1:])])
+            kind = "stopped" if isinstance(exc, TrainingStopped) else "error"
+            print(redact_text(f"restoray: {kind}: {exc}; resume with the same command: {again}"), file=sys.stderr)
+            return 143 if isinstance(exc, TrainingStopped) else 1
         line = ray_failure_line(exc)
         if line is None and not isinstance(exc, (ValueError, FileNotFoundError, ConnectionError, PermissionError)):
             raise

@@ -260,7 +260,11 @@ class TrainConfig(Strict):
     val_every: int = Field(5000, ge=1)
     checkpoint_every: int = Field(5000, ge=1)
     num_checkpoints_to_keep: int = Field(2, ge=1)
-    max_failures: int = Field(0, ge=-1)
+    max_failures: int = Field(
+        3, ge=-1,
+        description="worker-group restarts inside one job (a lost worker or node), each from the last "
+        "committed checkpoint; -1: no limit, 0: a lost worker ends the job (re-running the command resumes)",
+    )
     max_time_s: float | None = Field(None, gt=0, description="stop early after this many seconds")
 
 

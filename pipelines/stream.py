@@ -46,6 +46,7 @@ from degradations.seeding import epoch_rng, sample_rng
 from pipelines.fs import join, read_object
 from preprocessing.integrity import read_tar, sample_problem
 from preprocessing.tar_safety import safe_tar_files
+from trainers.control import KEY_COLUMN, encode_keys
 from trainers.tasks import get_task
 
 
@@ -221,9 +222,10 @@ class TrainTransform:
     row repeats a neighbour of the batch with ``skipped`` = 1.
     """
 
-    def __init__(self, task_cfg: Any, seed: int):
+    def __init__(self, task_cfg: Any, seed: int, emit_keys: bool = False):
         self.sampler = get_task(task_cfg.name).sampler(task_cfg)
         self.seed = seed
+        self.emit_keys = emit_keys
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["key"])
@@ -246,7 +248,10 @@ class TrainTransform:
                                     f"{', '.join(sorted(set(map(str, shards))))}; first key {str(batch['key'][0])!r})")
         filled = [s if s is not None else next((t for t in out[i + 1:] if t is not None), good[-1])
                   for i, s in enumerate(out)]
-        return _stack(filled) | {"skipped": np.asarray(skipped, np.int64)}
+        stacked = _stack(filled) | {"skipped": np.asarray(skipped, np.int64)}
+        if self.emit_keys:  # the consumed-keys test hook (trainers/control.py)
+            stacked[KEY_COLUMN] = encode_keys([f"{int(e)}/{k}" for e, k in zip(batch["epoch"], batch["key"])])
+        return stacked
 
 
 def configure_data_context(progress_bars: bool) -> None:
@@ -257,9 +262,10 @@ def configure_data_context(progress_bars: bool) -> None:
 
 
 def train_dataset(
-    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int
+    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int, emit_keys: bool = False
 ) -> ray.data.Dataset:
-    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long."""
+    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long
+    (``emit_keys``: each row also carries its ``epoch/key``, for the consumed-keys test hook)."""
     data = cfg.data
     tasks = plan_reads(shard_table(uri, manifest), cfg.seed, start, needed)
     sizes = {join(uri, s["name"]): {"bytes": s["bytes"], "num_samples": s["num_samples"]} for s in manifest["shards"]}
@@ -275,7 +281,7 @@ def train_dataset(
                      num_cpus=0.25)
     return ds.map_batches(
         TrainTransform,
-        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed},
+        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed, "emit_keys": emit_keys},
         compute=ray.data.ActorPoolStrategy(size=data.transform_actors),
         num_cpus=data.cpus_per_actor,
         batch_size=data.transform_batch_size,
