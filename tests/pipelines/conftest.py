@@ -198,5 +198,10 @@ def kill_after_first_checkpoint(cmd: list[str], storage: Path, run_name: str, lo
 
 
 def write_config(path: Path, cfg: dict) -> Path:
+    """Writes an experiment config; with ``RESTORAY_TEST_GPU=1`` (``make gpu-check``) it asks for
+    one GPU worker (NCCL, DDP with one worker) and bf16 autocast instead of CPU workers."""
+    if os.environ.get("RESTORAY_TEST_GPU") == "1" and "scaling" in cfg:
+        cfg = {**cfg, "scaling": {**cfg["scaling"], "use_gpu": True, "num_workers": 1},
+               "train": {**cfg.get("train", {}), "amp": "bf16"}}
     path.write_text(yaml.safe_dump(cfg))
     return path
