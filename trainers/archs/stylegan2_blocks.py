@@ -71,8 +71,9 @@ class FusedBiasLeakyReLU(nn.Module):
 
 
 def make_kernel(taps: list[int] | tuple[int, ...]) -> Tensor:
-    """Separable 1-D taps -> normalised 2-D FIR kernel."""
-    k = torch.tensor(taps, dtype=torch.float32)
+    """Separable 1-D taps -> normalised 2-D FIR kernel (made on the CPU whatever the default device:
+    on the meta device the arithmetic would pull in torch's decompositions, seconds of imports)."""
+    k = torch.tensor(taps, dtype=torch.float32, device="cpu")
     k = k[None, :] * k[:, None] if k.ndim == 1 else k
     return k / k.sum()
 
@@ -98,7 +99,7 @@ class EqualizedLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, gain: float = 1.0, lr_mul: float = 1.0):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight_orig = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.weight_orig = nn.Parameter(nn.init.normal_(torch.empty(out_features, in_features), 0.0, 1.0 / lr_mul))
         self.scale = gain * lr_mul / math.sqrt(in_features)
 
     def forward(self, x: Tensor) -> Tensor:
