@@ -112,9 +112,10 @@ def _parser() -> argparse.ArgumentParser:
                                      "train-loop overhead against a plain PyTorch loop; matting and "
                                      "inpainting sampler samples/s per core; video SR clips/s per core; "
                                      "restore job against the infer loop; deformable convolution against conv2d; "
-                                     "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s)")
+                                     "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s; "
+                                     "GLEAN 64->1024 inference time and peak memory)")
     b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform",
-                                    "video", "frames"])
+                                    "video", "frames", "glean"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -456,6 +457,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_frames import write_bench_frames
 
         write_bench_frames(args.json_out, quick=args.quick)
+    elif args.what == "glean":
+        from pipelines.bench_glean import write_bench_glean
+
+        write_bench_glean(args.json_out, quick=args.quick)
     else:
         from pipelines.bench import write_bench
 
