@@ -109,3 +109,19 @@ def test_check_nets_matches_sizes():
         GLEANTask.check_nets(cfg, NETS | {"discriminator": NETS["discriminator"] | {"in_size": 64}})
     with pytest.raises(ValueError, match="trains a glean network"):
         GLEANTask.check_nets(cfg, NETS | {"generator": {"name": "rrdbnet"}})
+
+
+def test_sampler_trains_on_the_preset_and_validates_on_bicubic():
+    from degradations.presets import degrade
+    from preprocessing.schema import decode_image, encode_png
+    from trainers.samplers.sr import to_float, to_uint8
+
+    task_cfg = _cfg(data={"scale": 8, "gt_size": 64, "degradation": {"preset": "glean"}})
+    sampler = GLEANTask.sampler(task_cfg)
+    gt = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    members = {"gt.png": encode_png(gt), "__key__": "face"}
+    train = sampler.train(members, np.random.default_rng(1))
+    assert train["lq"].shape == (8, 8, 3) and train["gt"].shape == (64, 64, 3)
+    val = sampler.val(members, np.random.default_rng(1))
+    want = to_uint8(degrade("bicubic", to_float(decode_image(members["gt.png"])), scale=8, rng=np.random.default_rng(0)))
+    np.testing.assert_array_equal(val["lq"], want)

@@ -15,6 +15,8 @@ What differs from ``sr_gan`` (all as the reference):
   the arch) and ``discriminator.*`` into a ``stylegan2_disc`` discriminator, as the zoo's
   ``pretrained=dict(ckpt_path=..., prefix=...)``; a zoo GLEAN file under ``init_from.generator``
   already holds the bank and wins. ``allow_random_init`` (tests only) skips the file;
+* validation LR is always MATLAB bicubic (the zoo's ``BIx8_down``/``BIx16_down`` folders), also
+  for the blind x8 config that trains on the ``glean`` preset (``trainers/samplers/glean.py``);
 * the network takes exactly ``gt_size / scale`` px inputs: no tiling; ``restoray infer`` area-resizes
   other inputs to that size first, as the zoo's demo pipeline does.
 """
@@ -31,6 +33,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from trainers.archs.glean import load_stylegan2_bank
+from trainers.samplers.glean import GLEANSampler
 from trainers.samplers.sr import SRDataConfig
 from trainers.strict import Strict
 from trainers.tasks.common import image_batch, unwrap
@@ -97,6 +100,10 @@ class GLEANTask(SRGANTask):
     def __init__(self, cfg: GLEANConfig):
         super().__init__(cfg)  # type: ignore[arg-type]
         self.in_size = cfg.data.gt_size // cfg.data.scale
+
+    @staticmethod
+    def sampler(cfg: GLEANConfig) -> GLEANSampler:
+        return GLEANSampler(cfg.data)
 
     score = SREval.score  # PSNR/SSIM as the SR family (no NIQE: the zoo reports PSNR)
 
