@@ -119,8 +119,9 @@ def test_eval_and_infer_use_the_trained_checkpoint(trained, tmp_path):
     src = cv2.imread(str(trained["root"] / "raw/CelebA-HQ/GT/photo01.png"))
     cv2.imwrite(str(tmp_path / "lq16.png"), cv2.resize(src, (16, 16), interpolation=cv2.INTER_AREA))
     cv2.imwrite(str(tmp_path / "face.png"), src)  # 64 px: area-resized to in_size first, as the zoo demo
+    done = subprocess.run([*RESTORAY, "infer", str(trained["config"]), str(tmp_path / "lq16.png"),
+                           str(tmp_path / "face.png"), "--checkpoint", ckpt, "--out", str(tmp_path / "out")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
     for name in ("lq16.png", "face.png"):
-        done = subprocess.run([*RESTORAY, "infer", str(trained["config"]), str(tmp_path / name), "--checkpoint", ckpt,
-                               "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
         assert cv2.imread(str(tmp_path / "out" / name)).shape == (64, 64, 3)
