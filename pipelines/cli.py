@@ -120,9 +120,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "inpainting sampler samples/s per core; video SR clips/s per core; "
                                      "restore job against the infer loop; deformable convolution against conv2d; "
                                      "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s; ingest: shards "
-                                     "against a PNG folder, local and S3)")
+                                     "against a PNG folder, local and S3; GLEAN 64->1024 inference time and peak memory)")
     b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform",
-                                    "video", "frames", "ingest"])
+                                    "video", "frames", "ingest", "glean"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -475,6 +475,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_frames import write_bench_frames
 
         write_bench_frames(args.json_out, quick=args.quick)
+    elif args.what == "glean":
+        from pipelines.bench_glean import write_bench_glean
+
+        write_bench_glean(args.json_out, quick=args.quick)
     else:
         from pipelines.bench import write_bench
 

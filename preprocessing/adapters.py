@@ -22,6 +22,8 @@ sizes, the crop boxes of that item. Reading, validation and encoding live in
 * ``places365`` / ``celeba_hq``: inpainting image sets laid out as MMEditing's configs read
   them (``data_large``/``val_large``, ``train_256``/``test_256``, with the configs' image
   lists when present); whole images, GT only. See :class:`_ListedImagesAdapter`.
+  ``celeba_hq`` ``split: glean_val``, ``ffhq`` and ``lsun_cat``: GLEAN's 1024/256 px face sets
+  (``GT/`` with the configs' ``meta_info_*_GT.txt`` lists).
 * ``reds``, ``vimeo90k``, ``vid4``, ``udm10``, ``videolq``, ``video_files``: video datasets
   whose samples are clips (see :mod:`preprocessing.video_adapters`).
 * ``mask_folder``: an inpainting hole-mask set (PConv's irregular masks, AOT-GAN's training
@@ -679,7 +681,30 @@ class CelebAHQAdapter(_ListedImagesAdapter):
     SPLITS = {
         "train": ("train_256", ("train_celeba_img_list.txt",)),
         "val": ("test_256", ("val_celeba_img_list.txt",)),
+        # GLEAN's evaluation set: the 1024 px faces ``GT/`` listed in meta_info_CelebAHQ_val100_GT.txt
+        # (the zoo reads pre-made ``BIx8_down``/``BIx16_down`` LR; the SR sampler makes the same
+        # MATLAB-bicubic, 8-bit LR from the GT)
+        "glean_val": ("GT", ("meta_info_CelebAHQ_val100_GT.txt",)),
     }
+
+
+class FFHQAdapter(_ListedImagesAdapter):
+    """FFHQ at 1024 px as MMEditing's GLEAN configs read it: ``data/FFHQ/GT`` with
+    ``meta_info_FFHQ_GT.txt`` (``glean_ffhq_16x``); without the list every image under ``GT/``
+    (``glean_in128out1024_4x2_300k_ffhq_celebahq`` scans ``data/FFHQ_CelebAHQ/GT``, FFHQ and
+    CelebA-HQ less its val100 faces in one folder). Whole images, GT only."""
+
+    name = "ffhq"
+    SPLITS = {"train": ("GT", ("meta_info_FFHQ_GT.txt",))}
+
+
+class LSUNCatAdapter(_ListedImagesAdapter):
+    """The LSUN-cat faces of GLEAN's cat configs: ``data/cat_train/GT`` with
+    ``meta_info_LSUNcat_GT.txt`` (``split: train``), ``data/cat_test/GT`` with
+    ``meta_info_Cat100_GT.txt`` (``split: test``); 256 px, whole images, GT only."""
+
+    name = "lsun_cat"
+    SPLITS = {"train": ("GT", ("meta_info_LSUNcat_GT.txt",)), "test": ("GT", ("meta_info_Cat100_GT.txt",))}
 
 
 class MaskFolderAdapter(Adapter):
@@ -768,6 +793,8 @@ ADAPTERS: dict[str, Adapter] = {
     "matting_folder": MattingFolderAdapter(),
     "places365": Places365Adapter(),
     "celeba_hq": CelebAHQAdapter(),
+    "ffhq": FFHQAdapter(),
+    "lsun_cat": LSUNCatAdapter(),
     "mask_folder": MaskFolderAdapter(),
     "reds": RedsAdapter(),
     "vimeo90k": Vimeo90kAdapter(),

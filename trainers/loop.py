@@ -190,6 +190,8 @@ class Recipe:
                     checkpoint_io.load_strict(net, _resolve(state))
                 else:
                     net.load_state_dict(_resolve(state), strict=False)
+            elif hasattr(self.task, "init_net"):  # a family's own start (GLEAN's StyleGAN2 bank)
+                self.task.init_net(role, net)
             nets[role] = net
         return nets
 
