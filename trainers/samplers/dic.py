@@ -42,7 +42,7 @@ class DICDataConfig(Strict):
 
 def pil_bicubic(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """mmcv ``imresize(..., interpolation='bicubic', backend='pillow')``: uint8 HxWxC -> (w, h)."""
-    return np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC))
+    return np.array(Image.fromarray(img).resize(size, Image.BICUBIC))
 
 
 def rescale_size(hw: tuple[int, int], scale: float) -> tuple[int, int]:
