@@ -1,8 +1,9 @@
 """DIC on real parts: generated faces with 68 landmarks -> ``restoray shard`` (celeba_hq with a
-landmark file) -> training through Ray Data and TorchTrainer (DIC-GAN's recipe at tiny widths: every
-step's pixel and heatmap losses, LightCNN feature and GAN losses, two discriminator updates) ->
-checkpoint -> ``restoray eval`` -> ``restoray infer``; and a landmark file with a wrong point
-count stops ``restoray shard`` with one line naming the file and the image."""
+landmark file) -> training through Ray Data and TorchTrainer (DIC's recipe at tiny widths: every
+step's pixel and heatmap losses) -> checkpoint -> ``restoray eval`` -> ``restoray infer``; and a
+landmark file with a wrong point count stops ``restoray shard`` with one line naming the file and
+the image. DIC-GAN's extra parts (LightCNN feature and GAN losses, discriminator updates) cost
+~8 s a step on CPU here; their step is tested in tests/trainers/test_dic_task.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from conftest import REPO, textured_image, tiny_experiment, write_config
 
 pytestmark = pytest.mark.slow
-ZOO = REPO / "configs" / "sr_gan" / "dic_gan_x8c48b6_g4_500k_CelebAHQ.yaml"
+ZOO = REPO / "configs" / "sr" / "dic_x8c48b6_g4_150k_CelebAHQ.yaml"
 TINY_NET = dict(in_channels=3, out_channels=3, mid_channels=8, num_blocks=2, hg_mid_channels=16, num_steps=2,
                 num_fusion_blocks=1)
 
@@ -53,28 +54,24 @@ def dic_run(ray_session, tmp_path_factory) -> dict:
                                             {"image_dir": "train", "landmarks": "landmarks.json"}))]) == 0
     assert main(["shard", str(_shard_config(root / "val.yaml", root / "raw", root / "shards/val",
                                             {"image_dir": "val", "ann_file": ""}))]) == 0
-    task = yaml.safe_load(ZOO.read_text())["task"] | {"fix_iter": 0}
-    task["feature"] = task["feature"] | {"weights": None, "allow_random_init": True}
+    task = yaml.safe_load(ZOO.read_text())["task"]
     cfg = tiny_experiment(str(root / "shards/train"), str(root / "shards/val"), str(root / "runs"), name="tiny_dic",
                           data={"batch_size": 2},
                           train={"total_steps": 2, "log_every": 1, "val_every": 2, "checkpoint_every": 2},
                           scaling={"num_workers": 1, "cpus_per_worker": 0.5})
-    cfg.update(task=task, nets={"generator": {"name": "dicnet", **TINY_NET},
-                                "discriminator": {"name": "light_cnn", "in_channels": 3}},
-               optim={"generator": {"name": "adam", "lr": 1e-4}, "discriminator": {"name": "adam", "lr": 1e-5}},
-               ema={})
+    cfg.update(task=task, nets={"generator": {"name": "dicnet", **TINY_NET}},
+               optim={"generator": {"name": "adam", "lr": 1e-4}}, ema={})
     path = write_config(root / "tiny_dic.yaml", cfg)
     out = run_train(load_experiment(path), config_file=str(path), workdir=root)
     return {"root": root, "config": path, "out": out, "checkpoint": str(Path(out.checkpoint_dir) / "checkpoint.pt")}
 
 
-def test_dic_gan_trains_on_landmark_shards_and_logs_its_losses_and_preview(dic_run):
+def test_dic_trains_on_landmark_shards_and_logs_its_losses_and_preview(dic_run):
     out = dic_run["out"]
     assert out.metrics["step"] == 2
     client = MlflowClient(tracking_uri=out.tracking_uri)
     logged = client.get_run(out.mlflow_run_id).data.metrics
-    want = {"loss/pixel_v0", "loss/pixel_v1", "loss/align_v0", "loss/align_v1", "loss/feature", "loss/gan",
-            "loss/d_real", "loss/d_fake", "val/psnr", "val/ssim"}
+    want = {"loss/pixel_v0", "loss/pixel_v1", "loss/align_v0", "loss/align_v1", "val/psnr", "val/ssim"}
     assert want <= set(logged), sorted(logged)
     assert np.isfinite(logged["val/psnr"])
     previews = [a.path for a in client.list_artifacts(out.mlflow_run_id, "val") if a.path.endswith(".png")]
