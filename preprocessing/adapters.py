@@ -732,10 +732,14 @@ class CelebAHQAdapter(_ListedImagesAdapter):
         resolved["landmarks"] = resolved["landmarks"].strip("/")
         return resolved
 
-    def landmark_table(self, storage: Storage, params) -> dict[str, np.ndarray]:
-        """Image path (as the file writes it, without a leading slash) -> ``[68, 2]`` float32 (x, y)."""
+    def landmark_table(self, storage: Storage, params, fresh: bool = False) -> dict[str, np.ndarray]:
+        """Image path (as the file writes it, without a leading slash) -> ``[68, 2]`` float32 (x, y).
+
+        Parsed tables are kept per file URI for the shard tasks (one read per worker, not per
+        image); ``fresh`` re-reads the file (listing always does, and a task does when an item's
+        digest says the file changed since the plan)."""
         uri = storage.uri(params["landmarks"])
-        if uri not in self._tables:
+        if fresh or uri not in self._tables:
             try:
                 data = storage.read_bytes(params["landmarks"])
             except FileNotFoundError:
@@ -746,22 +750,31 @@ class CelebAHQAdapter(_ListedImagesAdapter):
     def list_items(self, storage, params):
         if not params["landmarks"]:
             return super().list_items(storage, params)
-        table = self.landmark_table(storage, params)
-        digests = {name: hashlib.sha1(points.tobytes()).hexdigest()[:16] for name, points in table.items()}
-        return self._listed_items(storage, list(table), params, {n: f"landmarks:{d}" for n, d in digests.items()})
+        table = self.landmark_table(storage, params, fresh=True)
+        return self._listed_items(storage, list(table), params, {n: _landmark_digest(p) for n, p in table.items()})
+
+    def _points(self, item: SourceItem, storage: Storage, params, fresh: bool) -> np.ndarray | None:
+        table = self.landmark_table(storage, params, fresh=fresh)
+        prefix = f"{params['image_dir']}/" if params["image_dir"] else ""
+        rel = item.gt_key[len(prefix):] if prefix and item.gt_key.startswith(prefix) else item.gt_key
+        return table.get(item.gt_key, table.get(rel))
 
     def extra_members(self, item, crop, storage, params):
         if not params["landmarks"]:
             return {}
-        table = self.landmark_table(storage, params)
-        prefix = f"{params['image_dir']}/" if params["image_dir"] else ""
-        rel = item.gt_key[len(prefix):] if prefix and item.gt_key.startswith(prefix) else item.gt_key
-        points = table.get(item.gt_key, table.get(rel))
-        if points is None:  # cannot happen for listed items; say so rather than write no landmarks
-            raise AdapterError(f"{self.name}: no landmarks for {item.gt_key} in {storage.uri(params['landmarks'])}")
+        points = self._points(item, storage, params, fresh=False)
+        if points is None or _landmark_digest(points) != item.lq_fingerprint:
+            points = self._points(item, storage, params, fresh=True)  # the file changed: read it again
+        if points is None or _landmark_digest(points) != item.lq_fingerprint:
+            raise AdapterError(f"{self.name}: landmarks of {item.gt_key} in {storage.uri(params['landmarks'])} "
+                               "changed while sharding; run the shard job again")
         y, x, h, w = crop.box
         shifted = points - np.asarray([x, y], dtype=np.float32)
         return {LANDMARKS: json.dumps({"points": shifted.tolist(), "image_size": [h, w]}).encode()}
+
+
+def _landmark_digest(points: np.ndarray) -> str:
+    return "landmarks:" + hashlib.sha1(np.ascontiguousarray(points, dtype=np.float32).tobytes()).hexdigest()[:16]
 
 
 def parse_landmarks(data: bytes, uri: str, adapter: str, num_points: int = 68) -> dict[str, np.ndarray]:

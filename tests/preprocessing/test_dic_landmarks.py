@@ -63,9 +63,20 @@ def test_changed_landmarks_change_the_item_fingerprint(tmp_path):
     _faces(tmp_path)
     write(tmp_path / "landmarks.json", json.dumps({"a.png": _points(0)}).encode())
     before = _items(tmp_path, PARAMS)[0].lq_fingerprint
-    get_adapter("celeba_hq")._tables.clear()
     write(tmp_path / "landmarks.json", json.dumps({"a.png": _points(5)}).encode())
     assert _items(tmp_path, PARAMS)[0].lq_fingerprint != before
+
+
+def test_a_shard_task_rereads_a_landmark_file_that_changed_after_its_first_read(tmp_path):
+    src = tmp_path / "raw"
+    _faces(src)
+    write(src / "landmarks.json", json.dumps({"a.png": _points(0)}).encode())
+    shard_dataset(str(src), str(tmp_path / "one"), "celeba_hq", PARAMS)  # caches the table
+    write(src / "landmarks.json", json.dumps({"a.png": _points(4)}).encode())
+    manifest = shard_dataset(str(src), str(tmp_path / "two"), "celeba_hq", PARAMS)
+    with tarfile.open(tmp_path / "two" / manifest["shards"][0]["name"]) as tar:
+        got = json.loads(tar.extractfile(f"a.{LANDMARKS}").read())
+    np.testing.assert_allclose(got["points"], _points(4), rtol=1e-6)
 
 
 @pytest.mark.parametrize("table, message", [
@@ -77,7 +88,6 @@ def test_changed_landmarks_change_the_item_fingerprint(tmp_path):
     ({}, r"names no images"),
 ])
 def test_bad_landmark_files_are_one_line_errors(tmp_path, table, message):
-    get_adapter("celeba_hq")._tables.clear()
     _faces(tmp_path)
     write(tmp_path / "landmarks.json", json.dumps(table).encode())
     with pytest.raises(AdapterError, match=message) as err:
