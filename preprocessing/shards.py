@@ -375,6 +375,7 @@ def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any])
         if crop.lq_box is not None:
             ly, lx, lh, lw = crop.lq_box
             members[LQ] = encode_png(lq[ly:ly + lh, lx:lx + lw], PNG_COMPRESSION)
+        members |= adapter.extra_members(item, crop, src, params)
         meta = sample_metadata(key=crop.key, adapter=adapter.name, source=item.gt_key, box=crop.box,
                                image_size=gt.shape[:2], scale=scale,
                                lq_source=item.lq_key if adapter.paired else None, lq_box=crop.lq_box,

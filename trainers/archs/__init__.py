@@ -19,6 +19,7 @@ from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
 from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
+from trainers.archs.dicnet import DICNet
 from trainers.archs.dim import DIMEncoderDecoder, from_torchvision_vgg16
 from trainers.archs.edsr import EDSR
 from trainers.archs.edvr import EDVRNet
@@ -29,6 +30,7 @@ from trainers.archs.gl import GLEncoderDecoder
 from trainers.archs.gl_disc import GLDiscs
 from trainers.archs.glean import GLEANStyleGANv2
 from trainers.archs.iconvsr import IconVSR
+from trainers.archs.light_cnn import LightCNN
 from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
@@ -53,6 +55,8 @@ ARCHS: dict[str, type[nn.Module]] = {
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
     "glean": GLEANStyleGANv2,
+    # face super-resolution
+    "dicnet": DICNet,
     # video super-resolution
     "spynet": SPyNet,
     "basicvsr": BasicVSRNet,
@@ -86,6 +90,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "gl_disc": GLDiscs,
     "aot_disc": SoftMaskPatchDiscriminator,
     "stylegan2_disc": StyleGAN2Discriminator,
+    "light_cnn": LightCNN,
 }
 
 # Encoders that start from an ImageNet classifier in torchvision's published layout

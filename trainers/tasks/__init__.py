@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from trainers.samplers import Sampler
+from trainers.tasks.dic import DICTask
 from trainers.tasks.glean import GLEANTask
 from trainers.tasks.inpainting import InpaintingTask
 from trainers.tasks.matting import MattingTask
@@ -104,6 +105,7 @@ TASKS: dict[str, type[Task]] = {
     "vsr_gan": VSRGANTask,
     "vsr_window": VSRWindowTask,
     "vfi": VFITask,
+    "dic": DICTask,
 }
 
 
