@@ -49,6 +49,7 @@ def test_zoo_config_reproduces_the_recipe(name):
     assert cfg.train.total_steps == total and cfg.data.batch_size == 2 and cfg.scaling.num_workers == 4
     assert cfg.schedule["generator"].model_dump() == {"name": "multistep", "milestones": milestones, "gamma": 0.5}
     assert (t.pixel.name, t.pixel.weight, t.align.name, t.align.weight) == ("l1", 1.0, "mse", 0.1)
+    assert t.align.reference_code_quirk  # mmedit 0.16.1 trains the heatmaps with its pixel loss
     assert (t.data.gt_size, t.data.scale, t.data.heatmap_size, t.data.sigma) == (128, 8, 32, 1.0)
     assert (t.eval.crop_border, t.eval.convert_to, t.eval.round) == (8, "rgb", True)
     assert t.img_mean == pytest.approx((129.795 / 255, 108.12 / 255, 96.39 / 255), abs=1e-3)
