@@ -23,7 +23,7 @@ from ray.train.torch import TorchTrainer
 
 from pipelines import registry
 from pipelines.cluster import check_fits, init_ray
-from pipelines.config import flatten
+from pipelines.config import ConfigError, flatten
 from pipelines.fs import s3_filesystem
 from pipelines.schema import ExperimentConfig
 from pipelines.stream import configure_data_context, train_dataset, val_dataset
@@ -76,8 +76,72 @@ def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
         return None
     with result.checkpoint.as_directory() as d:
         meta = json.loads((Path(d) / checkpoint_io.META_FILE).read_text())
+        if "model" not in meta:  # written before meta.json carried it: the payload has it
+            payload = checkpoint_io.read_training_checkpoint(d)
+            meta["model"] = {"task": payload.get("config", {}).get("task", {}).get("name"), "arch": payload["arch"]}
     meta["checkpoint_path"] = result.checkpoint.path
     return meta
+
+
+def preflight(cfg: ExperimentConfig) -> dict[str, Any] | None:
+    """Everything the config, the shard manifests and the run's checkpoints can tell before Ray
+    starts or an MLflow run is touched; one-line errors. Returns the run's latest checkpoint
+    meta (None for a new run)."""
+    family_check = getattr(get_task(cfg.task.name), "preflight", None)
+    if family_check is not None:  # the family's own file checks
+        family_check(cfg.task)
+    manifests = {split: read_manifest(getattr(cfg.data, split)) for split in ("train", "val")}
+    check_data_members(cfg, manifests)
+    previous = latest_state(cfg.run.storage_path, cfg.run_name)
+    if previous:
+        check_same_model(cfg, previous, cfg.run_name)
+    return previous
+
+
+def check_data_members(cfg: ExperimentConfig, manifests: dict[str, dict[str, Any]]) -> None:
+    """Refuse, before Ray starts, a config that reads a member its shards do not hold.
+
+    Each manifest lists the members every sample holds (``members``; absent in manifests of
+    older shard jobs, which are then not checked); the family's sampler says which it needs and
+    which config field needs it (``Sampler.needs``). Without this check ``preset: paired`` on
+    GT-only shards failed inside the Ray Data actors after a minute of tracebacks.
+    """
+    needs = getattr(get_task(cfg.task.name).sampler(cfg.task), "needs", None)
+    if needs is None:
+        return
+    for split, manifest in manifests.items():
+        held = manifest.get("members")
+        if held is None:
+            continue
+        for member, field in needs(split).items():
+            if member not in held:
+                raise ConfigError(
+                    f"{field}: reads the {member} member of every sample, but the shards in data.{split} "
+                    f"({getattr(cfg.data, split)}, adapter {manifest.get('adapter')!r}) hold only "
+                    f"{', '.join(held) or 'nothing'}")
+
+
+def check_same_model(cfg: ExperimentConfig, previous: dict[str, Any], run_name: str) -> None:
+    """Refuse, before Ray starts, to resume a run whose checkpoint holds other networks.
+
+    Re-using a run name with another architecture would otherwise fail inside a worker on a
+    state-dict error, after the finished run's MLflow status had been reopened. Schedules,
+    steps and loss weights may change between invocations (extending a run is a feature);
+    the task and every network's architecture may not.
+    """
+    held = previous.get("model") or {}
+    where = f"run {run_name!r} in {cfg.run.storage_path}"
+    if held.get("task") not in (None, cfg.task.name):
+        raise ConfigError(f"task.name: {where} was trained as {held['task']!r}, this config is {cfg.task.name!r}; "
+                          "give this experiment another run.name (or name)")
+    old, new = held.get("arch", {}), arch_spec(cfg)
+    for role in sorted(set(old) | set(new)):
+        a, b = old.get(role), new.get(role)
+        if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
+            continue
+        what = lambda s: "no such network" if s is None else f"{s['name']}({', '.join(f'{k}={v}' for k, v in sorted(s['kwargs'].items()))})"  # noqa: E731
+        raise ConfigError(f"nets.{role}: {where} holds {what(a)}, this config has {what(b)}; give this experiment "
+                          "another run.name (or name), or restore the original nets section")
 
 
 def build_nets(cfg: ExperimentConfig, device: str | torch.device = "cpu") -> dict[str, torch.nn.Module]:
@@ -251,16 +315,11 @@ def run_train(
     weights (``restoray retrain`` fine-tuning the champion); it wins over ``init_from``.
     """
     t0 = time.time()
-    preflight = getattr(get_task(cfg.task.name), "preflight", None)
-    if preflight is not None:  # the family's own file checks, before any Ray work
-        preflight(cfg.task)
+    run_name = cfg.run_name
+    previous = preflight(cfg)
     init_ray()
     check_fits(cfg)
     uri = tracking_uri(cfg.mlflow.tracking_uri, workdir)
-    for shards in (cfg.data.train, cfg.data.val):
-        read_manifest(shards)  # missing or unreadable shards: one line, before an MLflow run is made
-    run_name = cfg.run_name
-    previous = latest_state(cfg.run.storage_path, run_name)
     step0, seen0 = (previous["step"], previous["samples_seen"]) if previous else (0, 0)
     if previous:
         print(f"[restoray] resuming run {run_name!r} from step {step0} ({seen0} samples seen)", flush=True)
@@ -274,7 +333,7 @@ def run_train(
         # Nothing to do: re-running a finished command (cron, a retried job) is a no-op.
         print(f"[restoray] run {run_name!r} already finished ({step0} steps); nothing to train", flush=True)
         finish_run(uri, run_id)
-        metrics = {k: v for k, v in previous.items() if k != "checkpoint_path"}
+        metrics = {k: v for k, v in previous.items() if k not in ("checkpoint_path", "model")}
         return TrainOutcome(run_name, run_id, uri, previous["checkpoint_path"], metrics, None, time.time() - t0)
     ctx = RunContext(tracking_uri=uri, run_id=run_id, stream_start=seen0)
     if previous is None:

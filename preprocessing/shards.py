@@ -57,7 +57,7 @@ import numpy as np
 from .adapters import SourceItem, get_adapter
 from .clips import clip_samples
 from .schema import (FORMAT, GT, LQ, META, TRIMAP, decode_json, encode_json, encode_png, encode_png_grey,
-                     sample_metadata)
+                     parse_frame_member, sample_metadata)
 from .storage import Storage, StorageError, normalize_uri, open_storage
 from .tar_safety import check_shard_name
 from .validate import CorruptInput, InputLimits, input_limits, load_grey_with_notes, load_image_with_notes
@@ -136,11 +136,16 @@ class ShardResult:
     skipped: bool = False
     item_ids: list[str] = field(default_factory=list)  # source items this shard was built from
     clips: list[list] = field(default_factory=list)  # clip shards: one CLIP_FIELDS row per sample
+    # member suffixes every sample of the shard holds (``gt.png``, ``lq.png``, ...); None in
+    # records of older builds, which did not count them
+    members: list[str] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         if not self.clips:
             del d["clips"]  # image shards keep their record shape
+        if self.members is None:
+            del d["members"]
         return d
 
     @classmethod
@@ -148,7 +153,8 @@ class ShardResult:
         return cls(**{k: d[k] for k in ("name", "num_samples", "bytes", "sha256")},
                    keys=list(d.get("keys", [])), quarantined=[dict(q) for q in d.get("quarantined", [])],
                    skipped=bool(d.get("skipped", False)), item_ids=list(d.get("item_ids", [])),
-                   clips=[list(c) for c in d.get("clips", [])])
+                   clips=[list(c) for c in d.get("clips", [])],
+                   members=list(d["members"]) if d.get("members") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -452,8 +458,10 @@ def _build_shard(spec, source_uri, dest_uri, adapter_name, adapter_params, verif
         tmp_key = f"{TMP_DIR}/{spec.name}.{uuid.uuid4().hex}"
         dest.write_fileobj(tmp_key, buf)
     dest.rename(tmp_key, spec.name)
+    common = set.intersection(*(set(o) for o in offsets.values())) if offsets else set()
     result = ShardResult(spec.name, len(keys), size, digest.hexdigest(), keys, quarantined,
-                         item_ids=[i.item_id for i in spec.items], clips=clips)
+                         item_ids=[i.item_id for i in spec.items], clips=clips,
+                         members=sorted(m for m in common if "." in m and not m[0].isdigit()))
     dest.write_bytes(_part_key(spec.name), encode_json({
         "fingerprint": fingerprint, "result": result.to_dict(), "items": [_item_row(i) for i in spec.items],
         # Where each member's bytes sit in the tar, so readers can fetch one member with a
@@ -534,6 +542,11 @@ def commit_manifest(dest_uri: str, results: Sequence[ShardResult | Mapping[str, 
         "item_ids": sorted({i for r in results for i in r.item_ids}),
         "version": version,
     }
+    filled = [r for r in results if r.num_samples]
+    if filled and all(r.members is not None for r in filled):
+        # What every sample holds, so a config that reads a member the data lacks (``preset:
+        # paired`` on GT-only shards) is refused before Ray starts (pipelines.train_job).
+        manifest["members"] = sorted(set.intersection(*(set(r.members) for r in filled)))
     if any(r.clips for r in results):
         # Clip shard sets: what the clip stream needs to know without opening a tar.
         manifest["clip_fields"] = list(CLIP_FIELDS)

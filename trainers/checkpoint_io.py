@@ -71,6 +71,11 @@ def _read_bytes(path_or_uri: str | os.PathLike) -> bytes:
     parsed = urlparse(text)
     if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # one letter: a Windows drive
         local = parsed.path if parsed.scheme == "file" else text
+        if os.path.isdir(local):  # a restoray ``checkpoint_*`` folder stands for its checkpoint.pt
+            if not os.path.isfile(os.path.join(local, CHECKPOINT_FILE)):
+                raise CheckpointError(f"{text}: a folder without {CHECKPOINT_FILE} (give a checkpoint_* folder "
+                                      "of a run, or a checkpoint file)")
+            local = os.path.join(local, CHECKPOINT_FILE)
         if not os.path.isfile(local):
             raise CheckpointError(f"checkpoint not found: {text}")
         with open(local, "rb") as f:

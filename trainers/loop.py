@@ -356,7 +356,8 @@ class Recipe:
                     "schedulers": {r: sc.state_dict() for r, sc in s.schedulers.items()},
                     "pair_pool": pools,
                 }
-                checkpoint_io.save_training_checkpoint(tmp, payload, {**position, **metrics})
+                model = {"task": self.cfg.task.name, "arch": payload["arch"]}  # resume checks it before Ray starts
+                checkpoint_io.save_training_checkpoint(tmp, payload, {**position, **metrics, "model": model})
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             self.report({**position, **metrics}, checkpoint=checkpoint)
 
