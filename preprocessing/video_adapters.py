@@ -396,6 +396,8 @@ def _check_video_header(meta, limits, frames) -> None:
     if h * w > limits.max_frame_pixels:
         problem = (f"video frames too large: {w}x{h} = {w * h / 1e6:.1f} Mpx, over the limit of "
                    f"{limits.max_frame_pixels / 1e6:.1f} Mpx (limits.max_frame_pixels)")
+    elif min(h, w) < limits.min_image_size:
+        problem = f"video frames too small: {w}x{h}, shortest side under {limits.min_image_size} px (limits.min_image_size)"
     elif meta.frames > limits.max_video_frames:
         problem = f"video too long: {meta.frames} frames, over the limit of {limits.max_video_frames} (limits.max_video_frames)"
     if problem is not None:

@@ -92,3 +92,9 @@ def test_videos_beyond_frame_size_or_count_limits_are_quarantined_undecoded(tmp_
     assert manifest["num_samples"] == 1 and set(q) == {"long", "wide"}
     assert q["long"] == "video too long: 9 frames, over the limit of 5 (limits.max_video_frames); not decoded"
     assert q["wide"].startswith("video frames too large: 96x64") and "limits.max_frame_pixels" in q["wide"]
+    manifest = shard_dataset(str(raw), str(tmp_path / "t"), "video_files", {"clip_len": 0},
+                             limits={"min_image_size": 40})
+    q = _quarantine(tmp_path / "t")
+    assert set(q) == {"short", "long"} and manifest["num_samples"] == 1
+    assert q["short"] == ("video frames too small: 48x32, shortest side under 40 px (limits.min_image_size); "
+                          "not decoded")
