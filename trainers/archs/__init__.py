@@ -28,6 +28,7 @@ from trainers.archs.gca_baseline import GCABaselineNet
 from trainers.archs.gl import GLEncoderDecoder
 from trainers.archs.gl_disc import GLDiscs
 from trainers.archs.iconvsr import IconVSR
+from trainers.archs.lte import LTE, from_torchvision_vgg19
 from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
@@ -41,6 +42,8 @@ from trainers.archs.srcnn import SRCNN
 from trainers.archs.tdan import TDANNet
 from trainers.archs.tof import TOFlow
 from trainers.archs.tof_vfi import TOFlowVFINet
+from trainers.archs.ttsr import TTSRNet
+from trainers.archs.ttsr_disc import TTSRDiscriminator
 from trainers.archs.unet_disc_sn import UNetDiscriminatorWithSpectralNorm
 
 ARCHS: dict[str, type[nn.Module]] = {
@@ -50,6 +53,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    # reference-based super-resolution
+    "ttsr": TTSRNet,
+    "lte": LTE,
     # video super-resolution
     "spynet": SPyNet,
     "basicvsr": BasicVSRNet,
@@ -82,6 +88,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "deepfill_v2_disc": DeepFillv2Discriminator,
     "gl_disc": GLDiscs,
     "aot_disc": SoftMaskPatchDiscriminator,
+    "ttsr_disc": TTSRDiscriminator,
 }
 
 # Encoders that start from an ImageNet classifier in torchvision's published layout
@@ -111,6 +118,7 @@ TORCHVISION_INIT = {
     "indexnet": from_torchvision_mobilenet_v2,
     "gca": _whole_net_start(GCANet),
     "gca_baseline": _whole_net_start(GCABaselineNet),
+    "lte": from_torchvision_vgg19,
 }
 
 
