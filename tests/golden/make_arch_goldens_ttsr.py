@@ -14,7 +14,9 @@ three texture levels). The LTE and the discriminator have fixed widths (0.56M an
 
 Also writes ``tests/data/golden/ttsr_search.npz`` (not an ``archs*`` file: the search holds no
 weights and is no network role): random level-3/2/1 features and mmedit's soft attention and
-textures for them, read by ``tests/trainers/test_archs_ttsr.py``.
+textures for them, and mmedit's ``TransferalPerceptualLoss`` (weight 0.3; l1/mse, with and
+without attention) of random maps against those textures, read by
+``tests/trainers/test_archs_ttsr.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ mmedit_shim.install()
 from mmedit.models.backbones.sr_backbones.ttsr_net import TTSRNet  # noqa: E402
 from mmedit.models.components.discriminators.ttsr_disc import TTSRDiscriminator  # noqa: E402
 from mmedit.models.extractors.lte import LTE  # noqa: E402
+from mmedit.models.losses.perceptual_loss import TransferalPerceptualLoss  # noqa: E402
 from mmedit.models.transformers.search_transformer import SearchTransformer  # noqa: E402
 
 OUT = ROOT / "tests/data/golden/archs_ttsr.npz"
@@ -118,8 +121,12 @@ def main() -> None:
     refs = [_half(torch.randn(2, 6 * 2 ** (2 - i), 4 * 2 ** i, 6 * 2 ** i, generator=g)) for i in range(3)]
     q = _half(torch.randn(2, 6, 4, 6, generator=g))
     soft, tex = SearchTransformer()(q, k, refs)
+    maps = [_half(torch.randn(t.shape, generator=g)) for t in tex]
+    losses = {f"transferal/{crit}_{int(att)}": TransferalPerceptualLoss(0.3, att, crit)(maps, soft, tex)
+              for crit in ("mse", "l1") for att in (True, False)}
     mmedit_shim.save_golden(str(OUT_SEARCH), query=q, key=k, **{f"ref.{i}": r for i, r in enumerate(refs)},
-                            soft_attention=soft, **{f"texture.{i}": t for i, t in enumerate(tex)})
+                            soft_attention=soft, **{f"texture.{i}": t for i, t in enumerate(tex)},
+                            **{f"map.{i}": m for i, m in enumerate(maps)}, **losses)
     print(f"{OUT_SEARCH.relative_to(ROOT)}: {OUT_SEARCH.stat().st_size / 1e3:.0f} kB")
 
 

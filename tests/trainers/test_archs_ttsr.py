@@ -117,3 +117,15 @@ def test_bad_arguments():
         build_arch("ttsr_disc", in_size=100)
     with pytest.raises(ValueError, match="input is 64x64"):
         build_arch("ttsr_disc", in_size=32)(torch.zeros(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize("criterion", ["mse", "l1"])
+@pytest.mark.parametrize("use_attention", [True, False])
+def test_transferal_perceptual_loss_matches_mmedit(criterion, use_attention):
+    from trainers.losses.transferal import transferal_perceptual_loss
+
+    with np.load(DATA / "golden" / "ttsr_search.npz") as g:
+        t = {k: torch.from_numpy(g[k]).float() for k in g.files}
+    got = transferal_perceptual_loss([t[f"map.{i}"] for i in range(3)], t["soft_attention"],
+                                     [t[f"texture.{i}"] for i in range(3)], 0.3, use_attention, criterion)
+    torch.testing.assert_close(got, t[f"transferal/{criterion}_{int(use_attention)}"], rtol=1e-5, atol=0)
