@@ -41,7 +41,7 @@ def pil_rescale(img: np.ndarray, factor: float) -> np.ndarray:
     """mmcv ``imrescale(img, factor, interpolation='bicubic', backend='pillow')``."""
     h, w = img.shape[:2]
     size = (int(w * factor + 0.5), int(h * factor + 0.5))
-    return np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC))
+    return np.array(Image.fromarray(img).resize(size, Image.BICUBIC))
 
 
 def crop_like(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
