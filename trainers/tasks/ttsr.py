@@ -135,11 +135,20 @@ class TTSRTask:
 
     def _forward(self, nets, batch) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """``(sr in [-1, 1], soft attention, textures)`` for a batch of the schema."""
-        lte = nets["extractor"]
-        query = lte(batch["lq_up"])[0]
-        key = lte(batch["ref_downup"])[0]
-        soft, textures = self.search(query, key, lte(batch["ref"]))
+        query, key, values = self._features(nets["extractor"], [batch["lq_up"], batch["ref_downup"], batch["ref"]])
+        soft, textures = self.search(query[0], key[0], values)
         return nets["generator"](batch["lq"] * 2 - 1, soft, textures), soft, textures
+
+    @staticmethod
+    def _features(lte, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """LTE levels of each image. Same-size images (training: all at the GT's size) go through
+        one call on their concatenation: a DDP-wrapped module may run forward only once per backward,
+        and one batched call is faster; the LTE has no batch statistics, so the features are the same."""
+        if any(t.shape != images[0].shape for t in images):
+            return [lte(t) for t in images]
+        n = images[0].shape[0]
+        levels = lte(torch.cat(images))
+        return [[f[i * n:(i + 1) * n] for f in levels] for i in range(len(images))]
 
     @torch.no_grad()
     def predict(self, nets: dict[str, nn.Module], batch: dict[str, torch.Tensor]) -> torch.Tensor:
