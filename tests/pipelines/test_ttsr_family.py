@@ -129,7 +129,7 @@ def test_infer_with_a_reference_folder_and_a_missing_reference(trained, cufed, t
     assert done.returncode == 0, done.stdout + done.stderr
     assert cv2.imread(str(tmp_path / "out/a.png")).shape == (64, 80, 3)
     _png(lr / "b.png", textured_image(16, 20, seed=9))
-    done = subprocess.run([*cmd[:4], str(lr / "b.png"), *cmd[5:]], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*cmd[:5], str(lr / "b.png"), *cmd[6:]], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "no ref named b.*" in done.stdout + done.stderr
-    done = subprocess.run([*cmd[:5], *cmd[7:]], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*cmd[:6], *cmd[8:]], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "needs a ref for each image (--ref FILE or FOLDER)" in done.stdout + done.stderr
