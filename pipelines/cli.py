@@ -3,7 +3,9 @@
 Every command validates its config before Ray starts: a bad config ends with
 exit code 2 and one line naming the field, as does a command line that cannot work
 (``restore`` with a missing model or SRC, or DST inside SRC). Other user errors (missing
-shards, unreadable checkpoints, bad images) end with exit code 1 and one line.
+shards, unreadable checkpoints, bad images) end with exit code 1 and one line, as does a
+training job whose worker restarts (``train.max_failures``) are spent; one stopped by SIGTERM
+checkpoints first and ends with exit code 143. Both lines give the command that resumes.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 from pipelines.config import ConfigError, UsageError, load_experiment, load_shard_config
+from preprocessing.redact import redact_text
 
 EPILOG = """\
 typical session:
@@ -50,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="field overrides a.b=value")
     t.add_argument("--workdir", default=".", help="where the default MLflow database lives (default: .)")
     t.add_argument("--no-register", action="store_true", help="do not register the final model in MLflow")
+    t.add_argument("--fit", action="store_true",
+                   help="a local trial: shrink GPU/CPU requests to this cluster (a zoo config on a laptop or CI); "
+                   "prints what it changed")
 
     u = sub.add_parser("tune", help="Ray Tune sweep over the config's tune.space (re-run to resume)")
     u.add_argument("config", help="experiment config YAML with a tune section (see configs/tune/)")
@@ -114,9 +121,10 @@ def _parser() -> argparse.ArgumentParser:
                                      "train-loop overhead against a plain PyTorch loop; matting and "
                                      "inpainting sampler samples/s per core; video SR clips/s per core; "
                                      "restore job against the infer loop; deformable convolution against conv2d; "
-                                     "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s)")
+                                     "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s; ingest: shards "
+                                     "against a PNG folder, local and S3; GLEAN 64->1024 inference time and peak memory)")
     b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform",
-                                    "video", "frames"])
+                                    "video", "frames", "ingest", "glean"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -204,16 +212,23 @@ def _cmd_shard(args) -> int:
 
 def _cmd_train(args) -> int:
     cfg = load_experiment(args.config, args.overrides)
+    from pipelines.train_job import preflight, run_train
     from pipelines.tracking import check_reachable, tracking_uri
 
+    preflight(cfg)  # data and resume checks first: a refused config touches neither MLflow nor Ray
     check_reachable(tracking_uri(cfg.mlflow.tracking_uri, args.workdir))
     from pipelines.cluster import init_ray
-    from pipelines.train_job import run_train
 
     init_ray()
+    if args.fit:
+        from pipelines.cluster import fit_to_cluster
+
+        cfg, changes = fit_to_cluster(cfg)
+        print(f"[restoray] --fit: {', '.join(changes) if changes else 'the config fits this cluster as it is'}",
+              flush=True)
     out = run_train(cfg, config_file=args.config, workdir=args.workdir, register=not args.no_register)
     print(json.dumps({
-        "run_name": out.run_name, "mlflow_run_id": out.mlflow_run_id, "tracking_uri": out.tracking_uri,
+        "run_name": out.run_name, "mlflow_run_id": out.mlflow_run_id, "tracking_uri": redact_text(out.tracking_uri),
         "checkpoint": out.checkpoint_dir, "registered_version": out.registered_version,
         "metrics": {k: v for k, v in out.metrics.items() if isinstance(v, (int, float))},
     }, indent=1))
@@ -260,7 +275,7 @@ def _cmd_retrain(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    cfg = load_experiment(args.config, args.overrides)
+    cfg = load_experiment(args.config, args.overrides, check_paths=() if args.shards else ("val",))
     from pipelines.evaluate import evaluate
     from pipelines.infer import load_nets
     from pipelines.tracking import tracking_uri
@@ -438,6 +453,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_matting import write_bench_matting
 
         write_bench_matting(args.json_out, quick=args.quick)
+    elif args.what == "ingest":
+        from pipelines.bench_ingest import write_bench_ingest
+
+        write_bench_ingest(args.json_out, quick=args.quick)
     elif args.what == "clips":
         from pipelines.bench_clips import write_bench_clips
 
@@ -458,6 +477,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_frames import write_bench_frames
 
         write_bench_frames(args.json_out, quick=args.quick)
+    elif args.what == "glean":
+        from pipelines.bench_glean import write_bench_glean
+
+        write_bench_glean(args.json_out, quick=args.quick)
     else:
         from pipelines.bench import write_bench
 
@@ -480,27 +503,144 @@ COMMANDS = {
 }
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line, accepting ``a.b=value`` overrides after options as well as before them
+    (``restoray eval CFG --checkpoint X data.val=...``): argparse alone stops collecting a
+    positional list at the first option and refuses what follows."""
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    late = [a for a in rest if "=" in a and not a.startswith("-")]
+    unknown = [a for a in rest if a not in late]
+    if late and not hasattr(args, "overrides"):
+        unknown = rest
+    if unknown:
+        parser.parse_args(argv)  # argparse's own one-line "unrecognized arguments" error, exit 2
+    if late:
+        args.overrides = list(args.overrides or []) + late
+    return args
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter off the terminal: MLflow's INFO lines (database set-up, "View run
+    at"), Ray's token-auth notice and one Ray Data deprecation that Ray raises inside its own
+    ``DataConfig``. Ray's INFO lines from its workers are handled in ``pipelines.cluster``."""
+    import logging
+    import warnings
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*ExecutionOptions.exclude_resources.*")
+
+
+def ray_failure_line(exc: BaseException) -> str | None:
+    """The root cause of an error raised inside Ray (a worker's exception, a failed task), as
+    one line, or None for an exception that did not come from Ray."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        failures = getattr(seen, "worker_failures", None)  # Ray Train's WorkerGroupError: rank -> error
+        seen = next(iter(failures.values())) if failures else (seen.__cause__ or seen.__context__)
+    if not any(type(e).__module__.startswith("ray.") for e in chain):
+        return None
+    root = chain[-1]
+    lines = [ln.strip() for ln in str(root).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.split(":", 1)[0].split(".")[-1].endswith(("Error", "Exception", "Interrupt"))]
+    text = errors[-1] if errors else (lines[-1] if lines else type(root).__name__)
+    return text if ":" in text else f"{type(root).__name__}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    install_redaction()
+    args = parse_args(argv)
+    _quiet_libraries()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(f"restoray: config error: {exc}", file=sys.stderr)
+        print(redact_text(f"restoray: config error: {exc}"), file=sys.stderr)
         return 2
     except UsageError as exc:
         if os.environ.get("RESTORAY_DEBUG"):
             raise
-        print(f"restoray: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        print(redact_text(f"restoray: error: {str(exc).strip().splitlines()[0]}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("restoray: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, ConnectionError, PermissionError) as exc:
+    except Exception as exc:
+        from pipelines.train_job import TrainingFailed, TrainingStopped
+
+        if isinstance(exc, (TrainingFailed, TrainingStopped)):
+            again = shlex.join(["restoray", *(argv if argv is not None else sys.argv[1:])])
+            kind = "stopped" if isinstance(exc, TrainingStopped) else "error"
+            print(redact_text(f"restoray: {kind}: {exc}; resume with the same command: {again}"), file=sys.stderr)
+            return 143 if isinstance(exc, TrainingStopped) else 1
+        line = ray_failure_line(exc)
+        if line is None and not isinstance(exc, (ValueError, FileNotFoundError, ConnectionError, PermissionError)):
+            raise
         if os.environ.get("RESTORAY_DEBUG"):
             raise
+        if line is not None:  # the worker's own traceback is above; close with what went wrong
+            print(redact_text(f"restoray: error: {args.command} failed inside Ray: {line} (RESTORAY_DEBUG=1 "
+                              "re-raises; Ray's logs: /tmp/ray/session_latest/logs)"), file=sys.stderr)
+            return 1
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"restoray: error: {msg}", file=sys.stderr)
+        print(redact_text(f"restoray: error: {msg}"), file=sys.stderr)
         return 1
+
+
+def install_redaction() -> None:
+    """Secrets out of what this process prints that restoray does not format itself.
+
+    Every log record (MLflow's, Ray's, urllib3's: the record factory covers all loggers), an
+    uncaught exception's traceback and -- when they are the process's own streams, not a test's
+    capture -- everything written to stdout/stderr (MLflow's prints, worker lines Ray forwards)
+    pass through :func:`preprocessing.redact.redact_text`. Idempotent.
+    """
+    import logging
+    import traceback
+
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "_restoray_redacts", False):
+        def _record(*args, **kwargs):
+            record = factory(*args, **kwargs)
+            try:
+                text = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record is logging's problem, not ours
+                return record
+            clean = redact_text(text)
+            if clean != text:
+                record.msg, record.args = clean, None
+            return record
+
+        _record._restoray_redacts = True
+        logging.setLogRecordFactory(_record)
+
+    def _hook(kind, value, tb):
+        sys.__stderr__.write(redact_text("".join(traceback.format_exception(kind, value, tb))))
+
+    sys.excepthook = _hook
+    if sys.stdout is sys.__stdout__:
+        sys.stdout = _RedactingStream(sys.stdout)
+    if sys.stderr is sys.__stderr__:
+        sys.stderr = _RedactingStream(sys.stderr)
+
+
+class _RedactingStream:
+    """A text stream whose writes go through :func:`redact_text` (everything else is the stream's)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact_text(text))
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 if __name__ == "__main__":

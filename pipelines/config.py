@@ -99,7 +99,10 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {what}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return raw
@@ -113,9 +116,11 @@ def validate(cls: type[BaseModel], raw: dict[str, Any], origin: str) -> Any:
 
 
 def load_experiment(
-    path: str | os.PathLike, overrides: list[str] = (), check_paths: bool = True
+    path: str | os.PathLike, overrides: list[str] = (), check_paths: bool | tuple[str, ...] = True
 ) -> ExperimentConfig:
-    """Validate an experiment YAML (+ overrides); ``check_paths`` also requires local shards to exist."""
+    """Validate an experiment YAML (+ overrides); ``check_paths`` also requires local shards to
+    exist: True for ``data.train`` and ``data.val``, or a tuple of the fields a command reads
+    (``restoray eval`` reads only ``val``)."""
     raw = apply_overrides(read_yaml(path), list(overrides))
     cfg = validate(ExperimentConfig, raw, str(path))
     if cfg.tune is not None:
@@ -127,7 +132,7 @@ def load_experiment(
         sub = apply_overrides(_without(raw, "retrain"), list(cfg.retrain.finetune))
         validate(ExperimentConfig, sub, f"{path}: retrain.finetune")
     if check_paths:
-        _check_local_paths(cfg, str(path))
+        _check_local_paths(cfg, str(path), ("train", "val") if check_paths is True else tuple(check_paths))
     return cfg
 
 
@@ -191,9 +196,9 @@ def load_shard_config(path: str | os.PathLike, overrides: list[str] = ()) -> Sha
     return cfg
 
 
-def _check_local_paths(cfg: ExperimentConfig, origin: str) -> None:
+def _check_local_paths(cfg: ExperimentConfig, origin: str, fields: tuple[str, ...]) -> None:
     """Fail before Ray starts when a local shard directory has no manifest."""
-    for field in ("train", "val"):
+    for field in fields:
         uri = getattr(cfg.data, field)
         if uri.startswith("s3://"):
             continue

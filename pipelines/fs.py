@@ -3,7 +3,10 @@
 Ray Data and the shard readers stream through pyarrow. Endpoint and region come from
 ``preprocessing.storage`` (``AWS_ENDPOINT_URL_S3`` over ``AWS_ENDPOINT_URL``, as boto3 reads
 them), so pyarrow and boto3 always talk to the same server, AWS, MinIO, Ceph or a moto server
-on loopback.
+on loopback. Both make at most ``RESTORAY_S3_MAX_ATTEMPTS`` attempts per request
+(``preprocessing.storage.s3_max_attempts``). pyarrow does not pickle its retry strategy, so a
+filesystem shipped to a Ray worker (Ray Train's checkpoint storage) falls back to pyarrow's
+own default (3 attempts) there; the stream's readers build theirs in the worker.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from preprocessing.storage import s3_endpoint, s3_region
+from preprocessing.storage import S3Storage, s3_endpoint, s3_max_attempts, s3_region
 
 
 def s3_filesystem() -> pafs.S3FileSystem:
     endpoint = s3_endpoint()
-    kwargs = {"region": s3_region()}
+    kwargs = {"region": s3_region(), "connect_timeout": 10.0, "request_timeout": 60.0,
+              "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=s3_max_attempts())}
     if endpoint:
         parsed = urlparse(endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path
@@ -40,3 +44,13 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
 def join(uri: str, name: str) -> str:
     return uri.rstrip("/") + "/" + name
+
+
+def read_object(uri: str) -> bytes:
+    """A whole object's bytes: a local file, or an S3 object through boto3 (``S3Storage``: a body
+    cut off mid-transfer is fetched again, within ``RESTORAY_S3_MAX_ATTEMPTS``)."""
+    if uri.startswith("s3://"):
+        root, _, name = uri.rpartition("/")
+        return S3Storage(root).read_bytes(name)
+    with open(os.path.abspath(uri), "rb") as f:
+        return f.read()

@@ -12,26 +12,46 @@ records ``samples_seen``; a resumed run plans the stream from that position,
 dropping whole consumed shards and the consumed prefix of the current one,
 instead of replaying or skipping data (mmagic#959).
 
+Damaged shards. A read task checks what it reads (``preprocessing/integrity.py``: size
+against the manifest, tar structure, image CRCs) and skips a damaged or missing sample: its
+place in the order is taken by the next whole sample of the same shard order, so positions in
+the stream stay positions in the plan and a resumed run skips exactly the same samples. Each
+skip prints one line naming the shard and the sample and is counted in the row's ``skipped``
+column (the loop logs the sum as ``data/skipped``); a shard with more than
+``data.max_skipped_fraction`` of its samples damaged stops the run with one line naming it.
+A sample that passes the checks but still fails to decode in the sampler is skipped the same
+way, replaced by a neighbour of its transform batch (exact across resumes only when the batch
+boundaries are; they are not when a resume starts inside a batch).
+
 Why not ``read_webdataset`` for training: it cannot tag rows with the epoch nor
 start inside a shard. Shards are instead listed with ``from_items`` and
 expanded by a read task with the ``webdataset`` library's own tar iterator,
 which keeps bytes undecoded (decoding happens in the actor pool, as with
-``read_webdataset(decoder=None)``). Validation, which has no epochs, uses
-``read_webdataset(decoder=None)`` directly.
+``read_webdataset(decoder=None)``). Validation, which has no epochs, reads whole shards in
+order the same way. Every member is checked (``preprocessing.tar_safety``): a link, a device
+or an escaping name stops the read with the shard and member named.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any, Iterator
 
 import numpy as np
 import ray
 import ray.data
-from webdataset.tariterators import group_by_keys, tar_file_iterator
+from webdataset.tariterators import group_by_keys
 
 from degradations.seeding import epoch_rng, sample_rng
-from pipelines.fs import join, resolve
+from pipelines.fs import join, read_object
+from preprocessing.integrity import read_tar, sample_problem
+from preprocessing.tar_safety import safe_tar_files
+from trainers.control import KEY_COLUMN, encode_keys
 from trainers.tasks import get_task
+
+
+class CorruptShardError(ValueError):
+    """Too much of a shard is unreadable to train on (one line naming the shard)."""
 
 
 def shard_table(uri: str, manifest: dict[str, Any]) -> list[tuple[str, int]]:
@@ -75,11 +95,19 @@ def plan_reads(
 
 
 def _tar_samples(url: str) -> Iterator[dict[str, Any]]:
-    """Samples of one tar, grouped by key with the ``webdataset`` library's own iterators."""
-    fs, path = resolve(url)
-    with fs.open_input_stream(path) as f:
-        files = (dict(member, __url__=url) for member in tar_file_iterator(f))
-        yield from group_by_keys(files)
+    """Samples of one tar, grouped by key with the ``webdataset`` library's ``group_by_keys``.
+
+    Members are read by ``preprocessing.tar_safety.safe_tar_files``, not webdataset's
+    ``tar_file_iterator``: that one silently skips links and devices and passes ``../`` or
+    absolute names on, which ends as a bare ``KeyError: 'gt.png'``; here such a member stops
+    the read with the shard and member named."""
+    # One read of the whole object (with the storage retries): a shard is sized to fit a read
+    # task's memory, and pyarrow's S3 stream turned each of tarfile's small reads into its own
+    # ranged GET (529 requests for a 48-sample shard, each paying the store's first-byte
+    # latency; `restoray bench ingest`).
+    data = read_object(url)
+    files = (dict(member, __url__=url) for member in safe_tar_files(io.BytesIO(data), url))
+    yield from group_by_keys(files)
 
 
 def in_shard_order(num_samples: int, seed: int, epoch: int, url: str) -> np.ndarray:
@@ -87,22 +115,68 @@ def in_shard_order(num_samples: int, seed: int, epoch: int, url: str) -> np.ndar
     return sample_rng(seed, epoch, name).permutation(num_samples)
 
 
-def read_shard(task: dict[str, Any], task_cfg: Any = None) -> Iterator[dict[str, Any]]:
+def shard_samples(task: dict[str, Any]) -> tuple[list[tuple[str, dict[str, bytes]] | None], dict[int, str]]:
+    """A shard's samples by tar index (None where one is missing or damaged) and, by index, why.
+
+    The list is ``task["num_samples"]`` long (the manifest's count; the tar's own count for
+    tasks without it), so a damaged shard keeps the positions of its intact samples.
+    """
+    data = read_object(task["url"])
+    expected = task.get("bytes")
+    contents = read_tar(data, task["url"])
+    n = int(task.get("num_samples") or len(contents.samples))
+    found: list[tuple[str, dict[str, bytes]] | None] = list(contents.samples[:n])
+    reasons = []
+    short = expected is not None and len(data) != int(expected)
+    if short:
+        reasons.append(f"the shard has {len(data)} bytes, its manifest says {expected}")
+    if contents.cut:
+        reasons.append(contents.cut)
+    elif short and found and len(found) < n:
+        found.pop()  # cut at a member boundary: the last sample may lack members
+    why = "; ".join(reasons) or "the shard holds fewer samples than its manifest"
+    problems = {i: f"sample #{i} of the tar is missing ({why})" for i in range(len(found), n)}
+    found += [None] * (n - len(found))
+    for i, sample in enumerate(found):
+        if sample is not None and (problem := sample_problem(sample[1])):
+            found[i] = None
+            problems[i] = f"sample {sample[0]!r}: {problem}"
+    return found, problems
+
+
+def read_shard(task: dict[str, Any], task_cfg: Any = None, max_skipped: float = 1.0) -> Iterator[dict[str, Any]]:
     """Raw (undecoded) samples ``[skip, skip + take)`` of one shard's epoch order.
 
     The shard is read whole (shards are sized to fit a read task's memory) and permuted with
     (seed, epoch, shard name). Every member of a sample travels, as two list columns (member
     names and their bytes), so a family's sampler sees all of them whatever the dataset holds.
-    A task with ``entry`` (see :func:`read_needed`) reads only what each sample uses instead.
+    A damaged or missing sample is replaced by the next whole one of the order (``skipped`` = 1
+    on that row; one line naming shard and sample); more than ``max_skipped`` of the shard
+    damaged raises :class:`CorruptShardError`. A task with ``entry`` (see :func:`read_needed`)
+    reads only what each sample uses instead.
     """
     if "entry" in task:
         yield from read_needed(task, task_cfg)
         return
-    samples = list(_tar_samples(task["url"]))
+    samples, problems = shard_samples(task)
+    name = task["url"].rstrip("/").rsplit("/", 1)[-1]
+    if problems and (len(problems) > max_skipped * len(samples) or len(problems) == len(samples)):
+        first = problems[min(problems)]
+        raise CorruptShardError(
+            f"shard {task['url']}: {len(problems)} of {len(samples)} samples unreadable, more than "
+            f"data.max_skipped_fraction={max_skipped:g} ({first}); rebuild it with `restoray shard`")
     order = in_shard_order(len(samples), task["seed"], task["epoch"], task["url"])
-    for i in order[task["skip"] : task["skip"] + task["take"]]:
-        members = {k: v for k, v in samples[i].items() if not k.startswith("__")}
-        yield {"key": samples[i]["__key__"], "epoch": task["epoch"],
+    for j in range(task["skip"], task["skip"] + task["take"]):
+        i = order[j]
+        skipped = int(samples[i] is None)
+        if skipped:
+            k = next(k for k in range(1, len(order)) if samples[order[(j + k) % len(order)]] is not None)
+            stand_in = order[(j + k) % len(order)]
+            print(f"[restoray] skipped a sample of shard {name}: {problems[i]} "
+                  f"(epoch {task['epoch']}; its place goes to {samples[stand_in][0]!r})", flush=True)
+            i = stand_in
+        key, members = samples[i]
+        yield {"key": key, "epoch": task["epoch"], "shard": name, "skipped": skipped,
                "names": list(members), "blobs": list(members.values())}
 
 
@@ -143,19 +217,41 @@ class TrainTransform:
     """Actor: the family's sampler over a batch of raw samples (decode, crop, augment, degrade).
 
     Each sample's generator comes from (run seed, epoch, sample key), so its result does not
-    depend on the actor that makes it.
+    depend on the actor that makes it. A sample the sampler cannot make (a member that passed
+    the read checks but does not decode) is skipped: one line naming shard and sample, and its
+    row repeats a neighbour of the batch with ``skipped`` = 1.
     """
 
-    def __init__(self, task_cfg: Any, seed: int):
+    def __init__(self, task_cfg: Any, seed: int, emit_keys: bool = False):
         self.sampler = get_task(task_cfg.name).sampler(task_cfg)
         self.seed = seed
+        self.emit_keys = emit_keys
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = []
-        for key, epoch, names, blobs in zip(batch["key"], batch["epoch"], batch["names"], batch["blobs"]):
+        n = len(batch["key"])
+        shards = batch.get("shard", np.array(["?"] * n, dtype=object))
+        skipped = [int(v) for v in batch.get("skipped", np.zeros(n, np.int64))]
+        out: list[dict[str, np.ndarray] | None] = []
+        for i, (key, epoch, names, blobs) in enumerate(zip(batch["key"], batch["epoch"], batch["names"],
+                                                           batch["blobs"])):
             members = {**dict(zip(names, blobs)), "__key__": str(key)}
-            out.append(self.sampler.train(members, sample_rng(self.seed, int(epoch), str(key))))
-        return _stack(out)
+            try:
+                out.append(self.sampler.train(members, sample_rng(self.seed, int(epoch), str(key))))
+            except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the sample is skipped
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                print(f"[restoray] skipped sample {str(key)!r} of shard {shards[i]}: {reason}", flush=True)
+                out.append(None)
+                skipped[i] = 1
+        good = [s for s in out if s is not None]
+        if not good:
+            raise CorruptShardError(f"no sample of a transform batch could be made (shards "
+                                    f"{', '.join(sorted(set(map(str, shards))))}; first key {str(batch['key'][0])!r})")
+        filled = [s if s is not None else next((t for t in out[i + 1:] if t is not None), good[-1])
+                  for i, s in enumerate(out)]
+        stacked = _stack(filled) | {"skipped": np.asarray(skipped, np.int64)}
+        if self.emit_keys:  # the consumed-keys test hook (trainers/control.py)
+            stacked[KEY_COLUMN] = encode_keys([f"{int(e)}/{k}" for e, k in zip(batch["epoch"], batch["key"])])
+        return stacked
 
 
 def configure_data_context(progress_bars: bool) -> None:
@@ -166,11 +262,14 @@ def configure_data_context(progress_bars: bool) -> None:
 
 
 def train_dataset(
-    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int
+    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int, emit_keys: bool = False
 ) -> ray.data.Dataset:
-    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long."""
+    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long
+    (``emit_keys``: each row also carries its ``epoch/key``, for the consumed-keys test hook)."""
     data = cfg.data
     tasks = plan_reads(shard_table(uri, manifest), cfg.seed, start, needed)
+    sizes = {join(uri, s["name"]): {"bytes": s["bytes"], "num_samples": s["num_samples"]} for s in manifest["shards"]}
+    tasks = [t | sizes[t["url"]] for t in tasks]
     if hasattr(get_task(cfg.task.name).sampler(cfg.task), "train_members"):
         entries = {join(uri, s["name"]): {k: s[k] for k in ("name", "sha256", "bytes", "num_samples")}
                    for s in manifest["shards"]}
@@ -178,10 +277,11 @@ def train_dataset(
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
     # Reading is I/O-bound: a fractional CPU lets it run beside the transform
     # actors and the train workers on small machines instead of deadlocking.
-    ds = ds.flat_map(read_shard, fn_kwargs={"task_cfg": cfg.task}, num_cpus=0.25)
+    ds = ds.flat_map(read_shard, fn_kwargs={"task_cfg": cfg.task, "max_skipped": data.max_skipped_fraction},
+                     num_cpus=0.25)
     return ds.map_batches(
         TrainTransform,
-        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed},
+        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed, "emit_keys": emit_keys},
         compute=ray.data.ActorPoolStrategy(size=data.transform_actors),
         num_cpus=data.cpus_per_actor,
         batch_size=data.transform_batch_size,
@@ -203,19 +303,28 @@ def val_members(row: dict[str, Any]) -> dict[str, Any]:
 def _val_rows(batch: dict[str, np.ndarray], task_cfg: Any, seed: int) -> dict[str, np.ndarray]:
     sampler = get_task(task_cfg.name).sampler(task_cfg)
     rows = []
-    for i, key in enumerate(batch["__key__"]):
-        members = val_members({k: v[i] for k, v in batch.items()})
+    for key, names, blobs in zip(batch["__key__"], batch["names"], batch["blobs"]):
+        members = val_members({"__key__": key, **dict(zip(names, blobs))})
         rows.append(sampler.val(members, sample_rng(seed, 0, str(key))))
     return {"key": batch["__key__"], **_stack(rows)}
 
 
+def _val_shard(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Raw samples of one validation shard, in tar order (members as name/bytes list columns)."""
+    for sample in _tar_samples(row["url"]):
+        members = {k: v for k, v in sample.items() if not k.startswith("__")}
+        yield {"__key__": sample["__key__"], "names": list(members), "blobs": list(members.values())}
+
+
 def val_dataset(uri: str, manifest: dict[str, Any], cfg: Any) -> ray.data.Dataset:
-    """Full-size validation samples (one per row; sizes may differ)."""
-    fs, _ = resolve(uri)
-    paths = [resolve(url)[1] for url, _ in shard_table(uri, manifest)]
+    """Full-size validation samples (one per row; sizes may differ).
+
+    Shards are read by :func:`_tar_samples` (as for training), not ``read_webdataset``, whose
+    reader silently skips links and passes escaping member names on."""
+    urls = [{"url": url} for url, _ in shard_table(uri, manifest)]
     # Fractional CPUs: validation runs while the train workers and the training
     # stream hold their resources; whole-CPU tasks would wait forever on a small node.
-    ds = ray.data.read_webdataset(paths, filesystem=fs, decoder=None, ray_remote_args={"num_cpus": 0.25})
+    ds = ray.data.from_items(urls, override_num_blocks=len(urls)).flat_map(_val_shard, num_cpus=0.25)
     return ds.map_batches(
         _val_rows, fn_kwargs={"task_cfg": cfg.task, "seed": cfg.seed}, batch_size=1, batch_format="numpy",
         num_cpus=0.25,

@@ -4,12 +4,22 @@ Re-running with the same run name and storage path resumes: the driver reads
 the latest committed checkpoint (``ray.train.Result.from_path``), starts the
 data stream at its ``samples_seen`` and lets Ray Train hand the checkpoint to
 the workers.
+
+Faults. A lost worker (or node) restarts the worker group inside ``fit()`` from the last
+committed checkpoint, up to ``train.max_failures`` times; once that budget is spent the job
+ends with :class:`TrainingFailed`. SIGTERM (a spot node going away, ``ray job stop``) makes the
+workers checkpoint after their current step and return; the job then ends with
+:class:`TrainingStopped` and the MLflow run is marked KILLED. Both keep the checkpoints, and
+re-running the same command resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +33,7 @@ from ray.train.torch import TorchTrainer
 
 from pipelines import registry
 from pipelines.cluster import check_fits, init_ray
-from pipelines.config import flatten
+from pipelines.config import ConfigError, flatten
 from pipelines.fs import s3_filesystem
 from pipelines.schema import ExperimentConfig
 from pipelines.stream import configure_data_context, train_dataset, val_dataset
@@ -31,8 +41,21 @@ from pipelines.tracking import finish_run, start_or_resume_run, tracking_uri
 from preprocessing.shards import read_manifest
 from trainers import checkpoint_io
 from trainers.archs import build_arch, from_torchvision
+from trainers.control import KEYS_ENV, SLEEP_ENV
 from trainers.loop import RunContext, train_loop_per_worker
 from trainers.tasks import get_task
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped on request (SIGTERM) after checkpointing; re-running resumes."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class TrainingFailed(RuntimeError):
+    """The worker-group restart budget (``train.max_failures``) is spent; re-running resumes."""
 
 
 @dataclass
@@ -65,6 +88,40 @@ def _ingest_options(cfg: ExperimentConfig):
     return opts
 
 
+class CheckpointStorageError(ValueError):
+    """The run's checkpoint storage cannot be written (read-only, full, not a folder)."""
+
+
+def check_writable(storage_path: str, run_name: str) -> None:
+    """Fail before Ray starts, in one line naming the folder, when a local checkpoint folder
+    cannot take a file: read-only, permission denied, disk (or quota) full, a file in the way.
+
+    A small probe file is written, synced and removed. The checkpoints already there are not
+    touched, so the run resumes from its last good one once the folder is fixed. (S3 storage is
+    not probed: a failed upload is retried, and a dead endpoint is named by the shard reader.)
+    """
+    if storage_path.startswith("s3://"):
+        return
+    folder = Path(storage_path).resolve() / run_name
+    probe = folder / f".restoray-write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise CheckpointStorageError(
+            f"checkpoint storage is not writable: {folder} (run.storage_path): "
+            f"{exc.strerror or exc}; checkpoints already there are kept: fix the folder (or free space) "
+            f"and run the same command to resume") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+
+
 def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
     """meta.json of the latest committed checkpoint of ``run_name``, or None for a new run."""
     path, fs = storage_location(storage_path)
@@ -76,8 +133,73 @@ def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
         return None
     with result.checkpoint.as_directory() as d:
         meta = json.loads((Path(d) / checkpoint_io.META_FILE).read_text())
+        if "model" not in meta:  # written before meta.json carried it: the payload has it
+            payload = checkpoint_io.read_training_checkpoint(d)
+            meta["model"] = {"task": payload.get("config", {}).get("task", {}).get("name"), "arch": payload["arch"]}
     meta["checkpoint_path"] = result.checkpoint.path
     return meta
+
+
+def preflight(cfg: ExperimentConfig) -> dict[str, Any] | None:
+    """Everything the config, the shard manifests and the run's checkpoints can tell before Ray
+    starts or an MLflow run is touched; one-line errors. Returns the run's latest checkpoint
+    meta (None for a new run)."""
+    family_check = getattr(get_task(cfg.task.name), "preflight", None)
+    if family_check is not None:  # the family's own file checks
+        family_check(cfg.task)
+    check_writable(cfg.run.storage_path, cfg.run_name)
+    manifests = {split: read_manifest(getattr(cfg.data, split)) for split in ("train", "val")}
+    check_data_members(cfg, manifests)
+    previous = latest_state(cfg.run.storage_path, cfg.run_name)
+    if previous:
+        check_same_model(cfg, previous, cfg.run_name)
+    return previous
+
+
+def check_data_members(cfg: ExperimentConfig, manifests: dict[str, dict[str, Any]]) -> None:
+    """Refuse, before Ray starts, a config that reads a member its shards do not hold.
+
+    Each manifest lists the members every sample holds (``members``; absent in manifests of
+    older shard jobs, which are then not checked); the family's sampler says which it needs and
+    which config field needs it (``Sampler.needs``). Without this check ``preset: paired`` on
+    GT-only shards failed inside the Ray Data actors after a minute of tracebacks.
+    """
+    needs = getattr(get_task(cfg.task.name).sampler(cfg.task), "needs", None)
+    if needs is None:
+        return
+    for split, manifest in manifests.items():
+        held = manifest.get("members")
+        if held is None:
+            continue
+        for member, field in needs(split).items():
+            if member not in held:
+                raise ConfigError(
+                    f"{field}: reads the {member} member of every sample, but the shards in data.{split} "
+                    f"({getattr(cfg.data, split)}, adapter {manifest.get('adapter')!r}) hold only "
+                    f"{', '.join(held) or 'nothing'}")
+
+
+def check_same_model(cfg: ExperimentConfig, previous: dict[str, Any], run_name: str) -> None:
+    """Refuse, before Ray starts, to resume a run whose checkpoint holds other networks.
+
+    Re-using a run name with another architecture would otherwise fail inside a worker on a
+    state-dict error, after the finished run's MLflow status had been reopened. Schedules,
+    steps and loss weights may change between invocations (extending a run is a feature);
+    the task and every network's architecture may not.
+    """
+    held = previous.get("model") or {}
+    where = f"run {run_name!r} in {cfg.run.storage_path}"
+    if held.get("task") not in (None, cfg.task.name):
+        raise ConfigError(f"task.name: {where} was trained as {held['task']!r}, this config is {cfg.task.name!r}; "
+                          "give this experiment another run.name (or name)")
+    old, new = held.get("arch", {}), arch_spec(cfg)
+    for role in sorted(set(old) | set(new)):
+        a, b = old.get(role), new.get(role)
+        if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
+            continue
+        what = lambda s: "no such network" if s is None else f"{s['name']}({', '.join(f'{k}={v}' for k, v in sorted(s['kwargs'].items()))})"  # noqa: E731
+        raise ConfigError(f"nets.{role}: {where} holds {what(a)}, this config has {what(b)}; give this experiment "
+                          "another run.name (or name), or restore the original nets section")
 
 
 def build_nets(cfg: ExperimentConfig, device: str | torch.device = "cpu") -> dict[str, torch.nn.Module]:
@@ -217,7 +339,8 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
     needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)
     configure_data_context(progress_bars=False)
     datasets = {
-        "train": train_dataset(cfg.data.train, read_manifest(cfg.data.train), cfg, ctx.stream_start, needed),
+        "train": train_dataset(cfg.data.train, read_manifest(cfg.data.train), cfg, ctx.stream_start, needed,
+                               emit_keys=ctx.keys_file is not None),
         "val": val_dataset(cfg.data.val, read_manifest(cfg.data.val), cfg),
     }
     path, fs = storage_location(cfg.run.storage_path)
@@ -238,6 +361,94 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
     )
 
 
+@ray.remote(num_cpus=0)
+class StopSignal:
+    """Set once by the driver (SIGTERM); polled by rank 0 of the workers (``loop.StopWatch``).
+
+    A driver that gets SIGTERM cannot simply exit: its Ray Train controller and workers die with
+    it and the steps since the last checkpoint are lost. It sets this flag instead; the workers
+    checkpoint after their current step and return, and ``fit()`` ends normally."""
+
+    def __init__(self):
+        self._reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        self._reason = self._reason or reason
+
+    def reason(self) -> str | None:
+        return self._reason
+
+
+class _StopOnSigterm:
+    """Inside ``with stop_on_sigterm() as stop``: the first SIGTERM sets ``stop.signal`` (the
+    workers checkpoint after their current step and return, so ``fit()`` ends) and
+    ``stop.requested``; a second one ends the process at once (exit 143). Outside the main
+    thread (``restoray tune`` trials) signals are left alone."""
+
+    def __init__(self):
+        self.signal = StopSignal.remote()
+        self.requested: str | None = None
+        self._event = threading.Event()
+        # The handler runs inside whatever the main thread is doing (often ray.get in fit()):
+        # it only sets an event; this thread makes the Ray call.
+        threading.Thread(target=self._forward, name="restoray-stop", daemon=True).start()
+
+    def _forward(self) -> None:
+        self._event.wait()
+        if self.requested:
+            self.signal.request.remote(self.requested)
+
+    def close(self) -> None:
+        self._event.set()
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            print("restoray: second SIGTERM: exiting without waiting for the checkpoint", flush=True)
+            os._exit(128 + signum)
+        self.requested = signal.Signals(signum).name
+        print(f"[restoray] {self.requested}: checkpointing after the current step, then stopping "
+              f"(send it again to exit at once)", flush=True)
+        self._event.set()
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    stop = _StopOnSigterm()
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, stop._handle) if main else None
+    try:
+        yield stop
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+        stop.close()
+        ray.kill(stop.signal)
+
+
+def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:
+    """One line for a job whose worker-group restarts are spent."""
+    failures = getattr(exc, "worker_failures", None) or {}  # WorkerGroupError: rank -> error
+    controller = getattr(exc, "controller_failure", None)  # ControllerError: not a worker lost
+    if controller is not None:
+        first = str(controller).strip().splitlines()[0] if str(controller).strip() else type(controller).__name__
+        return f"training failed: Ray Train's controller failed: {first[:300]}; " + _kept(cfg)
+    if failures:
+        rank, error = sorted(failures.items())[0]
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+        cause = f"worker rank {rank}: " + " ".join(lines).split(" Worker exit type")[0].rstrip(".")
+    else:
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    budget = cfg.train.max_failures
+    spent = "no restarts allowed (train.max_failures=0)" if budget == 0 else \
+        f"train.max_failures={budget} restarts spent"
+    return f"training failed, {spent}: {cause[:300]}; " + _kept(cfg)
+
+
+def _kept(cfg: ExperimentConfig) -> str:
+    latest = latest_state(cfg.run.storage_path, cfg.run_name)
+    return f"the checkpoint of step {latest['step']} is kept" if latest else "no checkpoint was committed"
+
+
 def run_train(
     cfg: ExperimentConfig, *, config_file: str | None = None, workdir: str | os.PathLike = ".",
     register: bool = True, callbacks: Sequence[Any] = (), parent_run_id: str | None = None,
@@ -251,16 +462,11 @@ def run_train(
     weights (``restoray retrain`` fine-tuning the champion); it wins over ``init_from``.
     """
     t0 = time.time()
-    preflight = getattr(get_task(cfg.task.name), "preflight", None)
-    if preflight is not None:  # the family's own file checks, before any Ray work
-        preflight(cfg.task)
+    run_name = cfg.run_name
+    previous = preflight(cfg)
     init_ray()
     check_fits(cfg)
     uri = tracking_uri(cfg.mlflow.tracking_uri, workdir)
-    for shards in (cfg.data.train, cfg.data.val):
-        read_manifest(shards)  # missing or unreadable shards: one line, before an MLflow run is made
-    run_name = cfg.run_name
-    previous = latest_state(cfg.run.storage_path, run_name)
     step0, seen0 = (previous["step"], previous["samples_seen"]) if previous else (0, 0)
     if previous:
         print(f"[restoray] resuming run {run_name!r} from step {step0} ({seen0} samples seen)", flush=True)
@@ -274,17 +480,31 @@ def run_train(
         # Nothing to do: re-running a finished command (cron, a retried job) is a no-op.
         print(f"[restoray] run {run_name!r} already finished ({step0} steps); nothing to train", flush=True)
         finish_run(uri, run_id)
-        metrics = {k: v for k, v in previous.items() if k != "checkpoint_path"}
+        metrics = {k: v for k, v in previous.items() if k not in ("checkpoint_path", "model")}
         return TrainOutcome(run_name, run_id, uri, previous["checkpoint_path"], metrics, None, time.time() - t0)
-    ctx = RunContext(tracking_uri=uri, run_id=run_id, stream_start=seen0)
-    if previous is None:
-        ctx.init_states = {**resolve_init(cfg, uri), **{r: (s, True) for r, s in (init_states or {}).items()}}
-    trainer = make_trainer(cfg, ctx, step0, callbacks)
-    try:
-        result = trainer.fit()
-    except Exception:
-        finish_run(uri, run_id, status="FAILED")
-        raise
+    ctx = RunContext(tracking_uri=uri, run_id=run_id, stream_start=seen0, keys_file=os.environ.get(KEYS_ENV),
+                     step_sleep_s=float(os.environ.get(SLEEP_ENV) or 0))
+    result = None
+    with stop_on_sigterm() as stop:
+        ctx.stop = stop.signal
+        if previous is None:
+            ctx.init_states = {**resolve_init(cfg, uri), **{r: (s, True) for r, s in (init_states or {}).items()}}
+        trainer = make_trainer(cfg, ctx, step0, callbacks)
+        if not stop.requested:
+            try:
+                result = trainer.fit()
+            except ray.train.TrainingFailedError as exc:
+                finish_run(uri, run_id, status="FAILED")
+                raise TrainingFailed(failure_message(cfg, exc)) from exc
+            except Exception:
+                finish_run(uri, run_id, status="FAILED")
+                raise
+    if stop.requested:
+        step = int((result.metrics or {}).get("step", step0)) if result is not None else step0
+        if step < cfg.train.total_steps:
+            finish_run(uri, run_id, status="KILLED")
+            raise TrainingStopped(f"stopped by {stop.requested} at step {step} of {cfg.train.total_steps}, "
+                                  f"checkpoint saved", step)
     version = None
     if register and result.checkpoint is not None:
         version = registry.register(uri, run_id, cfg.mlflow.register_as or cfg.name, cfg.task.name,

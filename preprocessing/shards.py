@@ -57,9 +57,10 @@ import numpy as np
 from .adapters import SourceItem, get_adapter
 from .clips import clip_samples
 from .schema import (FORMAT, GT, LQ, META, TRIMAP, decode_json, encode_json, encode_png, encode_png_grey,
-                     sample_metadata)
+                     parse_frame_member, sample_metadata)
 from .storage import Storage, StorageError, normalize_uri, open_storage
-from .validate import CorruptInput, load_grey_with_notes, load_image_with_notes
+from .tar_safety import check_shard_name
+from .validate import CorruptInput, InputLimits, input_limits, load_grey_with_notes, load_image_with_notes
 
 __all__ = [
     "BUILD_VERSION",
@@ -135,11 +136,16 @@ class ShardResult:
     skipped: bool = False
     item_ids: list[str] = field(default_factory=list)  # source items this shard was built from
     clips: list[list] = field(default_factory=list)  # clip shards: one CLIP_FIELDS row per sample
+    # member suffixes every sample of the shard holds (``gt.png``, ``lq.png``, ...); None in
+    # records of older builds, which did not count them
+    members: list[str] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         if not self.clips:
             del d["clips"]  # image shards keep their record shape
+        if self.members is None:
+            del d["members"]
         return d
 
     @classmethod
@@ -147,7 +153,8 @@ class ShardResult:
         return cls(**{k: d[k] for k in ("name", "num_samples", "bytes", "sha256")},
                    keys=list(d.get("keys", [])), quarantined=[dict(q) for q in d.get("quarantined", [])],
                    skipped=bool(d.get("skipped", False)), item_ids=list(d.get("item_ids", [])),
-                   clips=[list(c) for c in d.get("clips", [])])
+                   clips=[list(c) for c in d.get("clips", [])],
+                   members=list(d["members"]) if d.get("members") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -369,6 +376,7 @@ def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any])
         if crop.lq_box is not None:
             ly, lx, lh, lw = crop.lq_box
             members[LQ] = encode_png(lq[ly:ly + lh, lx:lx + lw], PNG_COMPRESSION)
+        members |= adapter.extra_members(item, crop, src, params)
         meta = sample_metadata(key=crop.key, adapter=adapter.name, source=item.gt_key, box=crop.box,
                                image_size=gt.shape[:2], scale=scale,
                                lq_source=item.lq_key if adapter.paired else None, lq_box=crop.lq_box,
@@ -384,7 +392,8 @@ def _clip_row(meta_json: bytes) -> list:
 
 
 def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: str, adapter_name: str,
-                adapter_params: Mapping[str, Any] | None = None, *, verify: bool = True) -> ShardResult:
+                adapter_params: Mapping[str, Any] | None = None, *, verify: bool = True,
+                limits: Mapping[str, int] | None = None) -> ShardResult:
     """Builds one shard tar (or reuses a finished one) and returns what it holds.
 
     Reads each item's images from ``source_uri``, validates them, cuts the
@@ -400,12 +409,24 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
         adapter_name: key of ``ADAPTERS``.
         adapter_params: adapter parameters (resolved again here; defaults filled).
         verify: re-hash an existing finished tar before trusting its part record.
+        limits: :class:`~preprocessing.validate.InputLimits` fields (None: the defaults). Inputs
+            beyond them are quarantined from their headers, undecoded. Non-default limits are
+            part of the shard fingerprint (other limits, other samples); the defaults are not, so
+            shards built before limits existed stay valid.
     """
+    limits_obj = InputLimits(**(limits or {}))
+    with input_limits(limits_obj):
+        return _build_shard(spec, source_uri, dest_uri, adapter_name, adapter_params, verify, limits_obj)
+
+
+def _build_shard(spec, source_uri, dest_uri, adapter_name, adapter_params, verify, limits: InputLimits) -> ShardResult:
     spec = spec if isinstance(spec, ShardSpec) else ShardSpec.from_dict(spec)
     adapter = get_adapter(adapter_name)
     params = adapter.resolve_params(adapter_params)
     src, dest = open_storage(source_uri), open_storage(dest_uri, create=True)
     fingerprint = shard_fingerprint(spec, adapter.name, params)
+    if limits != InputLimits():
+        fingerprint = _sha256_json([fingerprint, asdict(limits)])
     finished = _reuse_finished(dest, spec, fingerprint, verify)
     if finished is not None:
         return finished
@@ -439,8 +460,10 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
         tmp_key = f"{TMP_DIR}/{spec.name}.{uuid.uuid4().hex}"
         dest.write_fileobj(tmp_key, buf)
     dest.rename(tmp_key, spec.name)
+    common = set.intersection(*(set(o) for o in offsets.values())) if offsets else set()
     result = ShardResult(spec.name, len(keys), size, digest.hexdigest(), keys, quarantined,
-                         item_ids=[i.item_id for i in spec.items], clips=clips)
+                         item_ids=[i.item_id for i in spec.items], clips=clips,
+                         members=sorted(m for m in common if "." in m and not m[0].isdigit()))
     dest.write_bytes(_part_key(spec.name), encode_json({
         "fingerprint": fingerprint, "result": result.to_dict(), "items": [_item_row(i) for i in spec.items],
         # Where each member's bytes sit in the tar, so readers can fetch one member with a
@@ -521,6 +544,11 @@ def commit_manifest(dest_uri: str, results: Sequence[ShardResult | Mapping[str, 
         "item_ids": sorted({i for r in results for i in r.item_ids}),
         "version": version,
     }
+    filled = [r for r in results if r.num_samples]
+    if filled and all(r.members is not None for r in filled):
+        # What every sample holds, so a config that reads a member the data lacks (``preset:
+        # paired`` on GT-only shards) is refused before Ray starts (pipelines.train_job).
+        manifest["members"] = sorted(set.intersection(*(set(r.members) for r in filled)))
     if any(r.clips for r in results):
         # Clip shard sets: what the clip stream needs to know without opening a tar.
         manifest["clip_fields"] = list(CLIP_FIELDS)
@@ -551,7 +579,8 @@ def read_manifest(dest_uri: str) -> dict:
 
     Raises:
         ManifestNotFound: no manifest.json (the job did not finish).
-        StorageError: the folder/bucket does not exist, or the manifest is not ours.
+        StorageError: the folder/bucket does not exist, the manifest is not ours, or it names a
+            shard outside the folder (an absolute path, ``..``, a URI).
     """
     dest = open_storage(dest_uri)
     try:
@@ -560,6 +589,8 @@ def read_manifest(dest_uri: str) -> dict:
         raise ManifestNotFound(f"no {MANIFEST} at {dest.uri()}: the shard job did not finish") from None
     if manifest.get("format") != FORMAT:
         raise StorageError(f"{dest.uri(MANIFEST)} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    for entry in [*manifest.get("shards", []), *manifest.get("empty_shards", [])]:
+        check_shard_name(entry.get("name") if isinstance(entry, dict) else entry, dest.uri(MANIFEST))
     return manifest
 
 

@@ -10,14 +10,23 @@ Keys are relative POSIX paths under the root (``DIV2K_train_HR/0001.png``).
 S3 endpoint and credentials come from the usual environment variables
 (``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, ...);
 the region defaults to us-east-1 when none is set.
+
+Retries. Object stores fail transiently (resets, 500/503 ``SlowDown``, cut-off bodies).
+Every S3 client of restoray -- boto3 here, pyarrow in ``pipelines/fs.py`` -- makes at most
+``RESTORAY_S3_MAX_ATTEMPTS`` attempts per request (default 8; botocore's "standard" mode:
+exponential backoff with jitter, capped at 20 s). A body cut off while it is read (which
+botocore does not retry itself) is re-fetched here within the same budget. When every
+attempt fails to reach the endpoint, :class:`StorageError` names it in one line.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import random
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +34,7 @@ from typing import BinaryIO
 __all__ = [
     "s3_endpoint",
     "s3_region",
+    "s3_max_attempts",
     "ObjectInfo",
     "Storage",
     "LocalStorage",
@@ -42,6 +52,27 @@ def s3_endpoint() -> str | None:
     ``AWS_ENDPOINT_URL``; None means AWS itself.
     """
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_max_attempts() -> int:
+    """``RESTORAY_S3_MAX_ATTEMPTS`` (default 8): attempts per S3 request, first try included.
+
+    One setting for boto3 and pyarrow alike; it travels to Ray workers with the job
+    (``pipelines/cluster.py``).
+    """
+    raw = os.environ.get("RESTORAY_S3_MAX_ATTEMPTS", "8")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StorageError(f"RESTORAY_S3_MAX_ATTEMPTS={raw!r}: expected a whole number >= 1") from None
+    if value < 1:
+        raise StorageError(f"RESTORAY_S3_MAX_ATTEMPTS={raw!r}: expected a whole number >= 1")
+    return value
+
+
+def backoff_s(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (1-based): full jitter, 0.1 s doubling, 20 s cap."""
+    return random.uniform(0, min(20.0, 0.1 * 2 ** attempt))
 
 
 def s3_region() -> str:
@@ -254,6 +285,30 @@ class LocalStorage(Storage):
         return n
 
 
+class _ShortBody(ConnectionError):
+    """An S3 body that ended before its Content-Length."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """True for failures a retry may cure: dropped connections, timeouts, cut-off bodies."""
+    from botocore.exceptions import (ConnectionError as BotoConnectionError, HTTPClientError, IncompleteReadError,
+                                     ReadTimeoutError, ResponseStreamingError)
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    return isinstance(exc, (_ShortBody, BotoConnectionError, HTTPClientError, IncompleteReadError, ReadTimeoutError,
+                            ResponseStreamingError, Urllib3Error, ConnectionError, TimeoutError))
+
+
+def _server_failure(exc: BaseException) -> bool:
+    """A 5xx/throttling answer that botocore's own retries did not get past."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return False
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status >= 500 or exc.response.get("Error", {}).get("Code") in ("SlowDown", "Throttling", "RequestTimeout")
+
+
 class S3Storage(Storage):
     """A prefix in an S3-compatible bucket, accessed with boto3."""
 
@@ -280,7 +335,8 @@ class S3Storage(Storage):
 
             endpoint, region = s3_endpoint(), s3_region()
             config = Config(
-                retries={"max_attempts": 8, "mode": "standard"},
+                retries={"max_attempts": s3_max_attempts(), "mode": "standard"},
+                connect_timeout=10, read_timeout=60,
                 # Custom endpoints (MinIO, moto, Ceph) rarely do virtual-host buckets.
                 s3={"addressing_style": "path"} if endpoint else {},
             )
@@ -298,12 +354,34 @@ class S3Storage(Storage):
     def _error_code(self, exc) -> str:
         return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
+    def _unreachable(self, exc: BaseException, attempts: int | None = None) -> StorageError:
+        """One line naming the endpoint a request kept failing against."""
+        attempts = attempts or s3_max_attempts()
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        endpoint = s3_endpoint() or "AWS S3"
+        return StorageError(f"S3 endpoint {endpoint} failed {attempts} attempt(s) (RESTORAY_S3_MAX_ATTEMPTS) "
+                            f"for {self.root_uri}: {reason}")
+
+    def _guard(self, call):
+        """Runs ``call``; a connection or server failure left after the retries becomes StorageError."""
+        try:
+            return call()
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            if _transient(exc) or _server_failure(exc):
+                raise self._unreachable(exc) from exc
+            raise
+
     def _raise_missing_bucket(self, exc) -> None:
         if self._error_code(exc) in ("NoSuchBucket", "404", "NotFound", "403", "AccessDenied"):
             what = "does not exist" if self._error_code(exc) in ("NoSuchBucket", "404", "NotFound") else "is not accessible"
             raise StorageError(f"bucket {what}: s3://{self.bucket} (for {self.root_uri})") from exc
 
     def check(self, create: bool = False) -> "S3Storage":
+        return self._guard(self._check)
+
+    def _check(self) -> "S3Storage":
         from botocore.exceptions import ClientError
 
         try:
@@ -314,6 +392,9 @@ class S3Storage(Storage):
         return self
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
+        return self._guard(lambda: self._list(prefix))
+
+    def _list(self, prefix: str) -> list[ObjectInfo]:
         from botocore.exceptions import ClientError
 
         out = []
@@ -331,6 +412,9 @@ class S3Storage(Storage):
         return out
 
     def info(self, key: str) -> ObjectInfo | None:
+        return self._guard(lambda: self._info(key))
+
+    def _info(self, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError
 
         try:
@@ -342,45 +426,59 @@ class S3Storage(Storage):
             raise
         return ObjectInfo(key, int(head["ContentLength"]), head["ETag"].strip('"'))
 
-    def read_bytes(self, key: str) -> bytes:
+    def _get(self, key: str, **kwargs) -> bytes:
+        """One GET, body included, retried when the body is cut off or the connection drops.
+
+        botocore retries a request until its headers arrive; a body that ends early (a reset
+        mid-transfer, a proxy cutting it) surfaces only in ``read()``. Both share one budget of
+        :func:`s3_max_attempts` attempts.
+        """
         from botocore.exceptions import ClientError
 
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
-        except ClientError as exc:
-            if self._error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                raise FileNotFoundError(f"no such object: {self.uri(key)}") from exc
-            self._raise_missing_bucket(exc)
-            raise
+        attempts = s3_max_attempts()
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._full(key), **kwargs)
+                body = response["Body"].read()
+                if len(body) != int(response.get("ContentLength", len(body))):
+                    raise _ShortBody(f"{len(body)} of {response['ContentLength']} bytes")
+                return body
+            except ClientError as exc:
+                if self._error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                    raise FileNotFoundError(f"no such object: {self.uri(key)}") from exc
+                if self._error_code(exc) == "InvalidRange":  # offset at or past the end
+                    return b""
+                self._raise_missing_bucket(exc)
+                raise
+            except Exception as exc:  # noqa: BLE001 - sorted by _transient
+                if not _transient(exc):
+                    raise
+                if attempt == attempts:
+                    raise self._unreachable(exc, attempts) from exc
+                time.sleep(backoff_s(attempt))
+        raise AssertionError("unreachable")
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._guard(lambda: self._get(key))
 
     def read_range(self, key: str, offset: int, size: int) -> bytes:
-        from botocore.exceptions import ClientError
-
         _check_range(offset, size)
         if size == 0:
             return b""
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._full(key),
-                                          Range=f"bytes={offset}-{offset + size - 1}")["Body"].read()
-        except ClientError as exc:
-            if self._error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                raise FileNotFoundError(f"no such object: {self.uri(key)}") from exc
-            if self._error_code(exc) == "InvalidRange":  # offset at or past the end
-                return b""
-            self._raise_missing_bucket(exc)
-            raise
+        return self._guard(lambda: self._get(key, Range=f"bytes={offset}-{offset + size - 1}"))
 
     def write_fileobj(self, key: str, fileobj: BinaryIO) -> None:
         # upload_fileobj switches to multipart for large shards; S3 PUTs are atomic.
-        self.client.upload_fileobj(fileobj, self.bucket, self._full(key))
+        self._guard(lambda: self.client.upload_fileobj(fileobj, self.bucket, self._full(key)))
 
     def rename(self, src_key: str, dst_key: str) -> None:
         # Managed copy handles objects over 5 GB; the delete comes only after the copy succeeded.
-        self.client.copy({"Bucket": self.bucket, "Key": self._full(src_key)}, self.bucket, self._full(dst_key))
-        self.client.delete_object(Bucket=self.bucket, Key=self._full(src_key))
+        self._guard(lambda: self.client.copy({"Bucket": self.bucket, "Key": self._full(src_key)}, self.bucket,
+                                             self._full(dst_key)))
+        self.delete(src_key)
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+        self._guard(lambda: self.client.delete_object(Bucket=self.bucket, Key=self._full(key)))
 
 
 def open_storage(uri: str, create: bool = False) -> Storage:

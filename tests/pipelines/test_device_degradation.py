@@ -50,7 +50,7 @@ def test_the_stream_ships_numeric_columns():
     batch = {"key": np.array(["k0", "k1", "k2"]), "epoch": np.zeros(3, np.int64),
              "names": np.array([["gt.png"]] * 3, dtype=object), "blobs": np.array([[b] for b in items], dtype=object)}
     out = TrainTransform(SRConfig(data=DATA), seed=3)(batch)
-    assert set(out) == {"gt", "params", "crop"}
+    assert set(out) == {"gt", "params", "crop", "skipped"} and out["skipped"].tolist() == [0, 0, 0]
     assert out["gt"].shape == (3, 96, 96, 3) and out["gt"].dtype == np.uint8
     assert out["params"].shape == (3, PARAMS_WIDTH) and out["params"].dtype == np.float64
     assert out["crop"].shape == (3, 2) and out["crop"].dtype == np.int64

@@ -128,8 +128,10 @@ def test_tune_bad_input_fails_fast_with_one_line(ray_session, tiny_shards, tmp_p
 
     good = write_config(tmp_path / "good.yaml", _tune_config(tiny_shards, tmp_path))
     huge = _run(["tune", str(good), "scaling.num_workers=64", "--workdir", str(tmp_path)], timeout=180)
-    assert huge.returncode == 1
-    assert "can never start on this cluster" in huge.stderr and "scaling.num_workers=64" in huge.stderr
+    assert huge.returncode == 2
+    err = huge.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("restoray: config error: scaling.cpus_per_worker: a trial of sweep")
+    assert "can never start on this cluster" in err[0] and "scaling.num_workers=64" in err[0]
     assert not (tmp_path / "runs" / "tiny_tune-sweep").exists()
 
 

@@ -19,6 +19,7 @@ from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
 from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
+from trainers.archs.dicnet import DICNet
 from trainers.archs.dim import DIMEncoderDecoder, from_torchvision_vgg16
 from trainers.archs.edsr import EDSR
 from trainers.archs.edvr import EDVRNet
@@ -27,9 +28,11 @@ from trainers.archs.gca import GCANet, imagenet_init_
 from trainers.archs.gca_baseline import GCABaselineNet
 from trainers.archs.gl import GLEncoderDecoder
 from trainers.archs.gl_disc import GLDiscs
+from trainers.archs.glean import GLEANStyleGANv2
 from trainers.archs.iconvsr import IconVSR
-from trainers.archs.lte import LTE, from_torchvision_vgg19
 from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
+from trainers.archs.light_cnn import LightCNN
+from trainers.archs.lte import LTE, from_torchvision_vgg19
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.pconv import PConvEncoderDecoder
@@ -39,6 +42,7 @@ from trainers.archs.realbasicvsr import RealBasicVSRNet
 from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.spynet import SPyNet
 from trainers.archs.srcnn import SRCNN
+from trainers.archs.stylegan2_disc import StyleGAN2Discriminator
 from trainers.archs.tdan import TDANNet
 from trainers.archs.tof import TOFlow
 from trainers.archs.tof_vfi import TOFlowVFINet
@@ -53,6 +57,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    "glean": GLEANStyleGANv2,
+    # face super-resolution
+    "dicnet": DICNet,
     # reference-based super-resolution
     "ttsr": TTSRNet,
     "lte": LTE,
@@ -88,6 +95,8 @@ ARCHS: dict[str, type[nn.Module]] = {
     "deepfill_v2_disc": DeepFillv2Discriminator,
     "gl_disc": GLDiscs,
     "aot_disc": SoftMaskPatchDiscriminator,
+    "stylegan2_disc": StyleGAN2Discriminator,
+    "light_cnn": LightCNN,
     "ttsr_disc": TTSRDiscriminator,
 }
 

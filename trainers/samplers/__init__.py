@@ -18,3 +18,8 @@ class Sampler(Protocol):
     def train(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]: ...
 
     def val(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]: ...
+
+    # Optional: ``needs(split)`` -> {member suffix: the config field that makes it needed}, for
+    # ``split`` "train" or "val". The driver compares it with the shard manifest's ``members``
+    # (what every sample holds) before Ray starts, so ``preset: paired`` on GT-only shards is one
+    # line naming ``task.data.degradation.preset`` instead of a worker traceback.

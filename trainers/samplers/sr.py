@@ -136,6 +136,13 @@ class SRSampler:
     def __init__(self, data: SRDataConfig):
         self.data = data
 
+    def needs(self, split: str) -> dict[str, str]:
+        """Members every sample must hold (see ``trainers.samplers.Sampler``)."""
+        need = {"gt.png": f"data.{split}"}
+        if split == "train" and self.data.degradation.preset == PAIRED:
+            need["lq.png"] = "task.data.degradation.preset"
+        return need
+
     def train(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]:
         gt_bytes = _member(members, "gt.png")
         if gt_bytes is None:

@@ -170,6 +170,15 @@ class VSRSampler:
 
     # ------------------------------------------------------------------ train
 
+    def needs(self, split: str) -> dict[str, str]:
+        """Members every clip must hold (see ``trainers.samplers.Sampler``)."""
+        if split != "train":
+            return {}  # validation clips may be LQ only (VideoLQ: NIQE)
+        need = {"gt.*.png": "data.train"}
+        if self.data.degradation.preset == PAIRED:
+            need["lq.*.png"] = "task.data.degradation.preset"
+        return need
+
     def train_members(self, members: dict[str, bytes], rng: np.random.Generator) -> list[str]:
         """The members :meth:`train` reads for this sample: the stream fetches only these (ranged
         reads), not the whole clip. ``members`` needs only the ``json`` member (others may be
