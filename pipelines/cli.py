@@ -97,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="matting: the trimap (0/128/255) of each image, a file or a folder paired by file name")
     f.add_argument("--mask", default=None, metavar="FILE|DIR",
                    help="inpainting: the hole mask of each image, a file or a folder paired by file name")
+    f.add_argument("--ref", default=None, metavar="FILE|DIR",
+                   help="reference-based SR (TTSR): the reference image of each input, a file or a folder paired by file name")
     f.add_argument("--composite-on", default=None, metavar="IMAGE",
                    help="matting: also write each image's foreground over this background (<name>_composite.png)")
     f.add_argument("--max-seq-len", type=int, default=None, metavar="N",
@@ -360,7 +362,7 @@ def _cmd_infer(args) -> int:
     if args.max_seq_len is not None or args.fps is not None:
         raise UsageError(f"--max-seq-len/--fps apply to video models, not {cfg.task.name}")
 
-    extras = {k: v for k, v in (("trimap", args.trimap), ("mask", args.mask)) if v is not None}
+    extras = {k: v for k, v in (("trimap", args.trimap), ("mask", args.mask), ("ref", args.ref)) if v is not None}
     written, errors = run_infer(cfg, args.checkpoint, args.out, args.inputs,
                                 tracking_uri(cfg.mlflow.tracking_uri, "."), extras, args.composite_on)
     print(f"[restoray] wrote {len(written)} image(s) to {args.out}" + (f", {len(errors)} failed" if errors else ""))

@@ -61,10 +61,14 @@ def decode_grey(data: bytes | np.ndarray, where: str) -> np.ndarray:
     return img
 
 
+RGB_INPUTS = ("image", "ref")  # inference inputs read as colour images (TTSR's reference); others are grey
+
+
 def decode_input(name: str, data: bytes | np.ndarray, where: str) -> np.ndarray:
-    """One inference input from its encoded bytes: the ``image`` as RGB, any other the family
-    names in ``infer_inputs`` (mask, trimap) as grey. Shared by ``infer`` and ``restore``."""
-    return decode_rgb(data, where) if name == "image" else decode_grey(data, where)
+    """One inference input from its encoded bytes: the ``image`` and a reference image (``ref``)
+    as RGB, any other the family names in ``infer_inputs`` (mask, trimap) as grey. Shared by
+    ``infer`` and ``restore``."""
+    return decode_rgb(data, where) if name in RGB_INPUTS else decode_grey(data, where)
 
 
 def decode_rgb(data: bytes | np.ndarray, where: str) -> np.ndarray:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from pipelines.image_io import IMAGE_SUFFIXES, decode_grey, decode_rgb, pair_index
+from pipelines.image_io import IMAGE_SUFFIXES, decode_grey, decode_input, decode_rgb, pair_index
 from pipelines.schema import ExperimentConfig
 from trainers.checkpoint_io import CheckpointError, compare_state_dict, load_checkpoint_file, load_strict, roles
 from trainers.tasks import get_task
@@ -109,14 +109,16 @@ def read_grey(path: Path) -> np.ndarray:
 
 
 def read_inputs(task, image: Path, extras: dict[str, str]) -> dict[str, np.ndarray]:
-    """The arrays of one input: the RGB image and each extra the family needs (paired by stem)."""
+    """The arrays of one input: the RGB image and each extra the family needs (paired by stem):
+    masks and trimaps grey, a reference image (TTSR's ``ref``) RGB."""
     inputs = {"image": read_rgb(image)}
     for name in task.infer_inputs:
         if name == "image":
             continue
         if name not in extras:
             raise ValueError(f"this model needs a {name} for each image (--{name} FILE or FOLDER)")
-        inputs[name] = read_grey(paired_file(image, extras[name], name))
+        path = paired_file(image, extras[name], name)
+        inputs[name] = decode_input(name, np.fromfile(str(path), dtype=np.uint8), str(path))
     return inputs
 
 

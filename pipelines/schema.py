@@ -466,6 +466,9 @@ class ExperimentConfig(Strict):
             task.check_nets(self.task, self.nets)
         except ValueError as exc:
             raise ValueError(f"@{exc}" if str(exc).startswith("nets.") else str(exc)) from None
+        check_experiment = getattr(task, "check_experiment", None)
+        if check_experiment is not None:  # optional: checks across sections (TTSR: the LTE's init_from)
+            check_experiment(self)
         self._check_metric_names()
         return self
 

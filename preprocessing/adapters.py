@@ -25,6 +25,9 @@ sizes, the crop boxes of that item. Reading, validation and encoding live in
   ``celeba_hq`` ``split: glean_val``, ``ffhq`` and ``lsun_cat``: GLEAN's 1024/256 px face sets
   (``GT/`` with the configs' ``meta_info_*_GT.txt`` lists). With a ``landmarks`` file, ``celeba_hq`` makes DIC's face SR samples: the images the file names,
   each with its 68 facial landmarks (``landmarks.json``); see :class:`CelebAHQAdapter`.
+* ``cufed``: reference-based SR (TTSR): CUFED's training pairs (``input/`` + ``ref/``, paired by
+  file name) or CUFED5's evaluation groups (``<id>_0.png`` GT, ``<id>_1..5.png`` references; the
+  reference level is a parameter); whole images, ``gt.png`` + ``ref.png``. See :class:`CufedAdapter`.
 * ``reds``, ``vimeo90k``, ``vid4``, ``udm10``, ``videolq``, ``video_files``: video datasets
   whose samples are clips (see :mod:`preprocessing.video_adapters`).
 * ``mask_folder``: an inpainting hole-mask set (PConv's irregular masks, AOT-GAN's training
@@ -53,7 +56,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .crop import scale_box, sub_image_boxes
-from .schema import ALPHA, BG, FG, LANDMARKS, MASK, MERGED, TRIMAP, sanitize_key, sub_image_key
+from .schema import ALPHA, BG, FG, GT, LANDMARKS, MASK, MERGED, REF, TRIMAP, sanitize_key, sub_image_key
 from .storage import ObjectInfo, Storage
 from .validate import CorruptInput
 
@@ -910,6 +913,70 @@ class MaskFolderAdapter(Adapter):
         return hole.astype(np.uint8) * 255, notes
 
 
+# ----------------------------------------------------------------------------- reference-based SR
+_CUFED_MEMBERS = (MemberSpec(GT), MemberSpec(REF))
+_CUFED5_NAME = re.compile(r"^(\d+)_(\d+)$")
+
+
+class CufedAdapter(Adapter):
+    """CUFED (TTSR's training set) and CUFED5 (its evaluation set): a GT and its reference image.
+
+    ``split: train``: one sample per image in ``input_dir`` (default ``input``) with the reference
+    of the same file stem in ``ref_dir`` (``ref``), mmedit's ``SRFolderRefDataset`` pairing.
+    ``split: test``: CUFED5 as published, 126 groups in ``cufed5_dir`` ('' = the root):
+    ``<id>_0.png`` is the GT and ``<id>_<ref_level>.png`` (1 = most similar .. 5) the reference;
+    a shard set holds one reference level, so each level the tables report is its own set.
+    A GT whose reference is missing is quarantined, named (``no ref file found for <file>``).
+    The reference keeps its own size (the sampler fits it to the GT, as mmedit's ``CropLike``).
+    """
+
+    name = "cufed"
+    same_size_members = False
+    defaults = {"split": "train", "input_dir": "input", "ref_dir": "ref", "cufed5_dir": "", "ref_level": 1,
+                "png_compression": 3}
+
+    def resolve_params(self, params=None):
+        resolved = super().resolve_params(params)
+        if resolved["split"] not in SPLITS:
+            raise AdapterError(f"{self.name}: split must be one of {list(SPLITS)}, got {resolved['split']!r}")
+        level = resolved["ref_level"]
+        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 5:
+            raise AdapterError(f"{self.name}: ref_level must be an integer 1-5 (CUFED5's similarity levels), got {level!r}")
+        for name in ("input_dir", "ref_dir", "cufed5_dir"):
+            if not isinstance(resolved[name], str):
+                raise AdapterError(f"{self.name}: {name} must be a string, got {resolved[name]!r}")
+            resolved[name] = resolved[name].strip("/")
+        level = resolved["png_compression"]
+        if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 9:
+            raise AdapterError(f"{self.name}: png_compression must be an integer 0-9, got {level!r}")
+        return resolved
+
+    def member_specs(self, params):
+        return _CUFED_MEMBERS
+
+    def list_items(self, storage, params):
+        if params["split"] == "train":
+            gts = _stem_map(_list_images(storage, params["input_dir"], self.name, "input (GT)"), params["input_dir"])
+            refs = _stem_map(_images_or_empty(storage, params["ref_dir"]), params["ref_dir"])
+            rows = [(stem, gts[stem], refs.get(stem)) for stem in sorted(gts)]
+        else:
+            folder = params["cufed5_dir"]
+            found = _stem_map(_list_images(storage, folder, self.name, "CUFED5"), folder)
+            groups: dict[str, dict[int, ObjectInfo]] = {}
+            for stem, obj in found.items():
+                m = _CUFED5_NAME.match(stem.rpartition("/")[2])
+                if m:
+                    groups.setdefault(stem[: len(stem) - len(m.group(2)) - 1], {})[int(m.group(2))] = obj
+            rows = [(gid, g[0], g.get(params["ref_level"])) for gid, g in sorted(groups.items()) if 0 in g]
+            if not rows:
+                raise AdapterError(f"{self.name}: no CUFED5 GT images (<id>_0.png) under {storage.uri(folder)}")
+        ids = _unique_ids([(stem.rpartition("/")[2], stem) for stem, _g, _r in rows])
+        return sorted(_matting_item(i, _CUFED_MEMBERS, {GT: gt, REF: ref}) for i, (_s, gt, ref) in zip(ids, rows))
+
+    def crops(self, item, gt_hw, lq_hw, params):
+        return [Crop(item.item_id, (0, 0, gt_hw[0], gt_hw[1]))]
+
+
 # Video adapters live in their own module, which builds on the classes above; imported here,
 # after them, so this dict stays the one registry (preprocessing/__init__.py imports this module
 # first, so importing preprocessing.video_adapters directly works too).
@@ -928,6 +995,7 @@ ADAPTERS: dict[str, Adapter] = {
     "ffhq": FFHQAdapter(),
     "lsun_cat": LSUNCatAdapter(),
     "mask_folder": MaskFolderAdapter(),
+    "cufed": CufedAdapter(),
     "reds": RedsAdapter(),
     "vimeo90k": Vimeo90kAdapter(),
     "vid4": Vid4Adapter(),

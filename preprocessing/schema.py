@@ -19,6 +19,11 @@ Inpainting mask sets (``mask_folder``) store one hole mask per sample::
 
     00012.mask.png       single-channel 8-bit PNG, 255 = hole, 0 = valid (binary)
 
+Reference-based SR sets (``cufed``) store the GT and its reference image, whose size may differ::
+
+    000001.gt.png        GT, RGB
+    000001.ref.png       the reference (CUFED's ref/ image; CUFED5's <id>_<level>.png), RGB
+
 Video adapters (``reds``, ``vimeo90k``, ``vid4``, ``udm10``, ``videolq``, ``video_files``)
 write one sample per clip (all frames of one spatial sub-region, or of the whole frame), one PNG
 member per frame (:func:`frame_member`), so a training read decodes only the frames it uses::
@@ -34,7 +39,7 @@ Face SR samples (``celeba_hq`` with a ``landmarks`` file) add the GT's facial la
 
 Grey members (:data:`GREY_MEMBERS`) are stored as 1-channel PNGs and decoded with
 :func:`decode_grey` to ``HxW`` uint8; every member of one sample has the same height and
-width (the shard builder quarantines a sample whose files disagree).
+width (the shard builder quarantines a sample whose files disagree), except a reference image.
 
 WebDataset splits a member name at the first dot after the last slash, so keys
 contain no dots; :func:`sanitize_key` makes any file stem safe. Cropped samples
@@ -71,6 +76,7 @@ __all__ = [
     "BG",
     "MASK",
     "LANDMARKS",
+    "REF",
     "GREY_MEMBERS",
     "encode_png_grey",
     "decode_grey",
@@ -98,6 +104,7 @@ TRIMAP = "trimap.png"
 BG = "bg.png"
 MASK = "mask.png"
 LANDMARKS = "landmarks.json"  # facial landmarks of a sample's gt.png (celeba_hq with ``landmarks``)
+REF = "ref.png"  # reference-based SR (TTSR): the sample's reference image, RGB, any size
 GREY_MEMBERS = frozenset({ALPHA, TRIMAP, MASK})  # single-channel members: decode with decode_grey
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -292,7 +292,8 @@ def _load(src: Storage, key: str, grey: bool = False,
 
 def _member_samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any]):
     """The one whole-image sample of a matting item: every member decoded, checked
-    (required ones present, all the same size) and re-encoded under its member name."""
+    (required ones present, all the same size unless the adapter's ``same_size_members`` is
+    false, as a reference image's) and re-encoded under its member name."""
     specs = {sp.name: sp for sp in adapter.member_specs(params)}
     keys = {name: key for name, key, _fp in item.members}
     for sp in specs.values():
@@ -314,7 +315,7 @@ def _member_samples(item: SourceItem, src: Storage, adapter, params: Mapping[str
             raise
         if first is None:
             first = (name, key, img.shape[:2])
-        elif img.shape[:2] != first[2]:
+        elif img.shape[:2] != first[2] and getattr(adapter, "same_size_members", True):
             exc = CorruptInput(f"{name.split('.')[0]} size {img.shape[0]}x{img.shape[1]} differs from "
                                f"{first[0].split('.')[0]} size {first[2][0]}x{first[2][1]} ({first[1]})")
             exc.key = key

@@ -4,7 +4,7 @@
 ``archs_<family>.npz`` for the others) were written by ``tests/golden/make_arch_goldens*.py`` with
 the reference modules (mmedit itself is not needed here): per case the constructor
 kwargs, the reference state dict, an input (or several: ``input.0``, ``input.1``; video clips
-are ``[B, T, C, H, W]``), optional keyword arguments of the forward call (``forward_kwargs``,
+are ``[B, T, C, H, W]``; ``input_arity`` groups inputs into list arguments), optional keyword arguments of the forward call (``forward_kwargs``,
 JSON) and the reference outputs. Nested outputs (DICNet's list of images and list of heatmaps)
 are flattened in order; ``eval_indices`` (JSON, optional) says which of the flattened outputs a
 case stored, when all of them would make the file too large. Loading that
@@ -84,11 +84,25 @@ def _numbered(case: str, name: str) -> list[Tensor]:
     return out
 
 
+def _arguments(case: str) -> list:
+    """The numbered inputs as positional arguments; ``<case>/input_arity`` (JSON, one count per
+    argument) groups them where an argument is a list of tensors (TTSR's textures: ``[1, 1, 3]``)."""
+    inputs = _numbered(case, "input")
+    if f"{case}/input_arity" not in DATA:
+        return inputs
+    args, i = [], 0
+    for n in json.loads(str(DATA[f"{case}/input_arity"])):
+        args.append(inputs[i] if n == 1 else inputs[i:i + n])
+        i += n
+    assert i == len(inputs), f"{case}: input_arity covers {i} of {len(inputs)} inputs"
+    return args
+
+
 def _run(case: str, train: bool) -> tuple[nn.Module, list[Tensor]]:
     model = _build(case).train(train)
     forward_kwargs = json.loads(str(DATA[f"{case}/forward_kwargs"])) if f"{case}/forward_kwargs" in DATA else {}
     with torch.no_grad():
-        out = model(*_numbered(case, "input"), **forward_kwargs)
+        out = model(*_arguments(case), **forward_kwargs)
     return model, _flatten(out)
 
 

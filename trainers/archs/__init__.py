@@ -30,8 +30,9 @@ from trainers.archs.gl import GLEncoderDecoder
 from trainers.archs.gl_disc import GLDiscs
 from trainers.archs.glean import GLEANStyleGANv2
 from trainers.archs.iconvsr import IconVSR
-from trainers.archs.light_cnn import LightCNN
 from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
+from trainers.archs.light_cnn import LightCNN
+from trainers.archs.lte import LTE, from_torchvision_vgg19
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.pconv import PConvEncoderDecoder
@@ -45,6 +46,8 @@ from trainers.archs.stylegan2_disc import StyleGAN2Discriminator
 from trainers.archs.tdan import TDANNet
 from trainers.archs.tof import TOFlow
 from trainers.archs.tof_vfi import TOFlowVFINet
+from trainers.archs.ttsr import TTSRNet
+from trainers.archs.ttsr_disc import TTSRDiscriminator
 from trainers.archs.unet_disc_sn import UNetDiscriminatorWithSpectralNorm
 
 ARCHS: dict[str, type[nn.Module]] = {
@@ -57,6 +60,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     "glean": GLEANStyleGANv2,
     # face super-resolution
     "dicnet": DICNet,
+    # reference-based super-resolution
+    "ttsr": TTSRNet,
+    "lte": LTE,
     # video super-resolution
     "spynet": SPyNet,
     "basicvsr": BasicVSRNet,
@@ -91,6 +97,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "aot_disc": SoftMaskPatchDiscriminator,
     "stylegan2_disc": StyleGAN2Discriminator,
     "light_cnn": LightCNN,
+    "ttsr_disc": TTSRDiscriminator,
 }
 
 # Encoders that start from an ImageNet classifier in torchvision's published layout
@@ -120,6 +127,7 @@ TORCHVISION_INIT = {
     "indexnet": from_torchvision_mobilenet_v2,
     "gca": _whole_net_start(GCANet),
     "gca_baseline": _whole_net_start(GCABaselineNet),
+    "lte": from_torchvision_vgg19,
 }
 
 

@@ -25,6 +25,7 @@ from trainers.tasks.inpainting import InpaintingTask
 from trainers.tasks.matting import MattingTask
 from trainers.tasks.sr import SRTask
 from trainers.tasks.sr_gan import SRGANTask
+from trainers.tasks.ttsr import TTSRTask
 from trainers.tasks.vfi import VFITask
 from trainers.tasks.vsr import VSRGANTask, VSRTask
 from trainers.tasks.vsr_window import VSRWindowTask
@@ -55,6 +56,9 @@ class Task(Protocol):
     @staticmethod
     def check_nets(cfg: Any, nets: dict[str, dict[str, Any]]) -> None:
         """Cross-checks between the task section and network arguments; ValueError naming the field."""
+
+    # Optional: ``check_experiment(cfg)`` (static), checks that span sections of the whole
+    # ExperimentConfig (TTSR: its extractor needs ``init_from``); ValueError naming the field.
 
     def device_stage(self, raw: dict[str, Tensor]) -> dict[str, Tensor]:
         """A stream batch on the worker's device -> the batch schema (and any device-side work)."""
@@ -106,6 +110,7 @@ TASKS: dict[str, type[Task]] = {
     "vsr_window": VSRWindowTask,
     "vfi": VFITask,
     "dic": DICTask,
+    "ttsr": TTSRTask,
 }
 
 
