@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= restoray:$(VERSION)
 
-.PHONY: demo test install clean image
+.PHONY: demo test install clean image gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -q
+
+# On a CUDA machine (~8 min): GPU tests, every family's e2e test on one GPU worker in bf16, and the
+# GPU bench records, into gpu_check.json (pipelines/gpu_check.py).
+gpu-check: $(STAMP)
+	$(BIN)/python -m pipelines.gpu_check --json gpu_check.json
 
 image:
 	docker build -f infra/Dockerfile -t $(IMAGE) .

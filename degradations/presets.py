@@ -26,6 +26,7 @@ import numpy as np
 
 from degradations.blur import filter2d, gaussian_kernel2d
 from degradations.checks import check_gt
+from degradations.glean import glean
 from degradations.matlab_resize import imresize
 from degradations.realbasicvsr import realbasicvsr_clip
 from degradations.realesrgan import realesrgan
@@ -91,6 +92,7 @@ PRESETS: dict[str, Preset] = {
     "bd": bd,
     "realesrgan": realesrgan,
     "realbasicvsr": realbasicvsr_clip,
+    "glean": glean,
 }
 
 #: Presets that degrade a clip ``[T, H, W, 3]`` instead of one image.

@@ -3,7 +3,9 @@
 Every command validates its config before Ray starts: a bad config ends with
 exit code 2 and one line naming the field, as does a command line that cannot work
 (``restore`` with a missing model or SRC, or DST inside SRC). Other user errors (missing
-shards, unreadable checkpoints, bad images) end with exit code 1 and one line.
+shards, unreadable checkpoints, bad images) end with exit code 1 and one line, as does a
+training job whose worker restarts (``train.max_failures``) are spent; one stopped by SIGTERM
+checkpoints first and ends with exit code 143. Both lines give the command that resumes.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 from pipelines.config import ConfigError, UsageError, load_experiment, load_shard_config
+from preprocessing.redact import redact_text
 
 EPILOG = """\
 typical session:
@@ -116,9 +120,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "inpainting sampler samples/s per core; video SR clips/s per core; "
                                      "restore job against the infer loop; deformable convolution against conv2d; "
                                      "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s; ingest: shards "
-                                     "against a PNG folder, local and S3)")
+                                     "against a PNG folder, local and S3; GLEAN 64->1024 inference time and peak memory)")
     b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform",
-                                    "video", "frames", "ingest"])
+                                    "video", "frames", "ingest", "glean"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -222,7 +226,7 @@ def _cmd_train(args) -> int:
               flush=True)
     out = run_train(cfg, config_file=args.config, workdir=args.workdir, register=not args.no_register)
     print(json.dumps({
-        "run_name": out.run_name, "mlflow_run_id": out.mlflow_run_id, "tracking_uri": out.tracking_uri,
+        "run_name": out.run_name, "mlflow_run_id": out.mlflow_run_id, "tracking_uri": redact_text(out.tracking_uri),
         "checkpoint": out.checkpoint_dir, "registered_version": out.registered_version,
         "metrics": {k: v for k, v in out.metrics.items() if isinstance(v, (int, float))},
     }, indent=1))
@@ -471,6 +475,10 @@ def _cmd_bench(args) -> int:
         from pipelines.bench_frames import write_bench_frames
 
         write_bench_frames(args.json_out, quick=args.quick)
+    elif args.what == "glean":
+        from pipelines.bench_glean import write_bench_glean
+
+        write_bench_glean(args.json_out, quick=args.quick)
     else:
         from pipelines.bench import write_bench
 
@@ -540,34 +548,97 @@ def ray_failure_line(exc: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_redaction()
     args = parse_args(argv)
     _quiet_libraries()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(f"restoray: config error: {exc}", file=sys.stderr)
+        print(redact_text(f"restoray: config error: {exc}"), file=sys.stderr)
         return 2
     except UsageError as exc:
         if os.environ.get("RESTORAY_DEBUG"):
             raise
-        print(f"restoray: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        print(redact_text(f"restoray: error: {str(exc).strip().splitlines()[0]}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("restoray: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        from pipelines.train_job import TrainingFailed, TrainingStopped
+
+        if isinstance(exc, (TrainingFailed, TrainingStopped)):
+            again = shlex.join(["restoray", *(argv if argv is not None else sys.argv[1:])])
+            kind = "stopped" if isinstance(exc, TrainingStopped) else "error"
+            print(redact_text(f"restoray: {kind}: {exc}; resume with the same command: {again}"), file=sys.stderr)
+            return 143 if isinstance(exc, TrainingStopped) else 1
         line = ray_failure_line(exc)
         if line is None and not isinstance(exc, (ValueError, FileNotFoundError, ConnectionError, PermissionError)):
             raise
         if os.environ.get("RESTORAY_DEBUG"):
             raise
         if line is not None:  # the worker's own traceback is above; close with what went wrong
-            print(f"restoray: error: {args.command} failed inside Ray: {line} (RESTORAY_DEBUG=1 re-raises; Ray's "
-                  "logs: /tmp/ray/session_latest/logs)", file=sys.stderr)
+            print(redact_text(f"restoray: error: {args.command} failed inside Ray: {line} (RESTORAY_DEBUG=1 "
+                              "re-raises; Ray's logs: /tmp/ray/session_latest/logs)"), file=sys.stderr)
             return 1
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"restoray: error: {msg}", file=sys.stderr)
+        print(redact_text(f"restoray: error: {msg}"), file=sys.stderr)
         return 1
+
+
+def install_redaction() -> None:
+    """Secrets out of what this process prints that restoray does not format itself.
+
+    Every log record (MLflow's, Ray's, urllib3's: the record factory covers all loggers), an
+    uncaught exception's traceback and -- when they are the process's own streams, not a test's
+    capture -- everything written to stdout/stderr (MLflow's prints, worker lines Ray forwards)
+    pass through :func:`preprocessing.redact.redact_text`. Idempotent.
+    """
+    import logging
+    import traceback
+
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "_restoray_redacts", False):
+        def _record(*args, **kwargs):
+            record = factory(*args, **kwargs)
+            try:
+                text = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record is logging's problem, not ours
+                return record
+            clean = redact_text(text)
+            if clean != text:
+                record.msg, record.args = clean, None
+            return record
+
+        _record._restoray_redacts = True
+        logging.setLogRecordFactory(_record)
+
+    def _hook(kind, value, tb):
+        sys.__stderr__.write(redact_text("".join(traceback.format_exception(kind, value, tb))))
+
+    sys.excepthook = _hook
+    if sys.stdout is sys.__stdout__:
+        sys.stdout = _RedactingStream(sys.stdout)
+    if sys.stderr is sys.__stderr__:
+        sys.stderr = _RedactingStream(sys.stderr)
+
+
+class _RedactingStream:
+    """A text stream whose writes go through :func:`redact_text` (everything else is the stream's)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact_text(text))
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 if __name__ == "__main__":

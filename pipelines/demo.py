@@ -18,6 +18,7 @@ import numpy as np
 
 from pipelines.config import load_experiment
 from pipelines.schema import ShardConfig
+from preprocessing.redact import redact_text
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "edsr_x4c32b4_demo.yaml"
 
@@ -79,7 +80,7 @@ def run_demo(workdir: str, overrides: list[str] = ()) -> dict:
         "psnr_gain_db": result["model_psnr"] - result["bicubic_psnr"],
         "eval_convention": f"RGB, crop_border={cfg.task.eval.crop_border}, mean over {result['num_samples']} held-out photos",
         "per_sample": result["per_sample"],
-        "mlflow_run_id": out.mlflow_run_id, "tracking_uri": out.tracking_uri,
+        "mlflow_run_id": out.mlflow_run_id, "tracking_uri": redact_text(out.tracking_uri),
         "registered_model": f"{cfg.mlflow.register_as or cfg.name} v{out.registered_version}",
         "checkpoint": out.checkpoint_dir, "train_seconds": round(out.seconds, 1),
         "total_seconds": round(time.time() - t0, 1), "config": str(DEMO_CONFIG),

@@ -1,14 +1,19 @@
 """Image files in and out of inference: decoding (RGB images; grey masks and trimaps), pairing an
 image with its extra inputs by stem, encoding results.
 
-numpy and OpenCV only: ``restoray infer`` uses it, and so do the read and write tasks of
-``restoray restore``, whose Ray workers should not pay for importing torch or Ray Train.
+numpy and OpenCV only (and Pillow to read an image's size from its header): ``restoray infer``
+uses it, and so do the read and write tasks of ``restoray restore``, whose Ray workers should
+not pay for importing torch or Ray Train. An image whose header claims more than
+``preprocessing.validate.DEFAULT_MAX_IMAGE_PIXELS`` is refused before it is decoded (a
+ValueError naming the file, which ``infer`` reports as a skip like any unreadable file).
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from preprocessing.validate import DEFAULT_MAX_IMAGE_PIXELS, image_header_size
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 JPEG_QUALITY = 95
@@ -29,7 +34,16 @@ def pair_index(keys) -> dict[str, str]:
 
 def _decode(data: bytes | np.ndarray, where: str) -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    size = image_header_size(buf[:1 << 20].tobytes()) if buf.size else None  # the header is in the first bytes
+    if size is not None and size[0] * size[1] > DEFAULT_MAX_IMAGE_PIXELS:
+        w, h = size
+        raise ValueError(f"{where}: image too large to decode: {w}x{h} = {w * h / 1e6:.0f} Mpx, over the limit "
+                         f"of {DEFAULT_MAX_IMAGE_PIXELS / 1e6:.0f} Mpx")
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    except cv2.error as exc:  # OpenCV's own limits (CV_IO_MAX_IMAGE_PIXELS) and decoder failures
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise ValueError(f"{where}: cannot decode ({lines[-1] if lines else 'cv2.error'})") from None
     if img is None:
         raise ValueError(f"{where}: not a readable image")
     if img.dtype != np.uint8:

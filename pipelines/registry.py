@@ -10,7 +10,8 @@ from the registry. ``task_config`` is the family's ``task:`` section (scale, til
 was stored lack the key (their readers then need a config).
 
 Versions registered before this format (``mlflow.pytorch`` pickled modules) still load: their
-module's state dict becomes the ``generator``.
+module's state dict becomes the ``generator``. They are read with ``weights_only=True`` too, after
+checking that every class the pickle names is a torch layer or a restoray network.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import tempfile
 from typing import Any
 
 import torch
+
+from trainers.checkpoint_io import safe_torch_load
 
 ARTIFACT = "restoray_model"
 FORMAT = "restoray-model/1"
@@ -120,7 +123,7 @@ def load(uri: str, models_uri: str) -> dict[str, Any]:
     if not mv.source.rstrip("/").endswith(ARTIFACT):
         return _load_pickled(uri, name, str(mv.version))
     path = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=uri)
-    payload = torch.load(os.path.join(path, "weights.pt"), map_location="cpu", weights_only=True)
+    payload = safe_torch_load(os.path.join(path, "weights.pt"), f"{models_uri} weights.pt")
     if payload.get("format") != FORMAT:
         raise ValueError(f"{models_uri}: unknown registered-model format {payload.get('format')!r}")
     return payload
@@ -129,14 +132,51 @@ def load(uri: str, models_uri: str) -> dict[str, Any]:
 def _load_pickled(uri: str, name: str, version: str) -> dict[str, Any]:
     """A version logged by ``mlflow.pytorch.log_model`` (a pickled module), as a generator state.
 
+    Not through ``mlflow.pytorch.load_model``: that unpickles with ``weights_only=False`` and would
+    run whatever code the file names. The pickle's globals are listed first; only torch layer
+    classes and restoray architectures (nn.Module subclasses) are allowed, then it is read with
+    ``weights_only=True`` (:func:`_allowed_module_classes`).
+
     Downloaded through this tracking URI's client, never the process-global one:
     ``mlflow.set_tracking_uri`` would also export ``MLFLOW_TRACKING_URI`` to every child process.
     """
     import mlflow.artifacts
-    import mlflow.pytorch
 
     location = _client(uri).get_model_version_download_uri(name, version)
     path = mlflow.artifacts.download_artifacts(artifact_uri=location, tracking_uri=uri)
-    model = mlflow.pytorch.load_model(path, map_location="cpu")
+    file = os.path.join(path, "data", "model.pth")
+    label = f"models:/{name}/{version} (data/model.pth)"
+    if not os.path.isfile(file):
+        raise ValueError(f"{label}: not found; only state-dict and pickled-module versions load")
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(file)
+    except Exception as err:  # not a torch zip file
+        raise ValueError(f"{label}: not a torch file ({type(err).__name__})") from None
+    allowed = _allowed_module_classes(names, label)
+    with torch.serialization.safe_globals(allowed):
+        model = safe_torch_load(file, label)
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"{label}: holds a {type(model).__name__}, not a network")
     return {"format": "mlflow.pytorch", "task": None, "arch": {},
             "nets": {"generator": {k: v.detach().cpu() for k, v in model.state_dict().items()}}}
+
+
+def _allowed_module_classes(names: list[str], label: str) -> list[type]:
+    """The classes a pickled network names, if every one is an nn.Module from torch.nn or trainers.archs.
+
+    Anything else (a function such as ``posix.system``, another package's class) is refused
+    with one line, before any of it is imported or run.
+    """
+    import importlib
+
+    allowed = []
+    for qual in names:
+        module, _, attr = qual.rpartition(".")
+        if not (module.startswith("torch.nn.modules.") or module.startswith("trainers.archs.")):
+            raise ValueError(f"{label}: the file carries pickled code or objects (GLOBAL {qual}) besides "
+                             "torch layers and restoray networks; refused, nothing in it was run")
+        cls = getattr(importlib.import_module(module), attr, None)
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+            raise ValueError(f"{label}: GLOBAL {qual} is not a network layer; refused, nothing in it was run")
+        allowed.append(cls)
+    return allowed

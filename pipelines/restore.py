@@ -481,6 +481,7 @@ def _finish_run(tracking: str, run_id: str, summary: Summary, dst: Storage) -> N
     from mlflow.tracking import MlflowClient
 
     from pipelines.tracking import finish_run
+    from preprocessing.redact import redact_config
 
     client = MlflowClient(tracking_uri=tracking)
     metrics = summary.metrics()
@@ -490,7 +491,7 @@ def _finish_run(tracking: str, run_id: str, summary: Summary, dst: Storage) -> N
     for k, v in metrics.items():
         client.log_metric(run_id, f"restore/{k}", float(v))
     for name in ("manifest.json", "failures.json"):
-        client.log_dict(run_id, json.loads(dst.read_bytes(f"{META}/{name}")), f"restore/{name}")
+        client.log_dict(run_id, redact_config(json.loads(dst.read_bytes(f"{META}/{name}"))), f"restore/{name}")
     finish_run(tracking, run_id)
 
 

@@ -34,6 +34,7 @@ from pipelines.config import apply_overrides, validate
 from pipelines.evaluate import evaluate
 from pipelines.schema import ExperimentConfig
 from pipelines.tracking import tracking_uri
+from preprocessing.redact import redact_config, redact_text
 from preprocessing.storage import open_storage
 
 DECISION_TAG = "restoray.retrain.decision"
@@ -216,5 +217,5 @@ def _log_report(client, run_id: str, report: dict[str, Any]) -> None:
         client.log_metric(run_id, f"retrain/{who}_{report['metric']}", value)
     client.log_metric(run_id, "retrain/promoted", 1.0 if report["status"] == "promoted" else 0.0)
     client.set_tag(run_id, DECISION_TAG, report["status"])
-    client.set_tag(run_id, "restoray.retrain.reason", report["reason"][:5000])
-    client.log_dict(run_id, report, "retrain/report.json")
+    client.set_tag(run_id, "restoray.retrain.reason", redact_text(report["reason"])[:5000])
+    client.log_dict(run_id, redact_config(report), "retrain/report.json")

@@ -260,7 +260,11 @@ class TrainConfig(Strict):
     val_every: int = Field(5000, ge=1)
     checkpoint_every: int = Field(5000, ge=1)
     num_checkpoints_to_keep: int = Field(2, ge=1)
-    max_failures: int = Field(0, ge=-1)
+    max_failures: int = Field(
+        3, ge=-1,
+        description="worker-group restarts inside one job (a lost worker or node), each from the last "
+        "committed checkpoint; -1: no limit, 0: a lost worker ends the job (re-running the command resumes)",
+    )
     max_time_s: float | None = Field(None, gt=0, description="stop early after this many seconds")
 
 
@@ -505,6 +509,19 @@ class ExperimentConfig(Strict):
 # --------------------------------------------------------------------------- sharding
 
 
+class InputLimitsConfig(Strict):
+    """Sizes beyond which a raw input is quarantined from its header, never decoded
+    (``preprocessing.validate.InputLimits``: defaults and why)."""
+
+    max_image_pixels: int = Field(2 ** 27, ge=1, description="width x height above which an image is refused "
+                                  "(default 2^27 = 134 Mpx: 10x the zoo's largest images, decodes in < 1 GB)")
+    min_image_size: int = Field(2, ge=1, description="shortest side (px) below which an image is refused; set "
+                                "it to the training crop (task.data.gt_size) to refuse images smaller than the crop")
+    max_frame_pixels: int = Field(2 ** 23, ge=1, description="video frame width x height above which a video "
+                                  "file is refused (default 2^23: 4K UHD fits)")
+    max_video_frames: int = Field(2 ** 17, ge=1, description="frame count above which a video file is refused")
+
+
 class ShardConfig(Strict):
     """One dataset to shard (``restoray shard``)."""
 
@@ -514,6 +531,8 @@ class ShardConfig(Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="adapter parameters")
     items_per_shard: int = Field(8, ge=1, description="source images per shard")
     concurrency: int | None = Field(None, ge=1, description="parallel shard writers")
+    limits: InputLimitsConfig = Field(default_factory=InputLimitsConfig,
+                                      description="input size limits (decompression bombs, too-small images)")
 
     _adapter_known = field_validator("adapter")(classmethod(lambda cls, v: _known_adapter(v)))
 

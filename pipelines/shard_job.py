@@ -21,18 +21,21 @@ from preprocessing.shards import ManifestNotFound, ShardPlan, build_shard, commi
 
 def _build(row: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
     result = build_shard(
-        row["spec"], plan["source_uri"], plan["dest_uri"], plan["adapter"], plan["params"]
+        row["spec"], plan["source_uri"], plan["dest_uri"], plan["adapter"], plan["params"], limits=plan.get("limits")
     )
     return {"result": result.to_dict()}
 
 
-def build_shards(plan: ShardPlan, concurrency: int | None = None) -> list[dict[str, Any]]:
-    """One Ray Data task per planned shard; their results sorted by shard name."""
+def build_shards(plan: ShardPlan, concurrency: int | None = None,
+                 limits: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """One Ray Data task per planned shard; their results sorted by shard name.
+
+    ``limits``: ``InputLimits`` fields (the shard config's ``limits:``); None for the defaults."""
     init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = True
     plan_info = {
         "source_uri": plan.source_uri, "dest_uri": plan.dest_uri,
-        "adapter": plan.adapter, "params": dict(plan.params),
+        "adapter": plan.adapter, "params": dict(plan.params), "limits": limits,
     }
     ds = ray.data.from_items([{"spec": s.to_dict()} for s in plan.shards], override_num_blocks=len(plan.shards))
     ds = ds.map(_build, fn_kwargs={"plan": plan_info}, concurrency=concurrency)
@@ -72,11 +75,12 @@ def append_new(source: str, dest: str, adapter: str, params: dict[str, Any], ite
 
 def run_shard(cfg: ShardConfig) -> dict[str, Any]:
     """Shard ``cfg.source`` into ``cfg.dest``; returns the committed manifest."""
-    return shard_all(cfg.source, cfg.dest, cfg.adapter, cfg.params, cfg.items_per_shard, cfg.concurrency)
+    return shard_all(cfg.source, cfg.dest, cfg.adapter, cfg.params, cfg.items_per_shard, cfg.concurrency,
+                     limits=cfg.limits.model_dump())
 
 
 def shard_all(source: str, dest: str, adapter: str, params: dict[str, Any], items_per_shard: int,
-              concurrency: int | None = None) -> dict[str, Any]:
+              concurrency: int | None = None, limits: dict[str, int] | None = None) -> dict[str, Any]:
     """Plan, build (reusing finished shards) and commit the whole source."""
     t0 = time.time()
     plan = plan_job(source, dest, adapter, params, items_per_shard)
@@ -85,7 +89,7 @@ def shard_all(source: str, dest: str, adapter: str, params: dict[str, Any], item
         f"({adapter}, {items_per_shard} items/shard) into {plan.dest_uri}",
         flush=True,
     )
-    results = build_shards(plan, concurrency)
+    results = build_shards(plan, concurrency, limits)
     manifest = commit_manifest(
         plan.dest_uri, results, adapter=plan.adapter, params=plan.params,
         source_uri=plan.source_uri, source_fingerprint=plan.fingerprint,

@@ -27,8 +27,9 @@ Why not ``read_webdataset`` for training: it cannot tag rows with the epoch nor
 start inside a shard. Shards are instead listed with ``from_items`` and
 expanded by a read task with the ``webdataset`` library's own tar iterator,
 which keeps bytes undecoded (decoding happens in the actor pool, as with
-``read_webdataset(decoder=None)``). Validation, which has no epochs, uses
-``read_webdataset(decoder=None)`` directly.
+``read_webdataset(decoder=None)``). Validation, which has no epochs, reads whole shards in
+order the same way. Every member is checked (``preprocessing.tar_safety``): a link, a device
+or an escaping name stops the read with the shard and member named.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ from typing import Any, Iterator
 import numpy as np
 import ray
 import ray.data
-from webdataset.tariterators import group_by_keys, tar_file_iterator
+from webdataset.tariterators import group_by_keys
 
 from degradations.seeding import epoch_rng, sample_rng
-from pipelines.fs import join, read_object, resolve
+from pipelines.fs import join, read_object
 from preprocessing.integrity import read_tar, sample_problem
+from preprocessing.tar_safety import safe_tar_files
+from trainers.control import KEY_COLUMN, encode_keys
 from trainers.tasks import get_task
 
 
@@ -92,14 +95,18 @@ def plan_reads(
 
 
 def _tar_samples(url: str) -> Iterator[dict[str, Any]]:
-    """Samples of one tar, grouped by key with the ``webdataset`` library's own iterators."""
-    fs, path = resolve(url)
-    # One read of the whole object: a shard is sized to fit a read task's memory, and pyarrow's
-    # S3 stream turns each of tarfile's small reads into its own ranged GET (529 requests for a
-    # 48-sample shard, each paying the store's first-byte latency; `restoray bench ingest`).
-    with fs.open_input_file(path) as f:
-        data = f.read()
-    files = (dict(member, __url__=url) for member in tar_file_iterator(io.BytesIO(data)))
+    """Samples of one tar, grouped by key with the ``webdataset`` library's ``group_by_keys``.
+
+    Members are read by ``preprocessing.tar_safety.safe_tar_files``, not webdataset's
+    ``tar_file_iterator``: that one silently skips links and devices and passes ``../`` or
+    absolute names on, which ends as a bare ``KeyError: 'gt.png'``; here such a member stops
+    the read with the shard and member named."""
+    # One read of the whole object (with the storage retries): a shard is sized to fit a read
+    # task's memory, and pyarrow's S3 stream turned each of tarfile's small reads into its own
+    # ranged GET (529 requests for a 48-sample shard, each paying the store's first-byte
+    # latency; `restoray bench ingest`).
+    data = read_object(url)
+    files = (dict(member, __url__=url) for member in safe_tar_files(io.BytesIO(data), url))
     yield from group_by_keys(files)
 
 
@@ -116,7 +123,7 @@ def shard_samples(task: dict[str, Any]) -> tuple[list[tuple[str, dict[str, bytes
     """
     data = read_object(task["url"])
     expected = task.get("bytes")
-    contents = read_tar(data)
+    contents = read_tar(data, task["url"])
     n = int(task.get("num_samples") or len(contents.samples))
     found: list[tuple[str, dict[str, bytes]] | None] = list(contents.samples[:n])
     reasons = []
@@ -215,9 +222,10 @@ class TrainTransform:
     row repeats a neighbour of the batch with ``skipped`` = 1.
     """
 
-    def __init__(self, task_cfg: Any, seed: int):
+    def __init__(self, task_cfg: Any, seed: int, emit_keys: bool = False):
         self.sampler = get_task(task_cfg.name).sampler(task_cfg)
         self.seed = seed
+        self.emit_keys = emit_keys
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["key"])
@@ -240,7 +248,10 @@ class TrainTransform:
                                     f"{', '.join(sorted(set(map(str, shards))))}; first key {str(batch['key'][0])!r})")
         filled = [s if s is not None else next((t for t in out[i + 1:] if t is not None), good[-1])
                   for i, s in enumerate(out)]
-        return _stack(filled) | {"skipped": np.asarray(skipped, np.int64)}
+        stacked = _stack(filled) | {"skipped": np.asarray(skipped, np.int64)}
+        if self.emit_keys:  # the consumed-keys test hook (trainers/control.py)
+            stacked[KEY_COLUMN] = encode_keys([f"{int(e)}/{k}" for e, k in zip(batch["epoch"], batch["key"])])
+        return stacked
 
 
 def configure_data_context(progress_bars: bool) -> None:
@@ -251,9 +262,10 @@ def configure_data_context(progress_bars: bool) -> None:
 
 
 def train_dataset(
-    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int
+    uri: str, manifest: dict[str, Any], cfg: Any, start: int, needed: int, emit_keys: bool = False
 ) -> ray.data.Dataset:
-    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long."""
+    """The training stream of experiment ``cfg`` from sample ``start`` on, ``needed`` samples long
+    (``emit_keys``: each row also carries its ``epoch/key``, for the consumed-keys test hook)."""
     data = cfg.data
     tasks = plan_reads(shard_table(uri, manifest), cfg.seed, start, needed)
     sizes = {join(uri, s["name"]): {"bytes": s["bytes"], "num_samples": s["num_samples"]} for s in manifest["shards"]}
@@ -269,7 +281,7 @@ def train_dataset(
                      num_cpus=0.25)
     return ds.map_batches(
         TrainTransform,
-        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed},
+        fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed, "emit_keys": emit_keys},
         compute=ray.data.ActorPoolStrategy(size=data.transform_actors),
         num_cpus=data.cpus_per_actor,
         batch_size=data.transform_batch_size,
@@ -291,19 +303,28 @@ def val_members(row: dict[str, Any]) -> dict[str, Any]:
 def _val_rows(batch: dict[str, np.ndarray], task_cfg: Any, seed: int) -> dict[str, np.ndarray]:
     sampler = get_task(task_cfg.name).sampler(task_cfg)
     rows = []
-    for i, key in enumerate(batch["__key__"]):
-        members = val_members({k: v[i] for k, v in batch.items()})
+    for key, names, blobs in zip(batch["__key__"], batch["names"], batch["blobs"]):
+        members = val_members({"__key__": key, **dict(zip(names, blobs))})
         rows.append(sampler.val(members, sample_rng(seed, 0, str(key))))
     return {"key": batch["__key__"], **_stack(rows)}
 
 
+def _val_shard(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Raw samples of one validation shard, in tar order (members as name/bytes list columns)."""
+    for sample in _tar_samples(row["url"]):
+        members = {k: v for k, v in sample.items() if not k.startswith("__")}
+        yield {"__key__": sample["__key__"], "names": list(members), "blobs": list(members.values())}
+
+
 def val_dataset(uri: str, manifest: dict[str, Any], cfg: Any) -> ray.data.Dataset:
-    """Full-size validation samples (one per row; sizes may differ)."""
-    fs, _ = resolve(uri)
-    paths = [resolve(url)[1] for url, _ in shard_table(uri, manifest)]
+    """Full-size validation samples (one per row; sizes may differ).
+
+    Shards are read by :func:`_tar_samples` (as for training), not ``read_webdataset``, whose
+    reader silently skips links and passes escaping member names on."""
+    urls = [{"url": url} for url, _ in shard_table(uri, manifest)]
     # Fractional CPUs: validation runs while the train workers and the training
     # stream hold their resources; whole-CPU tasks would wait forever on a small node.
-    ds = ray.data.read_webdataset(paths, filesystem=fs, decoder=None, num_cpus=0.25)
+    ds = ray.data.from_items(urls, override_num_blocks=len(urls)).flat_map(_val_shard, num_cpus=0.25)
     return ds.map_batches(
         _val_rows, fn_kwargs={"task_cfg": cfg.task, "seed": cfg.seed}, batch_size=1, batch_format="numpy",
         num_cpus=0.25,

@@ -4,12 +4,22 @@ Re-running with the same run name and storage path resumes: the driver reads
 the latest committed checkpoint (``ray.train.Result.from_path``), starts the
 data stream at its ``samples_seen`` and lets Ray Train hand the checkpoint to
 the workers.
+
+Faults. A lost worker (or node) restarts the worker group inside ``fit()`` from the last
+committed checkpoint, up to ``train.max_failures`` times; once that budget is spent the job
+ends with :class:`TrainingFailed`. SIGTERM (a spot node going away, ``ray job stop``) makes the
+workers checkpoint after their current step and return; the job then ends with
+:class:`TrainingStopped` and the MLflow run is marked KILLED. Both keep the checkpoints, and
+re-running the same command resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +41,21 @@ from pipelines.tracking import finish_run, start_or_resume_run, tracking_uri
 from preprocessing.shards import read_manifest
 from trainers import checkpoint_io
 from trainers.archs import build_arch, from_torchvision
+from trainers.control import KEYS_ENV, SLEEP_ENV
 from trainers.loop import RunContext, train_loop_per_worker
 from trainers.tasks import get_task
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped on request (SIGTERM) after checkpointing; re-running resumes."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class TrainingFailed(RuntimeError):
+    """The worker-group restart budget (``train.max_failures``) is spent; re-running resumes."""
 
 
 @dataclass
@@ -316,7 +339,8 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
     needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)
     configure_data_context(progress_bars=False)
     datasets = {
-        "train": train_dataset(cfg.data.train, read_manifest(cfg.data.train), cfg, ctx.stream_start, needed),
+        "train": train_dataset(cfg.data.train, read_manifest(cfg.data.train), cfg, ctx.stream_start, needed,
+                               emit_keys=ctx.keys_file is not None),
         "val": val_dataset(cfg.data.val, read_manifest(cfg.data.val), cfg),
     }
     path, fs = storage_location(cfg.run.storage_path)
@@ -335,6 +359,94 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
         datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=["train"], execution_options=_ingest_options(cfg)),
     )
+
+
+@ray.remote(num_cpus=0)
+class StopSignal:
+    """Set once by the driver (SIGTERM); polled by rank 0 of the workers (``loop.StopWatch``).
+
+    A driver that gets SIGTERM cannot simply exit: its Ray Train controller and workers die with
+    it and the steps since the last checkpoint are lost. It sets this flag instead; the workers
+    checkpoint after their current step and return, and ``fit()`` ends normally."""
+
+    def __init__(self):
+        self._reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        self._reason = self._reason or reason
+
+    def reason(self) -> str | None:
+        return self._reason
+
+
+class _StopOnSigterm:
+    """Inside ``with stop_on_sigterm() as stop``: the first SIGTERM sets ``stop.signal`` (the
+    workers checkpoint after their current step and return, so ``fit()`` ends) and
+    ``stop.requested``; a second one ends the process at once (exit 143). Outside the main
+    thread (``restoray tune`` trials) signals are left alone."""
+
+    def __init__(self):
+        self.signal = StopSignal.remote()
+        self.requested: str | None = None
+        self._event = threading.Event()
+        # The handler runs inside whatever the main thread is doing (often ray.get in fit()):
+        # it only sets an event; this thread makes the Ray call.
+        threading.Thread(target=self._forward, name="restoray-stop", daemon=True).start()
+
+    def _forward(self) -> None:
+        self._event.wait()
+        if self.requested:
+            self.signal.request.remote(self.requested)
+
+    def close(self) -> None:
+        self._event.set()
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            print("restoray: second SIGTERM: exiting without waiting for the checkpoint", flush=True)
+            os._exit(128 + signum)
+        self.requested = signal.Signals(signum).name
+        print(f"[restoray] {self.requested}: checkpointing after the current step, then stopping "
+              f"(send it again to exit at once)", flush=True)
+        self._event.set()
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    stop = _StopOnSigterm()
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, stop._handle) if main else None
+    try:
+        yield stop
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+        stop.close()
+        ray.kill(stop.signal)
+
+
+def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:
+    """One line for a job whose worker-group restarts are spent."""
+    failures = getattr(exc, "worker_failures", None) or {}  # WorkerGroupError: rank -> error
+    controller = getattr(exc, "controller_failure", None)  # ControllerError: not a worker lost
+    if controller is not None:
+        first = str(controller).strip().splitlines()[0] if str(controller).strip() else type(controller).__name__
+        return f"training failed: Ray Train's controller failed: {first[:300]}; " + _kept(cfg)
+    if failures:
+        rank, error = sorted(failures.items())[0]
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+        cause = f"worker rank {rank}: " + " ".join(lines).split(" Worker exit type")[0].rstrip(".")
+    else:
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    budget = cfg.train.max_failures
+    spent = "no restarts allowed (train.max_failures=0)" if budget == 0 else \
+        f"train.max_failures={budget} restarts spent"
+    return f"training failed, {spent}: {cause[:300]}; " + _kept(cfg)
+
+
+def _kept(cfg: ExperimentConfig) -> str:
+    latest = latest_state(cfg.run.storage_path, cfg.run_name)
+    return f"the checkpoint of step {latest['step']} is kept" if latest else "no checkpoint was committed"
 
 
 def run_train(
@@ -370,15 +482,29 @@ def run_train(
         finish_run(uri, run_id)
         metrics = {k: v for k, v in previous.items() if k not in ("checkpoint_path", "model")}
         return TrainOutcome(run_name, run_id, uri, previous["checkpoint_path"], metrics, None, time.time() - t0)
-    ctx = RunContext(tracking_uri=uri, run_id=run_id, stream_start=seen0)
-    if previous is None:
-        ctx.init_states = {**resolve_init(cfg, uri), **{r: (s, True) for r, s in (init_states or {}).items()}}
-    trainer = make_trainer(cfg, ctx, step0, callbacks)
-    try:
-        result = trainer.fit()
-    except Exception:
-        finish_run(uri, run_id, status="FAILED")
-        raise
+    ctx = RunContext(tracking_uri=uri, run_id=run_id, stream_start=seen0, keys_file=os.environ.get(KEYS_ENV),
+                     step_sleep_s=float(os.environ.get(SLEEP_ENV) or 0))
+    result = None
+    with stop_on_sigterm() as stop:
+        ctx.stop = stop.signal
+        if previous is None:
+            ctx.init_states = {**resolve_init(cfg, uri), **{r: (s, True) for r, s in (init_states or {}).items()}}
+        trainer = make_trainer(cfg, ctx, step0, callbacks)
+        if not stop.requested:
+            try:
+                result = trainer.fit()
+            except ray.train.TrainingFailedError as exc:
+                finish_run(uri, run_id, status="FAILED")
+                raise TrainingFailed(failure_message(cfg, exc)) from exc
+            except Exception:
+                finish_run(uri, run_id, status="FAILED")
+                raise
+    if stop.requested:
+        step = int((result.metrics or {}).get("step", step0)) if result is not None else step0
+        if step < cfg.train.total_steps:
+            finish_run(uri, run_id, status="KILLED")
+            raise TrainingStopped(f"stopped by {stop.requested} at step {step} of {cfg.train.total_steps}, "
+                                  f"checkpoint saved", step)
     version = None
     if register and result.checkpoint is not None:
         version = registry.register(uri, run_id, cfg.mlflow.register_as or cfg.name, cfg.task.name,

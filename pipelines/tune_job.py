@@ -30,7 +30,7 @@ import yaml
 from pipelines.cluster import check_fits, run_resources
 from pipelines.config import flatten, try_overrides
 from pipelines.schema import ExperimentConfig, SearchDist
-from pipelines.tracking import RUN_NAME_TAG, start_or_resume_run, tracking_uri
+from pipelines.tracking import RUN_NAME_TAG, log_redacted_artifact, start_or_resume_run, terminate, tracking_uri
 
 SWEEP_TAG = "restoray.sweep"
 
@@ -272,11 +272,11 @@ def _publish(cfg, raw, uri, parent, sweep, summary, workdir) -> SweepOutcome:
         best_path = out_dir / "best_config.yaml"
         user_raw = {**raw, "mlflow": {**raw["mlflow"], "tracking_uri": cfg.mlflow.tracking_uri}}
         best_path.write_text(best_config_yaml(user_raw, best["params"], sweep, best["trial_id"], summary["metric"], value))
-        client.log_artifact(parent, str(best_path))
+        log_redacted_artifact(client, parent, best_path)
         client.log_metric(parent, f"best/{summary['metric']}", value)
         client.set_tag(parent, "restoray.best_trial", best["trial_id"])
     for path in (out_dir / "summary.json", curves):
-        client.log_artifact(parent, str(path))
+        log_redacted_artifact(client, parent, path)
     _close_runs(uri, cfg, parent, sweep, summary=summary)
     print(format_summary(summary), flush=True)
     if best_path:
@@ -304,8 +304,8 @@ def _close_runs(uri, cfg, parent, sweep, summary=None, final_status="FINISHED") 
         if summary is None:
             mlflow_status = final_status if run.info.status == "RUNNING" else None
         if mlflow_status and mlflow_status != run.info.status:
-            client.set_terminated(run.info.run_id, status=mlflow_status)
-    client.set_terminated(parent, status=final_status)
+            terminate(client, uri, run.info.run_id, mlflow_status)
+    terminate(client, uri, parent, final_status)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -22,6 +22,9 @@ sizes, the crop boxes of that item. Reading, validation and encoding live in
 * ``places365`` / ``celeba_hq``: inpainting image sets laid out as MMEditing's configs read
   them (``data_large``/``val_large``, ``train_256``/``test_256``, with the configs' image
   lists when present); whole images, GT only. See :class:`_ListedImagesAdapter`.
+  ``celeba_hq`` ``split: glean_val``, ``ffhq`` and ``lsun_cat``: GLEAN's 1024/256 px face sets
+  (``GT/`` with the configs' ``meta_info_*_GT.txt`` lists). With a ``landmarks`` file, ``celeba_hq`` makes DIC's face SR samples: the images the file names,
+  each with its 68 facial landmarks (``landmarks.json``); see :class:`CelebAHQAdapter`.
 * ``reds``, ``vimeo90k``, ``vid4``, ``udm10``, ``videolq``, ``video_files``: video datasets
   whose samples are clips (see :mod:`preprocessing.video_adapters`).
 * ``mask_folder``: an inpainting hole-mask set (PConv's irregular masks, AOT-GAN's training
@@ -40,6 +43,8 @@ configs elsewhere. ``{scale}`` in ``gt_dir``/``lq_dir`` is replaced by the scale
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -48,7 +53,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .crop import scale_box, sub_image_boxes
-from .schema import ALPHA, BG, FG, MASK, MERGED, TRIMAP, sanitize_key, sub_image_key
+from .schema import ALPHA, BG, FG, LANDMARKS, MASK, MERGED, TRIMAP, sanitize_key, sub_image_key
 from .storage import ObjectInfo, Storage
 from .validate import CorruptInput
 
@@ -83,6 +88,9 @@ class SourceItem:
     fingerprint)`` per member, in the order the shard stores them; ``gt_key`` is then
     the sample's main file (foreground or composite), used to name it in quarantine
     entries. A None key is a file the adapter expected but did not find.
+
+    GT-only items with non-image data (``celeba_hq``'s landmarks) put a digest of that data
+    in ``lq_fingerprint``, so changed landmarks rebuild the shard that holds the image.
     """
 
     item_id: str
@@ -214,6 +222,12 @@ class Adapter:
     def member_specs(self, params: Mapping[str, Any]) -> tuple[MemberSpec, ...]:
         """The named members of a sample (matting adapters); empty for GT/LQ adapters."""
         return ()
+
+    def extra_members(self, item: SourceItem, crop: Crop, storage: Storage,
+                      params: Mapping[str, Any]) -> dict[str, bytes]:
+        """Non-image members a GT/LQ sample carries besides its images (``celeba_hq``'s
+        landmarks); none by default."""
+        return {}
 
     def check_member(self, name: str, img, params: Mapping[str, Any]):
         """Hook for member adapters: ``(img, notes)`` to store for member ``name``, or
@@ -640,12 +654,21 @@ class _ListedImagesAdapter(Adapter):
             rel = {o.key: o.key[len(prefix):] for o in images}
             ids = _assign_ids(list(rel.values()))
             return sorted(SourceItem(ids[rel[o.key]], o.key, None, o.fingerprint) for o in images)
+        return self._listed_items(storage, _read_list(storage, ann, self.name), params)
+
+    def _listed_items(self, storage: Storage, names: list[str], params,
+                      extra_fingerprint: Mapping[str, str] = {}) -> list[SourceItem]:
+        """Items for the listed ``names`` (relative to the root, then to the image folder);
+        ``extra_fingerprint`` (listed name -> text) goes in the item's second fingerprint, so
+        a re-run rebuilds a shard whose non-image data changed."""
+        image_dir = params["image_dir"]
         listing = {o.key: o.fingerprint for o in storage.list("")}
-        rows = _resolve_listed(_read_list(storage, ann, self.name), listing, ("", image_dir) if image_dir else ("",))
+        rows = _resolve_listed(names, listing, ("", image_dir) if image_dir else ("",))
         prefix = f"{image_dir}/" if image_dir else ""
         rels = [k[len(prefix):] if prefix and k.startswith(prefix) else rel for rel, k in rows]
         ids = _assign_ids(rels)
-        return sorted(SourceItem(ids[r], k, None, listing.get(k, "")) for r, (_rel, k) in zip(rels, rows))
+        return sorted(SourceItem(ids[r], k, None, listing.get(k, ""), extra_fingerprint.get(rel, ""))
+                      for r, (rel, k) in zip(rels, rows))
 
     def crops(self, item, gt_hw, lq_hw, params):
         return [Crop(item.item_id, (0, 0, gt_hw[0], gt_hw[1]))]
@@ -673,13 +696,147 @@ class CelebAHQAdapter(_ListedImagesAdapter):
 
     ``split: train``: ``train_256/`` with ``train_celeba_img_list.txt``; ``split: val``:
     ``test_256/`` with ``val_celeba_img_list.txt`` (the configs' val and test sets).
+
+    ``landmarks`` (DIC's face SR training set, ``data/celeba-hq/train`` with
+    ``train_info_list_256.npy`` in the zoo config) names a facial-landmark file; the images it
+    lists are the samples (``ann_file`` is then not read) and each carries its points as a
+    ``landmarks.json`` member (:data:`preprocessing.schema.LANDMARKS`). Two formats:
+
+    * JSON (``.json``): ``{"<image path>": [[x, y], ...], ...}`` with 68 ``[x, y]`` pairs per
+      image (the iBUG 300-W order DIC's attention groups by: 0-26 silhouette, 27-35 nose,
+      36-41 and 42-47 eyes, 48-67 mouth);
+    * MMEditing's ``.npy`` (``SRFacialLandmarkDataset``): a pickled array of dicts with
+      ``gt_path`` and ``landmark`` (68 x 2); loading it unpickles, so only use files you trust.
+
+    Image paths are relative to the root, then to ``image_dir``; coordinates are pixels of the
+    image file as stored (x right, y down). A landmark detector's output for a folder of faces
+    (e.g. face-alignment's 68-point 2D model) written as the JSON above is a valid file. An
+    image with another number of points, or non-finite ones, stops the listing with one line
+    naming the file and the image.
     """
 
     name = "celeba_hq"
     SPLITS = {
         "train": ("train_256", ("train_celeba_img_list.txt",)),
         "val": ("test_256", ("val_celeba_img_list.txt",)),
+        # GLEAN's evaluation set: the 1024 px faces ``GT/`` listed in meta_info_CelebAHQ_val100_GT.txt
+        # (the zoo reads pre-made ``BIx8_down``/``BIx16_down`` LR; the SR sampler makes the same
+        # MATLAB-bicubic, 8-bit LR from the GT)
+        "glean_val": ("GT", ("meta_info_CelebAHQ_val100_GT.txt",)),
     }
+    defaults = {**_ListedImagesAdapter.defaults, "landmarks": ""}
+    NUM_POINTS = 68
+
+    def __init__(self) -> None:
+        self._tables: dict[str, dict[str, np.ndarray]] = {}  # landmark file uri -> parsed table
+
+    def resolve_params(self, params=None):
+        resolved = super().resolve_params(params)
+        if not isinstance(resolved["landmarks"], str):
+            raise AdapterError(f"{self.name}: landmarks must be a file path (string), got {resolved['landmarks']!r}")
+        resolved["landmarks"] = resolved["landmarks"].strip("/")
+        return resolved
+
+    def landmark_table(self, storage: Storage, params, fresh: bool = False) -> dict[str, np.ndarray]:
+        """Image path (as the file writes it, without a leading slash) -> ``[68, 2]`` float32 (x, y).
+
+        Parsed tables are kept per file URI for the shard tasks (one read per worker, not per
+        image); ``fresh`` re-reads the file (listing always does, and a task does when an item's
+        digest says the file changed since the plan)."""
+        uri = storage.uri(params["landmarks"])
+        if fresh or uri not in self._tables:
+            try:
+                data = storage.read_bytes(params["landmarks"])
+            except FileNotFoundError:
+                raise AdapterError(f"{self.name}: landmarks file {uri} does not exist") from None
+            self._tables[uri] = parse_landmarks(data, uri, self.name, self.NUM_POINTS)
+        return self._tables[uri]
+
+    def list_items(self, storage, params):
+        if not params["landmarks"]:
+            return super().list_items(storage, params)
+        table = self.landmark_table(storage, params, fresh=True)
+        return self._listed_items(storage, list(table), params, {n: _landmark_digest(p) for n, p in table.items()})
+
+    def _points(self, item: SourceItem, storage: Storage, params, fresh: bool) -> np.ndarray | None:
+        table = self.landmark_table(storage, params, fresh=fresh)
+        prefix = f"{params['image_dir']}/" if params["image_dir"] else ""
+        rel = item.gt_key[len(prefix):] if prefix and item.gt_key.startswith(prefix) else item.gt_key
+        return table.get(item.gt_key, table.get(rel))
+
+    def extra_members(self, item, crop, storage, params):
+        if not params["landmarks"]:
+            return {}
+        points = self._points(item, storage, params, fresh=False)
+        if points is None or _landmark_digest(points) != item.lq_fingerprint:
+            points = self._points(item, storage, params, fresh=True)  # the file changed: read it again
+        if points is None or _landmark_digest(points) != item.lq_fingerprint:
+            raise AdapterError(f"{self.name}: landmarks of {item.gt_key} in {storage.uri(params['landmarks'])} "
+                               "changed while sharding; run the shard job again")
+        y, x, h, w = crop.box
+        shifted = points - np.asarray([x, y], dtype=np.float32)
+        return {LANDMARKS: json.dumps({"points": shifted.tolist(), "image_size": [h, w]}).encode()}
+
+
+def _landmark_digest(points: np.ndarray) -> str:
+    return "landmarks:" + hashlib.sha1(np.ascontiguousarray(points, dtype=np.float32).tobytes()).hexdigest()[:16]
+
+
+def parse_landmarks(data: bytes, uri: str, adapter: str, num_points: int = 68) -> dict[str, np.ndarray]:
+    """A landmark file (JSON mapping or MMEditing ``.npy``, see :class:`CelebAHQAdapter`) ->
+    image path -> ``[num_points, 2]`` float32; AdapterError (one line, naming the file and the
+    image) for anything else."""
+    if uri.lower().endswith(".npy"):
+        try:
+            rows = np.load(io.BytesIO(data), allow_pickle=True)
+            raw = {str(r["gt_path"]): r["landmark"] for r in rows}
+        except Exception as err:  # numpy/pickle raise many kinds for a bad file
+            raise AdapterError(f"{adapter}: landmarks file {uri} is not MMEditing's list of "
+                               f"{{gt_path, landmark}} dicts ({type(err).__name__})") from None
+    else:
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise AdapterError(f"{adapter}: landmarks file {uri} is not JSON") from None
+        if not isinstance(raw, dict):
+            raise AdapterError(f"{adapter}: landmarks file {uri} must map image paths to point lists")
+    if not raw:
+        raise AdapterError(f"{adapter}: landmarks file {uri} names no images")
+    table = {}
+    for name, value in raw.items():
+        try:
+            points = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            points = np.zeros((0, 0), np.float32)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise AdapterError(f"{adapter}: landmarks file {uri}: image {name}: expected {num_points} [x, y] "
+                               f"pairs, got an array of shape {list(points.shape)}")
+        if len(points) != num_points:
+            raise AdapterError(f"{adapter}: landmarks file {uri}: image {name} has {len(points)} points, "
+                               f"expected {num_points}")
+        if not np.isfinite(points).all():
+            raise AdapterError(f"{adapter}: landmarks file {uri}: image {name} has non-finite coordinates")
+        table[str(name).lstrip("/")] = points
+    return table
+
+
+class FFHQAdapter(_ListedImagesAdapter):
+    """FFHQ at 1024 px as MMEditing's GLEAN configs read it: ``data/FFHQ/GT`` with
+    ``meta_info_FFHQ_GT.txt`` (``glean_ffhq_16x``); without the list every image under ``GT/``
+    (``glean_in128out1024_4x2_300k_ffhq_celebahq`` scans ``data/FFHQ_CelebAHQ/GT``, FFHQ and
+    CelebA-HQ less its val100 faces in one folder). Whole images, GT only."""
+
+    name = "ffhq"
+    SPLITS = {"train": ("GT", ("meta_info_FFHQ_GT.txt",))}
+
+
+class LSUNCatAdapter(_ListedImagesAdapter):
+    """The LSUN-cat faces of GLEAN's cat configs: ``data/cat_train/GT`` with
+    ``meta_info_LSUNcat_GT.txt`` (``split: train``), ``data/cat_test/GT`` with
+    ``meta_info_Cat100_GT.txt`` (``split: test``); 256 px, whole images, GT only."""
+
+    name = "lsun_cat"
+    SPLITS = {"train": ("GT", ("meta_info_LSUNcat_GT.txt",)), "test": ("GT", ("meta_info_Cat100_GT.txt",))}
 
 
 class MaskFolderAdapter(Adapter):
@@ -768,6 +925,8 @@ ADAPTERS: dict[str, Adapter] = {
     "matting_folder": MattingFolderAdapter(),
     "places365": Places365Adapter(),
     "celeba_hq": CelebAHQAdapter(),
+    "ffhq": FFHQAdapter(),
+    "lsun_cat": LSUNCatAdapter(),
     "mask_folder": MaskFolderAdapter(),
     "reds": RedsAdapter(),
     "vimeo90k": Vimeo90kAdapter(),

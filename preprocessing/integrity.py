@@ -27,6 +27,8 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 
+from .tar_safety import check_member
+
 __all__ = ["ShardContents", "member_problem", "sample_problem", "read_tar"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -100,20 +102,20 @@ def _split(name: str) -> tuple[str, str] | None:
     return (f"{folder}/{stem}" if folder else stem), suffix
 
 
-def read_tar(data: bytes) -> ShardContents:
+def read_tar(data: bytes, shard: str = "<shard>") -> ShardContents:
     """Groups a shard's regular-file members into samples, stopping cleanly at damage.
 
     A sample is a run of consecutive members with one key, as WebDataset groups them. When the
     tar breaks off, the sample being read is dropped too (its last members may be missing), and
-    ``cut`` says where it broke.
+    ``cut`` says where it broke. A member that is not a plain file with a plain relative name
+    raises ``UnsafeTarMember`` (``preprocessing.tar_safety``): that is tampering, not damage.
     """
     out = ShardContents()
     key, members = None, {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for info in tar:
-                if not info.isreg():
-                    continue
+                check_member(shard, info)  # links, devices, escaping names: refused, named (not damage)
                 parts = _split(info.name)
                 if parts is None:
                     continue

@@ -27,6 +27,11 @@ member per frame (:func:`frame_member`), so a training read decodes only the fra
     000_s001.lq.000.png  000_s001.lq.001.png ...   LQ frames (datasets with LR frames; VideoLQ has only these)
     000_s001.json                                   metadata (see :func:`clip_metadata`)
 
+Face SR samples (``celeba_hq`` with a ``landmarks`` file) add the GT's facial landmarks::
+
+    00001.landmarks.json  {"points": [[x, y], ... 68 pairs], "image_size": [h, w]}: pixel
+                          coordinates in gt.png (x right, y down, origin at the top-left pixel)
+
 Grey members (:data:`GREY_MEMBERS`) are stored as 1-channel PNGs and decoded with
 :func:`decode_grey` to ``HxW`` uint8; every member of one sample has the same height and
 width (the shard builder quarantines a sample whose files disagree).
@@ -65,6 +70,7 @@ __all__ = [
     "TRIMAP",
     "BG",
     "MASK",
+    "LANDMARKS",
     "GREY_MEMBERS",
     "encode_png_grey",
     "decode_grey",
@@ -91,6 +97,7 @@ MERGED = "merged.png"
 TRIMAP = "trimap.png"
 BG = "bg.png"
 MASK = "mask.png"
+LANDMARKS = "landmarks.json"  # facial landmarks of a sample's gt.png (celeba_hq with ``landmarks``)
 GREY_MEMBERS = frozenset({ALPHA, TRIMAP, MASK})  # single-channel members: decode with decode_grey
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

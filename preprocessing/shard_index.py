@@ -29,6 +29,7 @@ from typing import Mapping
 
 from .shards import OFFSETS, read_manifest, part_key
 from .storage import Storage, StorageError, normalize_uri, open_storage
+from .tar_safety import check_member
 
 __all__ = ["MemberTable", "ShardSet", "member_table", "read_members", "scan_tar_members", "split_member_name"]
 
@@ -109,6 +110,7 @@ def scan_tar_members(storage: Storage, shard: str, size: int | None = None, chun
 
     Raises:
         StorageError: the object is not a readable tar.
+        UnsafeTarMember: a member is not a regular file with a plain relative name.
     """
     if size is None:
         info = storage.info(shard)
@@ -119,8 +121,7 @@ def scan_tar_members(storage: Storage, shard: str, size: int | None = None, chun
     try:
         with tarfile.open(fileobj=_RangedFile(storage, shard, size, chunk), mode="r:") as tar:
             for member in tar:
-                if not member.isfile():
-                    continue
+                check_member(storage.uri(shard), member)  # a link or an escaping name: refused, not skipped
                 key, suffix = split_member_name(member.name)
                 if not samples or samples[-1][0] != key:
                     samples.append((key, {}))

@@ -59,7 +59,8 @@ from .clips import clip_samples
 from .schema import (FORMAT, GT, LQ, META, TRIMAP, decode_json, encode_json, encode_png, encode_png_grey,
                      parse_frame_member, sample_metadata)
 from .storage import Storage, StorageError, normalize_uri, open_storage
-from .validate import CorruptInput, load_grey_with_notes, load_image_with_notes
+from .tar_safety import check_shard_name
+from .validate import CorruptInput, InputLimits, input_limits, load_grey_with_notes, load_image_with_notes
 
 __all__ = [
     "BUILD_VERSION",
@@ -374,6 +375,7 @@ def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any])
         if crop.lq_box is not None:
             ly, lx, lh, lw = crop.lq_box
             members[LQ] = encode_png(lq[ly:ly + lh, lx:lx + lw], PNG_COMPRESSION)
+        members |= adapter.extra_members(item, crop, src, params)
         meta = sample_metadata(key=crop.key, adapter=adapter.name, source=item.gt_key, box=crop.box,
                                image_size=gt.shape[:2], scale=scale,
                                lq_source=item.lq_key if adapter.paired else None, lq_box=crop.lq_box,
@@ -389,7 +391,8 @@ def _clip_row(meta_json: bytes) -> list:
 
 
 def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: str, adapter_name: str,
-                adapter_params: Mapping[str, Any] | None = None, *, verify: bool = True) -> ShardResult:
+                adapter_params: Mapping[str, Any] | None = None, *, verify: bool = True,
+                limits: Mapping[str, int] | None = None) -> ShardResult:
     """Builds one shard tar (or reuses a finished one) and returns what it holds.
 
     Reads each item's images from ``source_uri``, validates them, cuts the
@@ -405,12 +408,24 @@ def build_shard(spec: ShardSpec | Mapping[str, Any], source_uri: str, dest_uri: 
         adapter_name: key of ``ADAPTERS``.
         adapter_params: adapter parameters (resolved again here; defaults filled).
         verify: re-hash an existing finished tar before trusting its part record.
+        limits: :class:`~preprocessing.validate.InputLimits` fields (None: the defaults). Inputs
+            beyond them are quarantined from their headers, undecoded. Non-default limits are
+            part of the shard fingerprint (other limits, other samples); the defaults are not, so
+            shards built before limits existed stay valid.
     """
+    limits_obj = InputLimits(**(limits or {}))
+    with input_limits(limits_obj):
+        return _build_shard(spec, source_uri, dest_uri, adapter_name, adapter_params, verify, limits_obj)
+
+
+def _build_shard(spec, source_uri, dest_uri, adapter_name, adapter_params, verify, limits: InputLimits) -> ShardResult:
     spec = spec if isinstance(spec, ShardSpec) else ShardSpec.from_dict(spec)
     adapter = get_adapter(adapter_name)
     params = adapter.resolve_params(adapter_params)
     src, dest = open_storage(source_uri), open_storage(dest_uri, create=True)
     fingerprint = shard_fingerprint(spec, adapter.name, params)
+    if limits != InputLimits():
+        fingerprint = _sha256_json([fingerprint, asdict(limits)])
     finished = _reuse_finished(dest, spec, fingerprint, verify)
     if finished is not None:
         return finished
@@ -563,7 +578,8 @@ def read_manifest(dest_uri: str) -> dict:
 
     Raises:
         ManifestNotFound: no manifest.json (the job did not finish).
-        StorageError: the folder/bucket does not exist, or the manifest is not ours.
+        StorageError: the folder/bucket does not exist, the manifest is not ours, or it names a
+            shard outside the folder (an absolute path, ``..``, a URI).
     """
     dest = open_storage(dest_uri)
     try:
@@ -572,6 +588,8 @@ def read_manifest(dest_uri: str) -> dict:
         raise ManifestNotFound(f"no {MANIFEST} at {dest.uri()}: the shard job did not finish") from None
     if manifest.get("format") != FORMAT:
         raise StorageError(f"{dest.uri(MANIFEST)} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    for entry in [*manifest.get("shards", []), *manifest.get("empty_shards", [])]:
+        check_shard_name(entry.get("name") if isinstance(entry, dict) else entry, dest.uri(MANIFEST))
     return manifest
 
 

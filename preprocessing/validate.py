@@ -16,7 +16,20 @@ CMYK, float, 32-bit int...  ``CorruptInput("unsupported mode ...")``
 zero bytes                  ``CorruptInput("empty file")``
 not an image                ``CorruptInput("not a decodable image")``
 truncated PNG / JPEG        ``CorruptInput("truncated ...")``
+more pixels than the limit  ``CorruptInput("image too large ...")``, from the header, undecoded
+a side under the minimum    ``CorruptInput("image too small ...")``, from the header, undecoded
 ==========================  ==============================================
+
+Size limits (:class:`InputLimits`, set per shard job by ``limits:`` in the shard config and
+installed around a shard build with :func:`input_limits`): ``max_image_pixels`` (default 2^27 =
+134 Mpx, e.g. 16384x8192) refuses decompression bombs from the header, before a byte is
+decoded. Why 2^27: the largest images of the zoo's datasets are ~12 Mpx (DIV2K 2040x1404 is
+2.8 Mpx, Comp-1k foregrounds up to ~4000x3000), so the limit is 10x above real data, while a
+decoded image at the limit is 384 MiB (plus Pillow's copy: ~0.8 GB) and still fits a shard
+task's memory on a node with 2 GB per CPU; a 60000x60000 "PNG" (3.6 Gpx, 10 GB decoded) is
+refused. ``min_image_size`` (shortest side, default 2) refuses images the training crop would
+reflect-pad into a flat patch (a 1-pixel axis reflects to a constant); set it to the training
+crop (``task.data.gt_size``) to refuse everything smaller than the crop.
 
 Grey inputs (alpha mattes, trimaps) go through :func:`load_grey_with_notes`: 8-bit
 gray is returned as ``HxW``; an RGB(A)/palette file whose colour channels are all equal is
@@ -37,14 +50,90 @@ matching ``cv2.IMREAD_COLOR`` (what MMEditing reads with).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import struct
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["CorruptInput", "load_grey_with_notes", "load_image", "load_image_with_notes"]
+__all__ = ["CorruptInput", "DEFAULT_MAX_IMAGE_PIXELS", "InputLimits", "current_limits", "image_header_size",
+           "input_limits", "load_grey_with_notes", "load_image", "load_image_with_notes"]
+
+DEFAULT_MAX_IMAGE_PIXELS = 2 ** 27
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What a raw input may be before it is decoded (see the module docstring for the defaults).
+
+    Attributes:
+        max_image_pixels: width x height above which an image (or a frame of a frame folder)
+            is refused from its header.
+        min_image_size: shortest side, in pixels, below which an image is refused.
+        max_frame_pixels: width x height above which a video file is refused (from its header).
+        max_video_frames: frame count above which a video file is refused (from its header, and
+            again while decoding, should the header understate it).
+    """
+
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    min_image_size: int = 2
+    max_frame_pixels: int = 2 ** 23  # 8.4 Mpx: 4K UHD (3840x2160) fits; a clip of 100 such frames is 2.5 GB
+    max_video_frames: int = 2 ** 17  # 131072: over an hour at 30 fps
+
+    def __post_init__(self):
+        for name in ("max_image_pixels", "min_image_size", "max_frame_pixels", "max_video_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"limits.{name} must be a positive integer, got {value!r}")
+
+
+_LIMITS: contextvars.ContextVar[InputLimits] = contextvars.ContextVar("restoray_input_limits", default=InputLimits())
+
+
+def current_limits() -> InputLimits:
+    """The limits in force (the defaults unless inside :func:`input_limits`)."""
+    return _LIMITS.get()
+
+
+@contextlib.contextmanager
+def input_limits(limits: InputLimits | None):
+    """Applies ``limits`` to every input decoded inside the block (None: the defaults)."""
+    token = _LIMITS.set(limits or InputLimits())
+    try:
+        yield
+    finally:
+        _LIMITS.reset(token)
+
+
+def image_header_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from an image file's header, without decoding pixels; None when
+    Pillow cannot identify the format (the decoder then says what is wrong)."""
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # our own limit applies, from this size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size
+    except Exception:  # noqa: BLE001 - unidentifiable or broken header: not our call to make here
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_header_size(width: int, height: int, limits: InputLimits | None = None) -> None:
+    """CorruptInput when an image of this size is over the pixel limit or under the minimum side."""
+    limits = limits or current_limits()
+    if width * height > limits.max_image_pixels:
+        raise CorruptInput(f"image too large: {width}x{height} = {width * height / 1e6:.0f} Mpx, over the "
+                           f"limit of {limits.max_image_pixels / 1e6:.0f} Mpx (limits.max_image_pixels); not decoded")
+    if min(width, height) < limits.min_image_size:
+        raise CorruptInput(f"image too small: {width}x{height}, shortest side under "
+                           f"{limits.min_image_size} px (limits.min_image_size): too small for the crop")
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -101,7 +190,14 @@ def _open(data: bytes) -> tuple[Image.Image, list[str]]:
         raise CorruptInput("empty file")
     if data.startswith(_PNG_SIG):
         _check_png(data)
+    size = image_header_size(data)
+    if size is not None:
+        check_header_size(*size)  # before decoding: a bomb is refused from its header
+    saved = Image.MAX_IMAGE_PIXELS
     try:
+        # The limit is ours (checked above); Pillow's own (89 Mpx, an error at 2x) would
+        # override a larger configured one.
+        Image.MAX_IMAGE_PIXELS = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning etc.; errors still raise
             im = Image.open(io.BytesIO(data))
@@ -114,6 +210,8 @@ def _open(data: bytes) -> tuple[Image.Image, list[str]]:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         reason = "truncated image" if "truncated" in text else "corrupt image"
         raise CorruptInput(f"{reason}: {text}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
     notes: list[str] = []
     try:
         orientation = im.getexif().get(0x0112, 1)

@@ -48,7 +48,7 @@ from .clips import ClipFrames, folder_clip, frame_rows
 from .crop import sub_image_boxes
 from .schema import sanitize_key
 from .storage import LocalStorage, ObjectInfo, Storage
-from .validate import CorruptInput
+from .validate import CorruptInput, current_limits
 from .video_decode import VIDEO_EXTENSIONS, VideoDecodeError, decode_video
 
 __all__ = ["REDS4", "RedsAdapter", "Vimeo90kAdapter", "Vid4Adapter", "Udm10Adapter", "VideoLQAdapter",
@@ -366,12 +366,18 @@ class VideoFilesAdapter(_ClipAdapter):
         except FileNotFoundError:
             raise CorruptInput("file not found (vanished after listing)") from None
         base = item.gt_key.rpartition("/")[2]
+        limits = current_limits()
+        _check_video_header(meta, limits, frames)
         notes = [_NO_LQ_NOTE, f"codec {meta.codec}"]
 
         def named():
             count = 0
             try:
                 for frame in frames:
+                    if count >= limits.max_video_frames:  # the header understated the length
+                        frames.close()
+                        raise CorruptInput(f"video has more than {limits.max_video_frames} frames "
+                                           "(limits.max_video_frames); rest not decoded")
                     yield {"gt": f"{base}#{count}"}, {"gt": frame}
                     count += 1
             except VideoDecodeError as exc:
@@ -380,6 +386,21 @@ class VideoFilesAdapter(_ClipAdapter):
                 notes.append(f"decoded {count} frames, the container says {meta.frames}")
 
         return ClipFrames(item.gt_key, ("gt",), named(), fps=meta.fps, time_base=meta.time_base, notes=notes)
+
+
+def _check_video_header(meta, limits, frames) -> None:
+    """CorruptInput, before any frame is decoded, for a video whose header says it is beyond the
+    limits (frame size or count): a video bomb is refused like an image one."""
+    h, w = meta.size
+    problem = None
+    if h * w > limits.max_frame_pixels:
+        problem = (f"video frames too large: {w}x{h} = {w * h / 1e6:.1f} Mpx, over the limit of "
+                   f"{limits.max_frame_pixels / 1e6:.1f} Mpx (limits.max_frame_pixels)")
+    elif meta.frames > limits.max_video_frames:
+        problem = f"video too long: {meta.frames} frames, over the limit of {limits.max_video_frames} (limits.max_video_frames)"
+    if problem is not None:
+        frames.close()  # nothing was decoded (the unread container closes when collected)
+        raise CorruptInput(f"{problem}; not decoded")
 
 
 def _read(src: Storage, key: str) -> bytes:

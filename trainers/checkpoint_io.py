@@ -31,6 +31,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlparse
@@ -110,23 +111,54 @@ def load_checkpoint_file(path_or_uri: str | os.PathLike) -> dict:
         CheckpointError: If the file is missing, is not a torch file, needs globals
             beyond tensors/containers/numpy scalars, or is not a dict.
     """
-    data = _read_bytes(path_or_uri)
-    try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        reason = _short_load_error(err)
-        raise CheckpointError(f"cannot load {os.fspath(path_or_uri)} as a torch checkpoint: {reason}") from err
+    obj = safe_torch_load(_read_bytes(path_or_uri), os.fspath(path_or_uri))
     if not isinstance(obj, dict):
         raise CheckpointError(f"{os.fspath(path_or_uri)}: expected a dict at top level, got {type(obj).__name__}")
     return obj
 
 
+def safe_torch_load(source: bytes | str | os.PathLike, name: str | None = None):
+    """``torch.load(weights_only=True)`` of a file's bytes or path, with a one-line error.
+
+    The only way this project unpickles a torch file: tensors, plain containers and numpy
+    scalars load; anything else (a class, ``posix.system``...) is refused before it is
+    built, and the error says the file carries code or objects -- never how to load it
+    unsafely (torch's own message suggests ``weights_only=False``).
+
+    Raises:
+        CheckpointError: one line naming ``name`` (default: the path) and the reason.
+    """
+    name = name if name is not None else ("<bytes>" if isinstance(source, bytes) else os.fspath(source))
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(io.BytesIO(source) if isinstance(source, bytes) else source, map_location="cpu",
+                              weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {name}") from None
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise CheckpointError(f"cannot load {name} as a torch checkpoint: {_short_load_error(err)}") from None
+
+
+_GLOBAL_RE = re.compile(r"GLOBAL\s+([\w.]+)", re.IGNORECASE)
+
+
 def _short_load_error(err: Exception) -> str:
-    """Picks the informative line out of torch's multi-paragraph load errors."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    """One informative line for torch's multi-paragraph load errors.
+
+    A refused global (torch's "Unsupported global" / "unsupported GLOBAL posix.system",
+    either case) becomes "the file carries code or objects (GLOBAL x), refused": torch's text
+    around it recommends ``weights_only=False``, which is exactly what must not be done with
+    a file of unknown origin.
+    """
+    text = str(err)
+    found = _GLOBAL_RE.search(text)
+    if found or "weights only load failed" in text.lower():
+        what = f" (GLOBAL {found.group(1)})" if found else ""
+        return (f"the file carries pickled code or objects{what} besides tensors; refused, nothing in it "
+                "was run (only plain weights are loaded)")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:
-        if "Unsupported" in ln or "magic number" in ln:
+        if "magic number" in ln.lower():
             return ln
     return lines[0] if lines else type(err).__name__
 
@@ -269,8 +301,7 @@ def _write_atomic(path: str, write) -> None:
 
 def read_training_checkpoint(directory: str | os.PathLike) -> dict:
     """The v2 training state in a Ray Train checkpoint directory (v1 files upgraded)."""
-    state = torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
-    return upgrade(state)
+    return upgrade(safe_torch_load(os.path.join(directory, CHECKPOINT_FILE)))
 
 
 @dataclasses.dataclass

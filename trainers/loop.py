@@ -37,7 +37,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from preprocessing.redact import redact_config
 from trainers import checkpoint_io
+from trainers.control import KEY_COLUMN, KeyRecorder
 from trainers.archs import build_arch
 from trainers.ema import EMA
 from trainers.optim import add_step_hooks, build_optimizer, build_scheduler, param_groups
@@ -59,12 +61,19 @@ class RunContext:
         init_states: role -> (state dict or an object ref to one, strict) to start a new run
             from (``init_from``, or ``restoray retrain`` fine-tuning its champion); non-strict
             states hold only the tensors that fit.
+        stop: A ``pipelines.train_job.StopSignal`` handle: once set (the driver got SIGTERM), the
+            workers checkpoint after the current step and return.
+        keys_file: The consumed-keys test hook's file prefix (``RESTORAY_DEBUG_KEYS_FILE``).
+        step_sleep_s: Test hook: a pause after each step (``RESTORAY_DEBUG_STEP_SLEEP_S``).
     """
 
     tracking_uri: str | None = None
     run_id: str | None = None
     stream_start: int = 0
     init_states: dict[str, Any] = field(default_factory=dict)
+    stop: Any = None
+    keys_file: str | None = None
+    step_sleep_s: float = 0.0
 
 
 @dataclass
@@ -135,6 +144,8 @@ class Recipe:
         self.logger = RunLogger(ctx.tracking_uri, ctx.run_id) if self.rank == 0 and ctx.run_id else None
         self.global_batch = cfg.data.batch_size * self.world
         self.pool = PairPool(cfg.data.pool_size, cfg.seed, self.rank) if cfg.data.pool_size else None
+        self.keys = KeyRecorder(ctx.keys_file, rank) if ctx.keys_file else None
+        self.stopped = False  # set when training ended early on the driver's stop request
 
     # ------------------------------------------------------------------ set-up
 
@@ -165,6 +176,7 @@ class Recipe:
         if saved is not None:
             self._restore_progress(saved)
         self.batches = batches if batches is not None else self._train_batches()
+        self.stop_watch = StopWatch(self.ctx.stop, self.rank) if self.ctx.stop is not None else None
 
     def _build_nets(self, saved: dict | None) -> dict[str, nn.Module]:
         nets = {}
@@ -178,6 +190,8 @@ class Recipe:
                     checkpoint_io.load_strict(net, _resolve(state))
                 else:
                     net.load_state_dict(_resolve(state), strict=False)
+            elif hasattr(self.task, "init_net"):  # a family's own start (GLEAN's StyleGAN2 bank)
+                self.task.init_net(role, net)
             nets[role] = net
         return nets
 
@@ -213,8 +227,12 @@ class Recipe:
         ))
         # In-fit restart: the stream restarted at stream_start; skip what this
         # checkpoint already consumed (each rank skips its equal share).
-        for _ in range(max((self.state.samples_seen - self.ctx.stream_start) // self.global_batch, 0)):
+        skip = max((self.state.samples_seen - self.ctx.stream_start) // self.global_batch, 0)
+        for _ in range(skip):
             next(batches)
+        if skip and self.rank == 0:
+            _say(f"[restoray] worker group restarted: skipped the {skip} batches per worker the checkpoint "
+                 f"already trained on")
         return batches
 
     # ------------------------------------------------------------------ train
@@ -235,6 +253,10 @@ class Recipe:
             skipped = raw.pop("skipped", None)  # damaged samples the stream skipped (pipelines/stream.py)
             if skipped is not None:
                 self.window.skipped = self.window.skipped + skipped.sum()
+            if KEY_COLUMN in raw:  # the consumed-keys test hook; never reaches the family
+                keys = raw.pop(KEY_COLUMN)
+                if self.keys is not None:
+                    self.keys.record(s.step, keys)
             if self.pool is not None:
                 raw = self.pool(raw, s.step)
             batch = self.task.device_stage(raw)  # device-side work counts as data time
@@ -247,9 +269,19 @@ class Recipe:
                 ema.update(unwrap(s.nets[role]))
             s.step += 1
             s.samples_seen += self.global_batch
+            if self.ctx.step_sleep_s:
+                time.sleep(self.ctx.step_sleep_s)
             self.window.add(logs)
             out_of_time = tcfg.max_time_s is not None and time.time() - t_start > tcfg.max_time_s
+            self._saved_at = None
             if self._after_step(out_of_time):
+                break
+            if self.stop_watch is not None and self.stop_watch.requested():
+                if self._saved_at != s.step:
+                    self.save(dict(s.last_val))
+                if self.rank == 0:
+                    _say(f"[restoray] stop requested: checkpointed step {s.step} and stopping")
+                self.stopped = True
                 break
 
     def _after_step(self, out_of_time: bool) -> bool:
@@ -348,6 +380,7 @@ class Recipe:
     def save(self, metrics: dict[str, float]) -> None:
         """Checkpoint and report (every rank takes part: the pool gather and ``report`` are collective)."""
         s = self.state
+        self._saved_at = self.state.step
         pools = gather_states(self.pool, self.device) if self.pool is not None else None
         position = {"step": s.step, "samples_seen": s.samples_seen}
         with tempfile.TemporaryDirectory() as tmp:
@@ -356,7 +389,7 @@ class Recipe:
                 payload = {
                     "format": checkpoint_io.RESTORAY_FORMAT, **position, "last_val": metrics,
                     "data_position": {"samples_seen": s.samples_seen, "seed": self.cfg.seed, "skipped": s.skipped},
-                    "config": self.cfg.model_dump(mode="json"),
+                    "config": redact_config(self.cfg.model_dump(mode="json")),  # no secrets in files
                     "arch": {r: {"name": n["name"], "kwargs": {k: v for k, v in n.items() if k != "name"}}
                              for r, n in self.cfg.nets.items()},
                     "nets": {r: unwrap(n).state_dict() for r, n in s.nets.items()},
@@ -369,6 +402,50 @@ class Recipe:
                 checkpoint_io.save_training_checkpoint(tmp, payload, {**position, **metrics, "model": model})
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             self.report({**position, **metrics}, checkpoint=checkpoint)
+
+
+class StopWatch:
+    """Non-blocking view of the driver's ``StopSignal`` (``pipelines/train_job.py``) for the loop.
+
+    Only ``poll_rank`` asks the actor (at most every ``interval_s``, never waiting for the
+    answer); :meth:`requested` is collective: every rank calls it after every step and all get
+    the same answer, so DDP ranks stop after the same step.
+    """
+
+    def __init__(self, signal, rank: int, interval_s: float = 0.25, poll_rank: int = 0):
+        self.signal = signal if rank == poll_rank else None
+        self.interval_s = interval_s
+        self.local = False
+        self.pending = None
+        self.last_poll = 0.0
+        self.group = None
+        if dist.is_available() and dist.is_initialized():
+            # a CPU group: agreeing on a flag must not make the CPU wait for a GPU every step
+            self.group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+
+    def _poll(self) -> None:
+        if self.signal is None or self.local:
+            return
+        if self.pending is not None:
+            ready, _ = ray.wait([self.pending], timeout=0)
+            if not ready:
+                return
+            try:
+                self.local = bool(ray.get(self.pending))
+            except ray.exceptions.RayError:
+                self.signal = None  # the driver (its owner) is gone: nothing will ask us to stop
+            self.pending = None
+        now = time.monotonic()
+        if self.signal is not None and not self.local and now - self.last_poll >= self.interval_s:
+            self.pending, self.last_poll = self.signal.reason.remote(), now
+
+    def requested(self) -> bool:
+        self._poll()
+        if self.group is None:
+            return self.local
+        flag = torch.tensor([1.0 if self.local else 0.0])
+        dist.all_reduce(flag, group=self.group)
+        return bool(flag.item() > 0)
 
 
 class _Window:
@@ -397,4 +474,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     recipe = Recipe(config["cfg"], config["ctx"], tc.get_world_rank(), tc.get_world_size(),
                     ray.train.torch.get_device())
     recipe.setup(ray.train.get_checkpoint())
-    recipe.train()
+    try:
+        recipe.train()
+    finally:
+        if recipe.logger is not None:
+            recipe.logger.close()

@@ -73,9 +73,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class _ServerURL(str):
+    """The server's URL (a plain str to every user) with ``.root``: the folder holding its
+    sqlite backend store and artifacts, for tests that inspect what the server stored."""
+
+    root: Path
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` process on loopback (sqlite backend, proxied artifacts)."""
+    """A real ``mlflow server`` process on loopback (sqlite backend, proxied artifacts).
+
+    Yields its URL; ``mlflow_server.root`` is the folder of its store (``mlflow.db``, ``artifacts/``).
+    """
     root = tmp_path_factory.mktemp("mlflow")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -86,7 +96,7 @@ def mlflow_server(tmp_path_factory):
          "--artifacts-destination", str(root / "artifacts")],
         stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "wb"), start_new_session=True,
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 240  # a loaded CI machine: the server has taken > 90 s to start
     while True:
         try:
             urllib.request.urlopen(f"{url}/health", timeout=1).close()
@@ -96,7 +106,9 @@ def mlflow_server(tmp_path_factory):
                 proc.kill()
                 pytest.fail("mlflow server did not start: " + (root / "server.log").read_text()[-2000:])
             time.sleep(0.5)
-    yield url
+    served = _ServerURL(url)
+    served.root = root
+    yield served
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
 
@@ -186,5 +198,10 @@ def kill_after_first_checkpoint(cmd: list[str], storage: Path, run_name: str, lo
 
 
 def write_config(path: Path, cfg: dict) -> Path:
+    """Writes an experiment config; with ``RESTORAY_TEST_GPU=1`` (``make gpu-check``) it asks for
+    one GPU worker (NCCL, DDP with one worker) and bf16 autocast instead of CPU workers."""
+    if os.environ.get("RESTORAY_TEST_GPU") == "1" and "scaling" in cfg:
+        cfg = {**cfg, "scaling": {**cfg["scaling"], "use_gpu": True, "num_workers": 1},
+               "train": {**cfg.get("train", {}), "amp": "bf16"}}
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -14,7 +14,8 @@ def items_of(name, root, params=None):
 
 
 def test_registry_is_a_plain_dict():
-    assert sorted(ADAPTERS) == ["celeba_hq", "comp1k", "div2k", "image_folder", "mask_folder", "matting_folder",
+    assert sorted(ADAPTERS) == ["celeba_hq", "comp1k", "div2k", "ffhq", "image_folder", "lsun_cat", "mask_folder",
+                               "matting_folder",
                                "places365", "reds", "set5_14", "udm10", "vid4", "video_files", "videolq",
                                "vimeo90k"]
     with pytest.raises(AdapterError, match="unknown adapter"):

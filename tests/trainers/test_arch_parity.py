@@ -5,7 +5,9 @@
 the reference modules (mmedit itself is not needed here): per case the constructor
 kwargs, the reference state dict, an input (or several: ``input.0``, ``input.1``; video clips
 are ``[B, T, C, H, W]``), optional keyword arguments of the forward call (``forward_kwargs``,
-JSON) and the reference outputs. Loading that
+JSON) and the reference outputs. Nested outputs (DICNet's list of images and list of heatmaps)
+are flattened in order; ``eval_indices`` (JSON, optional) says which of the flattened outputs a
+case stored, when all of them would make the file too large. Loading that
 state dict strictly and reproducing the outputs shows that attribute names, layer order,
 activations, padding, upsampling modes and skip additions all follow the reference;
 for discriminators also the train-mode behaviour (BN batch statistics and running
@@ -87,7 +89,23 @@ def _run(case: str, train: bool) -> tuple[nn.Module, list[Tensor]]:
     forward_kwargs = json.loads(str(DATA[f"{case}/forward_kwargs"])) if f"{case}/forward_kwargs" in DATA else {}
     with torch.no_grad():
         out = model(*_numbered(case, "input"), **forward_kwargs)
-    return model, list(out) if isinstance(out, (tuple, list)) else [out]
+    return model, _flatten(out)
+
+
+def _flatten(out) -> list[Tensor]:
+    """A tensor, or (nested) tuples/lists of tensors, as one flat list in order."""
+    if isinstance(out, (tuple, list)):
+        return [t for item in out for t in _flatten(item)]
+    return [out]
+
+
+def _eval_reference(case: str, got: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """(outputs, reference) pairs to compare: every output, or the stored ``eval_indices``."""
+    if f"{case}/eval_indices" not in DATA:
+        return got, _numbered(case, "eval")
+    indices = json.loads(str(DATA[f"{case}/eval_indices"]))
+    assert max(indices) < len(got), f"{case}: {len(got)} outputs, reference stored index {max(indices)}"
+    return [got[i] for i in indices], [_tensor(DATA[f"{case}/eval.{i}"]) for i in indices]
 
 
 def _assert_all_match(got: list[Tensor], want: list[Tensor], name: str) -> None:
@@ -112,7 +130,7 @@ def test_every_arch_has_a_golden():
 @pytest.mark.parametrize("case", CASES)
 def test_eval_forward_matches_mmedit(case):
     _, out = _run(case, train=False)
-    _assert_all_match(out, _numbered(case, "eval"), f"{case} eval output")
+    _assert_all_match(*_eval_reference(case, out), f"{case} eval output")
 
 
 @pytest.mark.parametrize("case", TRAIN_CASES)

@@ -19,6 +19,7 @@ from trainers.archs.deepfill_v1 import DeepFillv1
 from trainers.archs.deepfill_v1_disc import DeepFillv1Discriminators
 from trainers.archs.deepfill_v2 import DeepFillv2
 from trainers.archs.deepfill_v2_disc import DeepFillv2Discriminator
+from trainers.archs.dicnet import DICNet
 from trainers.archs.dim import DIMEncoderDecoder, from_torchvision_vgg16
 from trainers.archs.edsr import EDSR
 from trainers.archs.edvr import EDVRNet
@@ -27,7 +28,9 @@ from trainers.archs.gca import GCANet, imagenet_init_
 from trainers.archs.gca_baseline import GCABaselineNet
 from trainers.archs.gl import GLEncoderDecoder
 from trainers.archs.gl_disc import GLDiscs
+from trainers.archs.glean import GLEANStyleGANv2
 from trainers.archs.iconvsr import IconVSR
+from trainers.archs.light_cnn import LightCNN
 from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
@@ -38,6 +41,7 @@ from trainers.archs.realbasicvsr import RealBasicVSRNet
 from trainers.archs.rrdbnet import RRDBNet
 from trainers.archs.spynet import SPyNet
 from trainers.archs.srcnn import SRCNN
+from trainers.archs.stylegan2_disc import StyleGAN2Discriminator
 from trainers.archs.tdan import TDANNet
 from trainers.archs.tof import TOFlow
 from trainers.archs.tof_vfi import TOFlowVFINet
@@ -50,6 +54,9 @@ ARCHS: dict[str, type[nn.Module]] = {
     "rdn": RDN,
     "msrresnet": MSRResNet,
     "rrdbnet": RRDBNet,
+    "glean": GLEANStyleGANv2,
+    # face super-resolution
+    "dicnet": DICNet,
     # video super-resolution
     "spynet": SPyNet,
     "basicvsr": BasicVSRNet,
@@ -82,6 +89,8 @@ ARCHS: dict[str, type[nn.Module]] = {
     "deepfill_v2_disc": DeepFillv2Discriminator,
     "gl_disc": GLDiscs,
     "aot_disc": SoftMaskPatchDiscriminator,
+    "stylegan2_disc": StyleGAN2Discriminator,
+    "light_cnn": LightCNN,
 }
 
 # Encoders that start from an ImageNet classifier in torchvision's published layout

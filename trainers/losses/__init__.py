@@ -4,6 +4,8 @@
 * :mod:`trainers.losses.vgg`: torchvision's VGG16/VGG19 feature stacks, loaded from a
   configured local file or URI (never downloaded implicitly).
 * :mod:`trainers.losses.perceptual`: ``PerceptualLoss`` (perceptual + Gram style loss).
+* :mod:`trainers.losses.light_cnn`: DIC-GAN's ``LightCNNFeatureLoss`` (face-recognition features,
+  weights from a configured file or URI).
 * :mod:`trainers.losses.gan`: ``GANLoss`` (vanilla, lsgan, wgan, hinge, smgan), WGAN-GP,
   disc shift, and ESRGAN's relativistic-average terms.
 

@@ -18,7 +18,6 @@ against wrong features.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import urllib.request
@@ -29,7 +28,7 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor, nn
 
-from trainers.checkpoint_io import CheckpointError, _read_bytes, load_strict
+from trainers.checkpoint_io import CheckpointError, _read_bytes, load_strict, safe_torch_load
 
 # torchvision's cfgs "D" (VGG16) and "E" (VGG19): output channels per conv, "M" for a max-pool.
 VGG_CFGS: dict[str, tuple[int | str, ...]] = {
@@ -162,9 +161,9 @@ def read_torchvision_state(uri: str | os.PathLike, vgg_type: str, *, field: str,
     data = _fetch(uri, field, vgg_type)
     check_sha256(data, PurePosixPath(urlparse(uri).path).name, sha256, field)
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise ValueError(f"{field}: {uri} is not a torch weights file ({type(err).__name__})") from err
+        state = safe_torch_load(data, uri)
+    except CheckpointError as err:
+        raise ValueError(f"{field}: {err}") from None
     features = {k: v for k, v in state.items() if k.startswith("features.")} if isinstance(state, dict) else {}
     if not features:
         raise ValueError(f"{field}: {uri} holds no 'features.*' tensors: not a torchvision VGG state dict")

@@ -19,6 +19,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from trainers.samplers import Sampler
+from trainers.tasks.dic import DICTask
+from trainers.tasks.glean import GLEANTask
 from trainers.tasks.inpainting import InpaintingTask
 from trainers.tasks.matting import MattingTask
 from trainers.tasks.sr import SRTask
@@ -68,6 +70,10 @@ class Task(Protocol):
     def preview(self, pred: Tensor, batch: dict[str, Tensor]) -> np.ndarray:
         """The HxWx3 uint8 picture MLflow shows for a validation."""
 
+    # Optional: ``init_net(role, net)`` starts a network of a new run that ``init_from`` does not
+    # (GLEAN: the StyleGAN2 bank and critic from the task's ``stylegan2_weights``); ``preflight(cfg)``
+    # checks the family's files on the driver before Ray starts.
+
     # Inference I/O, shared by ``restoray infer`` and ``restoray restore``: which files make one
     # input (``image`` always; ``mask`` for inpainting, ``trimap`` for matting, paired by file
     # stem), how they become a batch, and what is written back. ``infer_batchable`` (optional,
@@ -92,12 +98,14 @@ class Task(Protocol):
 TASKS: dict[str, type[Task]] = {
     "sr": SRTask,
     "sr_gan": SRGANTask,
+    "glean": GLEANTask,
     "matting": MattingTask,
     "inpainting": InpaintingTask,
     "vsr": VSRTask,
     "vsr_gan": VSRGANTask,
     "vsr_window": VSRWindowTask,
     "vfi": VFITask,
+    "dic": DICTask,
 }
 
 
