@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -425,6 +426,9 @@ def stop_on_sigterm():
         ray.kill(stop.signal)
 
 
+_DATA_ERROR = re.compile(r"(?:CorruptShardError|StorageError): ([^\n]+)")
+
+
 def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:
     """One line for a job whose worker-group restarts are spent."""
     failures = getattr(exc, "worker_failures", None) or {}  # WorkerGroupError: rank -> error
@@ -434,6 +438,9 @@ def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:
         return f"training failed: Ray Train's controller failed: {first[:300]}; " + _kept(cfg)
     if failures:
         rank, error = sorted(failures.items())[0]
+        named = _DATA_ERROR.search(str(error))  # a damaged shard or dead storage says what to fix
+        if named:
+            return f"training failed: {named.group(1).strip()[:400]}; " + _kept(cfg)
         lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
         cause = f"worker rank {rank}: " + " ".join(lines).split(" Worker exit type")[0].rstrip(".")
     else:

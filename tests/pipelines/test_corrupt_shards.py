@@ -124,3 +124,16 @@ def test_a_member_that_does_not_decode_is_skipped_in_the_transform(tiny_shards, 
     assert out["skipped"].tolist() == [0, 1, 0]
     assert np.array_equal(out["gt"][1], out["gt"][2])  # its place goes to a neighbour
     assert f"skipped sample {rows[1]['key']!r} of shard {entry['name']}" in capsys.readouterr().out
+
+
+def test_a_spent_restart_budget_names_the_damaged_shard(tmp_path):
+    from types import SimpleNamespace
+
+    from pipelines.train_job import failure_message
+
+    cfg = SimpleNamespace(train=SimpleNamespace(max_failures=3), run=SimpleNamespace(storage_path=str(tmp_path)),
+                          run_name="r")
+    error = RuntimeError("ray::SplitCoordinator.get() (pid=1)\n  File x\npipelines.stream.CorruptShardError: shard "
+                         "/d/shard-000000.tar: 5 of 9 samples unreadable, more than data.max_skipped_fraction=0 (...)")
+    line = failure_message(cfg, SimpleNamespace(worker_failures={0: error}))
+    assert line.startswith("training failed: shard /d/shard-000000.tar: 5 of 9") and "\n" not in line
