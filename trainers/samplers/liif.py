@@ -70,7 +70,7 @@ def make_cell(shape: tuple[int, int], n: int) -> np.ndarray:
 
 def pil_bicubic(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 HxWx3 resized to ``size`` = (w, h) by PIL bicubic, as mmcv's pillow backend."""
-    return np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC))
+    return np.array(Image.fromarray(img).resize(size, Image.BICUBIC))
 
 
 @dataclass(frozen=True)
