@@ -69,7 +69,8 @@ t0 = time.perf_counter()
 with torch.no_grad():
     out = task.decode(net, lq, size)
 if dev.type == "cuda":
-    torch.cuda.synchronize(); peak, measure = torch.cuda.max_memory_allocated() / 2**20 - before, "cuda_max_allocated_delta"
+    torch.cuda.synchronize()
+    peak, measure = torch.cuda.max_memory_allocated() / 2**20 - before, "cuda_max_allocated_delta"
 else:
     peak, measure = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before, "rss_delta"
 print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": max(peak, 0.0), "memory_measure": measure,
@@ -105,8 +106,8 @@ def bench_liif(quick: bool = False, profile: dict[str, Any] | None = None) -> li
     (q1, m1), (q2, m2) = [(r["queries"], r["peak_mb"]) for r in records[1:3]]
     slope = (m2 - m1) / (q2 - q1)
     target = records[0]["queries"]
-    estimate = {"queries": target, "peak_mb": m2 + slope * (target - q2), "memory_measure": records[1]["memory_measure"],
-                "seconds": None, "device": records[1]["device"]}
+    estimate = {"queries": target, "peak_mb": m2 + slope * (target - q2), "seconds": None,
+                "memory_measure": records[1]["memory_measure"], "device": records[1]["device"]}
     records.append(_record("unchunked_estimate", p["lq"], None, estimate) | {"bytes_per_query": round(slope * 2**20)})
     for r in records:
         print(f"[bench liif] {r['case']}: {r['lq_size']} px x{SCALE} ({r['queries']} queries, eval_bsize "

@@ -62,8 +62,8 @@ def test_chunked_decoding_equals_whole():
 
 
 def test_forward_backward_tiny_rdn():
-    net = build_arch("liif_rdn", encoder=dict(type="RDN", mid_channels=4, num_blocks=1, num_layers=1,
-                                              channel_growth=4), imnet=dict(type="MLPRefiner", out_dim=3, hidden_list=[8]))
+    encoder = dict(type="RDN", mid_channels=4, num_blocks=1, num_layers=1, channel_growth=4)
+    net = build_arch("liif_rdn", encoder=encoder, imnet=dict(type="MLPRefiner", out_dim=3, hidden_list=[8]))
     coord = torch.rand(2, 9, 2) * 2 - 1
     out = net(torch.rand(2, 3, 4, 4), coord, torch.full_like(coord, 0.1))
     assert out.shape == (2, 9, 3)

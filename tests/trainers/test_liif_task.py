@@ -37,7 +37,8 @@ def net():
 def test_train_step_is_l1_in_normalised_space(net):
     task = LIIFTask(_cfg())
     rng = np.random.default_rng(0)
-    raw = {"lq": rng.integers(0, 256, (2, 6, 6, 3), dtype=np.uint8), "gt": rng.integers(0, 256, (2, 20, 3), dtype=np.uint8),
+    raw = {"lq": rng.integers(0, 256, (2, 6, 6, 3), dtype=np.uint8),
+           "gt": rng.integers(0, 256, (2, 20, 3), dtype=np.uint8),
            "coord": rng.uniform(-1, 1, (2, 20, 2)).astype(np.float32), "cell": np.full((2, 20, 2), 0.1, np.float32)}
     batch = task.device_stage(raw)
     assert batch["gt"].dtype == torch.float32 and batch["lq"].shape == (2, 3, 6, 6)

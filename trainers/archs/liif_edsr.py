@@ -4,9 +4,9 @@ Implicit Image Function", CVPR 2021.
 Zoo config: ``liif_edsr_norm_c64b16_g1_1000k_div2k``.
 
 The EDSR is built whole, as mmedit does, and only its trunk is kept, as attributes of this
-module (``conv_first``, ``body``, ``conv_after_body``): the zoo checkpoint has no ``encoder.`` prefix. No input normalisation here (the
-LIIF task normalises with the config's ``rgb_mean``/``rgb_std``). The decoder and what it does
-that one might not expect: ``trainers/archs/liif_net.py``.
+module (``conv_first``, ``body``, ``conv_after_body``): the zoo checkpoint has no ``encoder.``
+prefix. No input normalisation here (the LIIF task normalises with the config's ``rgb_mean``/``rgb_std``).
+The decoder, and what it does that one might not expect: ``trainers/archs/liif_net.py``.
 """
 
 from __future__ import annotations

@@ -38,7 +38,6 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 
-
 def make_coord(shape: tuple[int, int], flatten: bool = True) -> Tensor:
     """Pixel-centre coordinates of an ``h x w`` grid in [-1, 1]: ``[h*w, 2]`` (or ``[h, w, 2]``),
     (row, col) order, row ``i`` at ``-1 + (2i + 1) / h``."""

@@ -1,12 +1,13 @@
 """LIIF with an RDN encoder: Chen et al., "Learning Continuous Image Representation with Local
 Implicit Image Function", CVPR 2021.
 
-Zoo config: ``liif_rdn_norm_c64b16_g1_1000k_div2k`` (mmedit file ``liif_rdn_norm_x2-4_c64b16_g1_1000k_div2k.py``.
+Zoo config: ``liif_rdn_norm_c64b16_g1_1000k_div2k`` (mmedit's file:
+``liif_rdn_norm_x2-4_c64b16_g1_1000k_div2k.py``).
 
 The RDN is built whole, as mmedit does, and only its trunk is kept, as attributes of this
-module (``sfe1``, ``sfe2``, ``rdbs``, ``gff``): the zoo checkpoint has no ``encoder.`` prefix. No input normalisation here (the
-LIIF task normalises with the config's ``rgb_mean``/``rgb_std``). The decoder and what it does
-that one might not expect: ``trainers/archs/liif_net.py``.
+module (``sfe1``, ``sfe2``, ``rdbs``, ``gff``): the zoo checkpoint has no ``encoder.`` prefix.
+No input normalisation here (the LIIF task normalises with the config's ``rgb_mean``/``rgb_std``).
+The decoder, and what it does that one might not expect: ``trainers/archs/liif_net.py``.
 """
 
 from __future__ import annotations
