@@ -74,17 +74,24 @@ def test_multi_scale_prediction_scores_and_preview(net):
     assert task.preview(pred, batch).shape == (27, 21 * 3, 3)
 
 
-def test_chunked_decode_equals_unchunked(net):
+def test_chunked_decode_equals_the_generators_test_mode(net):
+    """The task makes each chunk's coordinates itself (never the whole grid): the same output as
+    the generator's own test mode on the full ``make_coord`` grid, chunked or not."""
     task = LIIFTask(_cfg())
-    lq = torch.rand(1, 3, 5, 4)
-    chunked = task.decode(net, lq, (17, 14))  # eval_bsize 50 < 238 queries
+    lq, (h, w) = torch.rand(1, 3, 5, 4), (17, 14)
+    coord = torch.from_numpy(make_coord((h, w)))[None]
+    cell = torch.ones_like(coord) * torch.tensor([2 / h, 2 / w])
+    with torch.no_grad():
+        ref = net(task._norm_image(lq), coord, cell, test_mode=True)
+    ref = task._denorm_rgb(ref).clamp(0, 1).view(1, h, w, 3).permute(0, 3, 1, 2)
+    chunked = task.decode(net, lq, (h, w))  # eval_bsize 50 < 238 queries
     net.eval_bsize = None
     try:
-        whole = task.decode(net, lq, (17, 14))
+        whole = task.decode(net, lq, (h, w))
     finally:
         net.eval_bsize = 50
-    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
-    assert make_coord((17, 14)).shape == (238, 2)
+    torch.testing.assert_close(chunked, ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(whole, ref, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("infer, want", [(dict(scale=3.5), (35, 28)), (dict(scale=1), (10, 8)),

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from trainers.losses import pixel_loss
 from trainers.metrics import psnr, ssim, tensor_to_image
-from trainers.samplers.liif import LIIFDataConfig, LIIFSampler, make_cell, make_coord, scale_key
+from trainers.samplers.liif import LIIFDataConfig, LIIFSampler, make_coord, scale_key
 from trainers.strict import Strict
 from trainers.tasks.common import image_batch, optimizer_step, to_batch, to_uint8_image
 from trainers.tasks.sr import PixelLossConfig
@@ -155,14 +155,25 @@ class LIIFTask:
     # ------------------------------------------------------------------ prediction
 
     def decode(self, generator: nn.Module, lq: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """``lq`` ``[B,3,h,w]`` in [0, 1] -> ``[B,3,H,W]`` in [0, 1] on the ``size`` grid, queries
-        decoded in chunks of the generator's ``eval_bsize`` (its ``test_mode``)."""
-        b = lq.shape[0]
-        coord = torch.from_numpy(make_coord(size)).to(lq.device)[None].expand(b, -1, -1)
-        cell = torch.from_numpy(make_cell(size, size[0] * size[1])).to(lq.device)[None].expand(b, -1, -1)
-        pred = generator(self._norm_image(lq), coord, cell, test_mode=True)
-        pred = self._denorm_rgb(pred.float()).clamp_(0, 1)
-        return pred.view(b, *size, 3).permute(0, 3, 1, 2).contiguous()
+        """``lq`` ``[B,3,h,w]`` in [0, 1] -> ``[B,3,H,W]`` in [0, 1] on the ``size`` grid.
+
+        The generator's test mode, with bounded memory: the features are computed once, then
+        ``eval_bsize`` queries at a time (all at once for None) get their coordinates and cells
+        made for that chunk only (the same values as ``make_coord`` of the whole grid, which is
+        never held), are decoded, and written into the output.
+        """
+        b, (h, w) = lq.shape[0], size
+        rows, cols = (torch.from_numpy(make_coord((n, 1))[:, 0]).to(lq.device) for n in (h, w))
+        cell = torch.tensor([2 / h, 2 / w], device=lq.device)
+        chunk = getattr(generator, "eval_bsize", None) or h * w
+        feature = generator.gen_feature(self._norm_image(lq))
+        out = torch.empty(b, h * w, 3, device=lq.device)
+        for start in range(0, h * w, chunk):
+            idx = torch.arange(start, min(start + chunk, h * w), device=lq.device)
+            coord = torch.stack([rows[idx // w], cols[idx % w]], dim=-1)[None].expand(b, -1, -1)
+            pred = generator.query_rgb(feature, coord, cell.expand_as(coord))
+            out[:, start:start + len(idx)] = self._denorm_rgb(pred.float()).clamp_(0, 1)
+        return out.view(b, h, w, 3).permute(0, 3, 1, 2).contiguous()
 
     @torch.no_grad()
     def predict(self, nets: dict[str, nn.Module], batch: dict[str, torch.Tensor]) -> torch.Tensor:
