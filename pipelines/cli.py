@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
                    "interpolation models write twice it)")
     f.add_argument("--set", dest="overrides", action="append", default=[], metavar="A.B=VALUE",
                    help="config override (repeatable)")
+    f.add_argument("--scale", default=None, metavar="S",
+                   help="arbitrary-scale models (liif): upscale by S, any real number >= 1 (default task.infer.scale)")
+    f.add_argument("--size", default=None, metavar="WxH", help="arbitrary-scale models (liif): the output size")
 
     _restore_parser(sub)
 
@@ -122,9 +125,10 @@ def _parser() -> argparse.ArgumentParser:
                                      "inpainting sampler samples/s per core; video SR clips/s per core; "
                                      "restore job against the infer loop; deformable convolution against conv2d; "
                                      "video inference peak memory, whole and chunked; EDVR-M and CAIN inference frames/s; ingest: shards "
-                                     "against a PNG folder, local and S3; GLEAN 64->1024 inference time and peak memory)")
+                                     "against a PNG folder, local and S3; GLEAN 64->1024 inference time and peak memory; "
+                                     "LIIF x30 peak memory, query-chunked and whole)")
     b.add_argument("what", choices=["degradations", "train", "matting", "inpainting", "restore", "clips", "deform",
-                                    "video", "frames", "ingest", "glean"])
+                                    "video", "frames", "ingest", "glean", "liif"])
     b.add_argument("--json", dest="json_out", required=True, help="write the records here")
     b.add_argument("--quick", action="store_true", help="few repetitions (smoke test, noisy figures)")
 
@@ -351,7 +355,12 @@ def _cmd_infer(args) -> int:
         overrides.append(f"task.eval.tile={args.tile}")
     if args.tile_overlap is not None:
         overrides.append(f"task.eval.tile_overlap={args.tile_overlap}")
+    size_overrides = _output_size_overrides(args.scale, args.size)
     cfg = load_experiment(args.config, overrides, check_paths=False)
+    if size_overrides:
+        if "infer" not in type(cfg.task).model_fields:
+            raise UsageError(f"--scale/--size apply to arbitrary-scale models (liif), not {cfg.task.name}")
+        cfg = load_experiment(args.config, overrides + size_overrides, check_paths=False)
     from pipelines.infer import run_infer
     from pipelines.tracking import tracking_uri
 
@@ -367,6 +376,26 @@ def _cmd_infer(args) -> int:
                                 tracking_uri(cfg.mlflow.tracking_uri, "."), extras, args.composite_on)
     print(f"[restoray] wrote {len(written)} image(s) to {args.out}" + (f", {len(errors)} failed" if errors else ""))
     return 1 if errors else 0
+
+
+def _output_size_overrides(scale: str | None, size: str | None) -> list[str]:
+    """``--scale`` / ``--size`` -> ``task.infer`` overrides; UsageError (exit 2) for bad values."""
+    if scale is not None and size is not None:
+        raise UsageError("give --scale or --size, not both")
+    if scale is not None:
+        try:
+            value = float(scale)
+        except ValueError:
+            value = float("nan")
+        if not value >= 1 or value == float("inf"):
+            raise UsageError(f"--scale must be a real number >= 1, got {scale!r}")
+        return [f"task.infer.scale={value!r}"]
+    if size is not None:
+        w, _, h = size.lower().partition("x")
+        if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            raise UsageError(f"--size must be WxH with positive integers, got {size!r}")
+        return [f"task.infer.size=[{int(w)}, {int(h)}]"]
+    return []
 
 
 def _infer_videos(cfg, args, uri: str) -> int:
@@ -441,6 +470,11 @@ def _cmd_preview(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    if args.what == "liif":
+        from pipelines.bench_liif import write_bench_liif
+
+        write_bench_liif(args.json_out, quick=args.quick)
+        return 0
     if args.what == "restore":
         from pipelines.bench_restore import format_table, write_bench_restore
 

@@ -22,6 +22,7 @@ from trainers.samplers import Sampler
 from trainers.tasks.dic import DICTask
 from trainers.tasks.glean import GLEANTask
 from trainers.tasks.inpainting import InpaintingTask
+from trainers.tasks.liif import LIIFTask
 from trainers.tasks.matting import MattingTask
 from trainers.tasks.sr import SRTask
 from trainers.tasks.sr_gan import SRGANTask
@@ -111,6 +112,7 @@ TASKS: dict[str, type[Task]] = {
     "vfi": VFITask,
     "dic": DICTask,
     "ttsr": TTSRTask,
+    "liif": LIIFTask,
 }
 
 
