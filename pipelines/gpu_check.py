@@ -10,8 +10,9 @@ the others:
   checkpoint -> eval -> infer) with ``RESTORAY_TEST_GPU=1``: the tests' configs then ask for one
   GPU worker (NCCL process group, DDP with one worker) and bf16 autocast (``train.amp: bf16``),
   so each family trains a few steps of its smallest config on the GPU.
-* ``bench_degradations``, ``bench_train``, ``bench_ingest``: the ``--quick`` records of those
-  benches; their ``gpu`` / ``cuda`` records appear only here.
+* ``bench_degradations``, ``bench_train``, ``bench_ingest``, ``bench_liif``, ``bench_glean``: the
+  ``--quick`` records of those benches; their ``gpu`` / ``cuda`` records appear only here (LIIF
+  x30 on a 256 px input, GLEAN 64 -> 1024).
 
 Output: ``{"machine", "gpu", "torch", "seconds", "parts": {name: {"ok", "seconds", "passed",
 "failed", "skipped", "failures": [test ids], "records": [...]}}}``; exit 1 when a part failed.
@@ -94,6 +95,8 @@ def gpu_check(parts: list[str]) -> dict[str, Any]:
         "bench_degradations": lambda: _bench("degradations", 600),
         "bench_train": lambda: _bench("train", 600),
         "bench_ingest": lambda: _bench("ingest", 600),
+        "bench_liif": lambda: _bench("liif", 600),
+        "bench_glean": lambda: _bench("glean", 600),
     }
     for name in parts:
         print(f"[restoray] gpu-check: {name} ...", flush=True)
@@ -110,7 +113,7 @@ def gpu_check(parts: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gpu-check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", dest="json_out", default="gpu_check.json")
-    ap.add_argument("--parts", default="gpu_tests,family_steps,bench_degradations,bench_train,bench_ingest")
+    ap.add_argument("--parts", default="gpu_tests,family_steps,bench_degradations,bench_train,bench_ingest,bench_liif,bench_glean")
     args = ap.parse_args(argv)
     import torch
 

@@ -32,9 +32,9 @@ from trainers.archs.glean import GLEANStyleGANv2
 from trainers.archs.iconvsr import IconVSR
 from trainers.archs.indexnet import IndexNetEncoderDecoder, from_torchvision_mobilenet_v2
 from trainers.archs.light_cnn import LightCNN
-from trainers.archs.lte import LTE, from_torchvision_vgg19
 from trainers.archs.liif_edsr import LIIFEDSR
 from trainers.archs.liif_rdn import LIIFRDN
+from trainers.archs.lte import LTE, from_torchvision_vgg19
 from trainers.archs.modified_vgg import ModifiedVGG
 from trainers.archs.msrresnet import MSRResNet
 from trainers.archs.pconv import PConvEncoderDecoder
