@@ -21,7 +21,10 @@ cuda_max_allocated_delta``); on a CPU the peak resident set (``ru_maxrss``) minu
 before (``rss_delta``; tracemalloc does not see torch's allocations). Profiles: ``GPU`` the
 256 px x30 case of the brief; ``CPU`` (2 cores cannot decode 59M queries of the zoo MLP in
 reasonable time, ~1.6e14 FLOP) a 24 px input at x30 with the zoo network; ``--quick`` a tiny
-network for a smoke test. Records: ``{"case", "lq_size", "scale", "queries", "eval_bsize",
+network for a smoke test. The ``CPU`` profile adds ``chunked_partial``: the brief's 256 px x30
+case through the real decode path (features, the whole 7680^2 output allocated) stopped after a
+few query chunks: its peak is that of the whole run before the final permute (which copies the
+output once more, ``output_mb``), and ``seconds_estimate`` scales its time to all chunks. Records: ``{"case", "lq_size", "scale", "queries", "eval_bsize",
 "peak_mb", "memory_measure", "seconds", "device", "machine"}``.
 """
 
@@ -39,23 +42,34 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "sr" / "liif_edsr_norm_c64b16_g1_1000k_div2k.yaml"
 SCALE = 30
 GPU = {"lq": 256, "chunk": 30000, "unchunked_lq": (32, 48), "overrides": []}
-CPU = {"lq": 24, "chunk": 30000, "unchunked_lq": (8, 12), "overrides": []}
+CPU = {"lq": 24, "chunk": 30000, "unchunked_lq": (8, 12), "overrides": [], "partial_lq": 256, "partial_chunks": 4}
 QUICK = {"lq": 12, "chunk": 2000, "unchunked_lq": (4, 6),
          "overrides": ["nets.generator.encoder.mid_channels=8", "nets.generator.encoder.num_blocks=1",
-                       "nets.generator.imnet.hidden_list=[16]"]}
+                       "nets.generator.imnet.hidden_list=[16]"], "partial_lq": 16, "partial_chunks": 2}
 
 _CHILD = r"""
 import json, resource, sys, time, torch
 from pipelines.config import load_experiment
 from pipelines.train_job import build_nets
 from trainers.tasks.liif import LIIFTask, target_size
-cfg_path, overrides, lq_side, scale, chunk = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:6])
+cfg_path, overrides, lq_side, scale, chunk, max_chunks = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:7])
 cfg = load_experiment(cfg_path, overrides, check_paths=False)
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 torch.manual_seed(0)
 net = build_nets(cfg)["generator"].eval().to(dev)
 net.eval_bsize = chunk or None
 task = LIIFTask(cfg.task)
+class _Enough(Exception):
+    pass
+calls = [0]
+if max_chunks:  # a partial run: the real decode path, stopped after max_chunks query chunks
+    query = net.query_rgb
+    def counted(*a, **k):
+        if calls[0] == max_chunks:
+            raise _Enough
+        calls[0] += 1
+        return query(*a, **k)
+    net.query_rgb = counted
 lq = torch.rand(1, 3, lq_side, lq_side, generator=torch.Generator().manual_seed(1)).to(dev)
 size = target_size((lq_side, lq_side), scale)
 def rss_mb():
@@ -66,21 +80,26 @@ if dev.type == "cuda":
 else:
     before = rss_mb()
 t0 = time.perf_counter()
+out = None
 with torch.no_grad():
-    out = task.decode(net, lq, size)
+    try:
+        out = task.decode(net, lq, size)
+    except _Enough:
+        pass
 if dev.type == "cuda":
     torch.cuda.synchronize()
     peak, measure = torch.cuda.max_memory_allocated() / 2**20 - before, "cuda_max_allocated_delta"
 else:
     peak, measure = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before, "rss_delta"
 print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": max(peak, 0.0), "memory_measure": measure,
-                  "queries": size[0] * size[1], "out_shape": list(out.shape), "device": dev.type}))
+                  "queries": size[0] * size[1], "out_shape": list(out.shape) if out is not None else None,
+                  "chunks_run": calls[0], "device": dev.type}))
 """
 
 
-def _run(lq: int, chunk: int, overrides: list[str]) -> dict[str, Any]:
+def _run(lq: int, chunk: int, overrides: list[str], max_chunks: int = 0) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(CONFIG), json.dumps(overrides), str(lq), str(SCALE),
-                           str(chunk)], cwd=REPO, capture_output=True, text=True)
+                           str(chunk), str(max_chunks)], cwd=REPO, capture_output=True, text=True)
     if proc.returncode:
         tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else str(proc.returncode)
         raise RuntimeError(f"bench liif child failed: {tail}")
@@ -109,7 +128,28 @@ def bench_liif(quick: bool = False, profile: dict[str, Any] | None = None) -> li
     estimate = {"queries": target, "peak_mb": m2 + slope * (target - q2), "seconds": None,
                 "memory_measure": records[1]["memory_measure"], "device": records[1]["device"]}
     records.append(_record("unchunked_estimate", p["lq"], None, estimate) | {"bytes_per_query": round(slope * 2**20)})
+    if p.get("partial_lq"):  # the brief's 256 px x30 case on a CPU: a few chunks of the real run
+        lq, k = p["partial_lq"], p["partial_chunks"]
+        r = _run(lq, p["chunk"], p["overrides"], max_chunks=k)
+        total = -(-r["queries"] // p["chunk"])
+        rec = _record("chunked_partial", lq, p["chunk"], r)
+        rec.update(chunks_run=r["chunks_run"], chunks_total=total,
+                   seconds_estimate=round(r["seconds"] / max(r["chunks_run"], 1) * total, 1),
+                   output_mb=round(r["queries"] * 3 * 4 / 2**20, 1))
+        # torch.empty's pages count in the RSS only once written: the chunks run so far wrote
+        # their share; the rest of the output and the final permute's copy come on top
+        rec["peak_mb_whole_run_estimate"] = round(
+            rec["peak_mb"] + rec["output_mb"] * (2 - rec["chunks_run"] / total), 1)
+        rec["unchunked_peak_mb_estimate"] = round(m2 + slope * (r["queries"] - q2), 1)
+        records.append(rec)
     for r in records:
+        if r["case"] == "chunked_partial":
+            print(f"[bench liif] chunked_partial: {r['lq_size']} px x{SCALE} ({r['queries']} queries): "
+                  f"{r['chunks_run']} of {r['chunks_total']} chunks: peak {r['peak_mb']:.0f} MB ({r['memory_measure']}), "
+                  f"{r['seconds']:.1f} s -> whole run ~{r['peak_mb_whole_run_estimate']:.0f} MB with the rest of the "
+                  f"{r['output_mb']:.0f} MB output and its permuted copy, ~{r['seconds_estimate']:.0f} s; unchunked "
+                  f"~{r['unchunked_peak_mb_estimate'] / 1024:.0f} GB (extrapolated)", flush=True)
+            continue
         print(f"[bench liif] {r['case']}: {r['lq_size']} px x{SCALE} ({r['queries']} queries, eval_bsize "
               f"{r['eval_bsize'] or '-'}): peak {r['peak_mb']:.0f} MB ({r['memory_measure']})"
               + (f", {r['seconds']:.2f} s" if r["seconds"] is not None else " (extrapolated, not run)"), flush=True)
