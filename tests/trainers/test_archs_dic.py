@@ -17,6 +17,7 @@ from trainers.archs import build_arch
 from trainers.archs.dicnet import FIVE_PARTS_68, reduce_to_five_heatmaps
 from trainers.checkpoint_io import extract_net_state, load_strict
 from trainers.losses.light_cnn import LightCNNFeatureLoss, load_light_cnn_feature
+from arch_helpers import one_thread  # noqa: F401 (the module's fixture)
 
 KEY_DIR = Path(__file__).resolve().parents[1] / "data" / "mmedit_checkpoint_keys"
 CONFIGS = ("dic_x8c48b6_g4_150k_CelebAHQ", "dic_gan_x8c48b6_g4_500k_CelebAHQ")
@@ -24,13 +25,7 @@ TINY = dict(in_channels=3, out_channels=3, mid_channels=8, num_blocks=2, hg_mid_
             num_fusion_blocks=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared two-core runner two threads make these convs slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread (arch_helpers)
 
 
 @functools.cache

@@ -15,6 +15,7 @@ from pipelines.cli import main
 from pipelines.config import ConfigError, load_experiment
 from trainers.archs import build_arch
 from trainers.tasks.dic import DICConfig, DICTask, draw_landmarks, heatmap_peaks
+from arch_helpers import one_thread  # noqa: F401 (the module's fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = REPO / "tests" / "data" / "mmedit_checkpoint_keys"
@@ -26,12 +27,7 @@ TINY = dict(in_channels=3, out_channels=3, mid_channels=8, num_blocks=2, hg_mid_
             num_fusion_blocks=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread (arch_helpers)
 
 
 def _config(name: str):

@@ -8,6 +8,7 @@ import torch
 from trainers.archs import build_arch
 from trainers.samplers.liif import LIIFDataConfig, LIIFSampler, make_coord
 from trainers.tasks.liif import LIIFConfig, LIIFTask
+from arch_helpers import one_thread  # noqa: F401 (the module's fixture)
 
 TINY_NET = dict(encoder=dict(type="EDSR", mid_channels=8, num_blocks=1),
                 imnet=dict(type="MLPRefiner", out_dim=3, hidden_list=[16]), eval_bsize=50)
@@ -19,13 +20,7 @@ def _cfg(**kw) -> LIIFConfig:
     return LIIFConfig.model_validate(base | kw)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny tensors, a shared two-core runner."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread (arch_helpers)
 
 
 @pytest.fixture(scope="module")

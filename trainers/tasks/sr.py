@@ -86,7 +86,35 @@ def image_grid(lq: torch.Tensor, pred: torch.Tensor, gt: torch.Tensor) -> np.nda
     return to_uint8_image(torch.cat([lq_up, pred.clamp(0, 1), gt], dim=-1))
 
 
-class SREval:
+class SRScores:
+    """PSNR and SSIM of an image SR output, mmedit-style, for any family whose ``self.eval_cfg``
+    has ``round``, ``crop_border``, ``convert_to`` and ``ssim_channels`` (SREvalConfig's fields)."""
+
+    eval_cfg: Any
+
+    def _images(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        r = self.eval_cfg.round
+        return tensor_to_image(pred[0], round=r), tensor_to_image(batch["gt"][0], round=r)
+
+    def score(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """PSNR and SSIM of the first ``[C,H,W]`` prediction against its GT, mmedit-style."""
+        e = self.eval_cfg
+        p, g = self._images(pred, batch)
+        kw = dict(crop_border=e.crop_border, convert_to=e.convert_to)
+        channels = e.ssim_channels if e.convert_to == "rgb" else "mean"
+        return {"psnr": psnr(p, g, **kw), "ssim": ssim(p, g, **kw, channels=channels)}
+
+    def score_conventions(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Both RGB SSIM conventions side by side (``restoray eval`` prints them): ``ssim_mean``
+        (correct) and ``ssim_blue`` (mmedit 0.x's figure when ``crop_border > 0``)."""
+        e = self.eval_cfg
+        if e.convert_to != "rgb":
+            return {}
+        p, g = self._images(pred, batch)
+        return {f"ssim_{c}": ssim(p, g, crop_border=e.crop_border, channels=c) for c in ("mean", "blue")}
+
+
+class SREval(SRScores):
     """Sampling, prediction, scoring and preview shared by the image SR families."""
 
     metrics: ClassVar[dict[str, Literal["max", "min"]]] = {"psnr": "max", "ssim": "max"}
@@ -109,27 +137,6 @@ class SREval:
     def predict(self, nets: dict[str, nn.Module], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         e = self.eval_cfg
         return tiled_forward(nets["generator"], batch["lq"], self.data.scale, e.tile, e.tile_overlap)
-
-    def _images(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-        r = self.eval_cfg.round
-        return tensor_to_image(pred[0], round=r), tensor_to_image(batch["gt"][0], round=r)
-
-    def score(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """PSNR and SSIM of the first ``[C,H,W]`` prediction against its GT, mmedit-style."""
-        e = self.eval_cfg
-        p, g = self._images(pred, batch)
-        kw = dict(crop_border=e.crop_border, convert_to=e.convert_to)
-        channels = e.ssim_channels if e.convert_to == "rgb" else "mean"
-        return {"psnr": psnr(p, g, **kw), "ssim": ssim(p, g, **kw, channels=channels)}
-
-    def score_conventions(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Both RGB SSIM conventions side by side (``restoray eval`` prints them): ``ssim_mean``
-        (correct) and ``ssim_blue`` (mmedit 0.x's figure when ``crop_border > 0``)."""
-        e = self.eval_cfg
-        if e.convert_to != "rgb":
-            return {}
-        p, g = self._images(pred, batch)
-        return {f"ssim_{c}": ssim(p, g, crop_border=e.crop_border, channels=c) for c in ("mean", "blue")}
 
     def preview(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> np.ndarray:
         return image_grid(batch["lq"][0], pred[0], batch["gt"][0])

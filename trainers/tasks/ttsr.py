@@ -38,11 +38,10 @@ from trainers.archs.ttsr import SearchTransformer
 from trainers.losses import GANLoss, pixel_loss
 from trainers.losses.transferal import transferal_perceptual_loss
 from trainers.losses.vgg import TORCHVISION_URLS
-from trainers.metrics import psnr, ssim, tensor_to_image
 from trainers.samplers.ttsr import TTSRDataConfig, TTSRSampler, pil_rescale
 from trainers.strict import Strict
 from trainers.tasks.common import frozen, image_batch, to_batch, to_uint8_image
-from trainers.tasks.sr import PixelLossConfig, SREvalConfig
+from trainers.tasks.sr import PixelLossConfig, SREvalConfig, SRScores
 from trainers.tasks.sr_gan import GANConfig, PerceptualConfig, build_perceptual
 
 
@@ -74,7 +73,7 @@ def _up(img: torch.Tensor, scale: int) -> torch.Tensor:
     return img.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
 
 
-class TTSRTask:
+class TTSRTask(SRScores):
     """Generator + LTE (+ discriminator); see the module docstring for the step."""
 
     Config = TTSRConfig
@@ -207,25 +206,6 @@ class TTSRTask:
         return {"loss/d_real": loss_real.detach(), "loss/d_fake": loss_fake.detach()}
 
     # ------------------------------------------------------------------ evaluation
-    def _images(self, pred, batch):
-        r = self.eval_cfg.round
-        return tensor_to_image(pred[0], round=r), tensor_to_image(batch["gt"][0], round=r)
-
-    def score(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        e = self.eval_cfg
-        p, g = self._images(pred, batch)
-        kw = dict(crop_border=e.crop_border, convert_to=e.convert_to)
-        channels = e.ssim_channels if e.convert_to == "rgb" else "mean"
-        return {"psnr": psnr(p, g, **kw), "ssim": ssim(p, g, **kw, channels=channels)}
-
-    def score_conventions(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Both RGB SSIM conventions (``ssim_mean`` correct, ``ssim_blue`` mmedit 0.x's figure)."""
-        e = self.eval_cfg
-        if e.convert_to != "rgb":
-            return {}
-        p, g = self._images(pred, batch)
-        return {f"ssim_{c}": ssim(p, g, crop_border=e.crop_border, channels=c) for c in ("mean", "blue")}
-
     def baseline(self, batch: dict[str, torch.Tensor]) -> tuple[str, torch.Tensor]:
         """PIL-bicubic upscaling of the LR input: the ``lq_up`` the search already uses."""
         return "bicubic", batch["lq_up"][:1]
