@@ -561,6 +561,7 @@ def _quiet_libraries() -> None:
     import logging
     import warnings
 
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its loggers' level at import
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*ExecutionOptions.exclude_resources.*")

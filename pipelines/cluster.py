@@ -31,6 +31,11 @@ def job_env() -> dict[str, str]:
 
 
 def init_ray(num_cpus: int | None = None) -> None:
+    import warnings
+
+    # Ray Data raises this deprecation from its own DataConfig; Ray's import resets filters set
+    # before it, so the filter goes here
+    warnings.filterwarnings("ignore", message=".*ExecutionOptions.exclude_resources.*")
     if ray.is_initialized():
         return
     # Ray's own INFO lines (worker-group start, resource requests, Ray Data plans, "Reporting

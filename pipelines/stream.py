@@ -259,6 +259,8 @@ def configure_data_context(progress_bars: bool) -> None:
     # Deterministic order is what makes `samples_seen` a position in the stream.
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = progress_bars
+    # "Starting execution of Dataset ..." and its plan, at every validation: Ray's log files have them
+    ctx.print_on_execution_start = False
 
 
 def train_dataset(

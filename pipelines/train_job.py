@@ -356,6 +356,9 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
             failure_config=FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_checkpoints_to_keep),
             callbacks=list(callbacks) or None,
+            # Ray Train's INFO lines ("Reporting training result ...", worker-group start) stay in
+            # Ray's log files; the terminal gets restoray's progress lines
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
         datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=["train"], execution_options=_ingest_options(cfg)),

@@ -23,6 +23,7 @@ replays nor skips data.
 
 from __future__ import annotations
 
+
 import copy
 import sys
 import tempfile
