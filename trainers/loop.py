@@ -23,7 +23,6 @@ replays nor skips data.
 
 from __future__ import annotations
 
-
 import copy
 import sys
 import tempfile
