@@ -16,7 +16,9 @@ re-running the same command resumes.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
+import logging
 import os
 import re
 import signal
@@ -126,10 +128,15 @@ def check_writable(storage_path: str, run_name: str) -> None:
 def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
     """meta.json of the latest committed checkpoint of ``run_name``, or None for a new run."""
     path, fs = storage_location(storage_path)
+    train_log = logging.getLogger("ray.train")  # its "A run snapshot was found ..." INFO lines: not for the terminal
+    level = train_log.level
+    train_log.setLevel(max(level, logging.WARNING))
     try:
         result = ray.train.Result.from_path(f"{path}/{run_name}", storage_filesystem=fs)
     except RuntimeError:
         return None
+    finally:
+        train_log.setLevel(level)
     if result.checkpoint is None:
         return None
     with result.checkpoint.as_directory() as d:
@@ -173,7 +180,7 @@ def check_data_members(cfg: ExperimentConfig, manifests: dict[str, dict[str, Any
         if held is None:
             continue
         for member, field in needs(split).items():
-            if member not in held:
+            if not any(fnmatch.fnmatchcase(h, member) for h in held):  # gt.*.png: a clip's frames
                 raise ConfigError(
                     f"{field}: reads the {member} member of every sample, but the shards in data.{split} "
                     f"({getattr(cfg.data, split)}, adapter {manifest.get('adapter')!r}) hold only "

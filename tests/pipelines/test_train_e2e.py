@@ -99,6 +99,17 @@ def test_sigkill_driver_then_resume_continues_from_checkpoint(ray_session, tiny_
     again, _ = json.JSONDecoder().raw_decode(third.stdout[third.stdout.index("{\n"):])
     assert again["mlflow_run_id"] == final["mlflow_run_id"] and again["checkpoint"] == final["checkpoint"]
 
+    # the same run name with another architecture is refused before Ray starts (exit 2, one line),
+    # and the finished run keeps its status
+    fourth = subprocess.run([*cmd, "nets.generator.num_blocks=2"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert fourth.returncode == 2, fourth.stderr[-2000:]
+    err = fourth.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("restoray: config error: nets.generator: run 'tiny_resume'"), err
+    assert "num_blocks=1" in err[0] and "num_blocks=2" in err[0] and "another run.name" in err[0]
+    assert "ray" not in fourth.stdout.lower()
+    assert client.get_run(final["mlflow_run_id"]).info.status == "FINISHED"
+
 
 def test_corrupt_inputs_are_quarantined_by_the_ray_shard_job(ray_session, tmp_path):
     from pipelines.config import ShardConfig
@@ -220,14 +231,3 @@ def test_realesrgan_degradation_on_the_worker_device_with_pair_pool(ray_session,
         assert set(t) == {"gt", "params", "crop"} and t["gt"].shape == (8, 48, 48, 3)
         assert t["gt"].dtype == torch.uint8 and t["gt"].float().std() > 0 and t["params"].shape[0] == 8
     assert not torch.equal(pools[0]["tensors"]["gt"], pools[1]["tensors"]["gt"])  # each rank pools its own share
-
-    # the same run name with another architecture is refused before Ray starts (exit 2, one line),
-    # and the finished run keeps its status
-    fourth = subprocess.run([*cmd, "nets.generator.num_blocks=2"], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
-    assert fourth.returncode == 2, fourth.stderr[-2000:]
-    err = fourth.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("restoray: config error: nets.generator: run 'tiny_resume'"), err
-    assert "num_blocks=1" in err[0] and "num_blocks=2" in err[0] and "another run.name" in err[0]
-    assert "ray" not in fourth.stdout.lower()
-    assert client.get_run(final["mlflow_run_id"]).info.status == "FINISHED"
