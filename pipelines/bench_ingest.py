@@ -257,6 +257,13 @@ def _s3_records(folder: Path, shards: Path, manifest: dict, latency_ms: float, s
                 return via.get_object(Bucket=bucket, Key=key)["Body"].read()
 
             get(names[0])  # connection set up before timing
+            # and the shard reader's S3 filesystem (its client and credential chain are made on first use)
+            from pipelines.fs import join
+            from pipelines.stream import read_shard
+
+            first = manifest["shards"][0]
+            next(iter(read_shard({"url": join(f"s3://{bucket}/shards", first["name"]), "epoch": 0, "seed": 0,
+                                  "skip": 0, "take": 1})))
             records = []
             for path, fn in (("shards", lambda: read_shards(f"s3://{bucket}/shards", manifest,
                                                              np.random.default_rng(0))),

@@ -211,7 +211,7 @@ def ray_cluster(tmp_path_factory):
         assert not _cluster_procs(token), "cluster processes survived the stop"
 
 
-def test_train_job_on_two_node_cluster(ray_cluster, tiny_shards, tmp_path):
+def test_train_job_on_two_node_cluster(ray_cluster, tiny_shards, tmp_path, monkeypatch):
     from ray.job_submission import JobSubmissionClient
     from ray.util.state.api import StateApiClient
     from ray.util.state.common import ListApiOptions, StateResource
@@ -230,6 +230,10 @@ def test_train_job_on_two_node_cluster(ray_cluster, tiny_shards, tmp_path):
     )
     cfg_path = write_config(tmp_path / "cluster.yaml", cfg)
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # The Jobs and State clients take RAY_API_SERVER_ADDRESS, else RAY_ADDRESS, over the address
+    # they are given; the session's shared Ray exports RAY_ADDRESS, so without this they would
+    # talk to the session's dashboard (8265) and be refused there with this cluster's token.
+    monkeypatch.setenv("RAY_API_SERVER_ADDRESS", ray_cluster.dashboard)
     client = JobSubmissionClient(ray_cluster.dashboard, headers=ray_cluster.headers)
     job_id = client.submit_job(
         entrypoint=shlex.join([sys.executable, "-m", "pipelines.cli", "train", str(cfg_path),
