@@ -55,10 +55,16 @@ def init_ray(num_cpus: int | None = None) -> None:
 
 
 def run_resources(cfg) -> dict[str, float]:
-    """CPUs/GPUs one training run holds: its workers, the decode actors and a read task."""
+    """CPUs/GPUs one training run holds: its workers, the decode actors and one light task.
+
+    The stream's read and re-cut tasks (``pipelines.stream.LIGHT_TASK_CPUS`` each) are short and
+    need not wait for each other's output, so one such slot kept free lets both go on in turn."""
+    from pipelines.stream import LIGHT_TASK_CPUS
+
     workers = cfg.scaling.num_workers
-    # + a read task (0.25) + a Tune trial's driver actor (0.01)
-    cpus = workers * cfg.scaling.cpus_per_worker + cfg.data.transform_actors * cfg.data.cpus_per_actor + 0.26
+    # + a light task + a Tune trial's driver actor (0.01)
+    cpus = workers * cfg.scaling.cpus_per_worker + cfg.data.transform_actors * cfg.data.cpus_per_actor \
+        + LIGHT_TASK_CPUS + 0.01
     return {"CPU": cpus, "GPU": float(workers if cfg.scaling.use_gpu else 0)}
 
 
@@ -126,7 +132,9 @@ def fit_to_cluster(cfg):
         sc["use_gpu"] = False
     elif sc["use_gpu"] and sc["num_workers"] > gpus:
         sc["num_workers"] = gpus
-    budget = have.get("CPU", 1.0) - 0.26
+    from pipelines.stream import LIGHT_TASK_CPUS
+
+    budget = have.get("CPU", 1.0) - LIGHT_TASK_CPUS - 0.01  # what run_resources adds
     asked = sc["num_workers"] * sc["cpus_per_worker"] + data["transform_actors"] * data["cpus_per_actor"]
     if asked > budget:
         factor = budget / asked

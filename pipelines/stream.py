@@ -10,7 +10,9 @@ its epoch, and every random number of a sample comes from (seed, epoch, key),
 so a sample's pixels never depend on the actor that made them. A checkpoint
 records ``samples_seen``; a resumed run plans the stream from that position,
 dropping whole consumed shards and the consumed prefix of the current one,
-instead of replaying or skipping data (mmagic#959).
+instead of replaying or skipping data (mmagic#959). The stream reaches Ray Train
+cut into blocks of one worker batch, which its split deals to the workers in turn
+(see :func:`transform_batch`), so that position is also each worker's position.
 
 Damaged shards. A read task checks what it reads (``preprocessing/integrity.py``: size
 against the manifest, tar structure, image CRCs) and skips a damaged or missing sample: its
@@ -277,18 +279,48 @@ def train_dataset(
                    for s in manifest["shards"]}
         tasks = [t | {"root": uri, "entry": entries[t["url"]]} for t in tasks]
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
-    # Reading is I/O-bound: a fractional CPU lets it run beside the transform
-    # actors and the train workers on small machines instead of deadlocking.
     ds = ds.flat_map(read_shard, fn_kwargs={"task_cfg": cfg.task, "max_skipped": data.max_skipped_fraction},
-                     num_cpus=0.25)
-    return ds.map_batches(
+                     num_cpus=LIGHT_TASK_CPUS)
+    ds = ds.map_batches(
         TrainTransform,
         fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed, "emit_keys": emit_keys},
         compute=ray.data.ActorPoolStrategy(size=data.transform_actors),
         num_cpus=data.cpus_per_actor,
-        batch_size=data.transform_batch_size,
+        batch_size=transform_batch(data.transform_batch_size, data.batch_size),
         batch_format="numpy",
     )
+    ds = ds.repartition(target_num_rows_per_block=data.batch_size, strict=True)
+    # repartition() takes no resources and its tasks would ask for a whole CPU each (Ray Data's
+    # default), which a cluster whose CPUs all went to workers and actors never frees: set them
+    # on its logical operator, the one place Ray 2.60 keeps them.
+    recut = ds._logical_plan.dag
+    if type(recut).__name__ != "StreamingRepartition":
+        raise RuntimeError(f"Ray Data changed: repartition() made {type(recut).__name__}, see pipelines/stream.py")
+    recut.ray_remote_args["num_cpus"] = LIGHT_TASK_CPUS
+    return ds
+
+
+# Reading a shard and re-cutting blocks are I/O and copies: a fractional CPU lets them run beside
+# the transform actors and the train workers on small machines instead of deadlocking.
+LIGHT_TASK_CPUS = 0.25
+
+
+def transform_batch(transform_batch_size: int, batch_size: int) -> int:
+    """Samples per transform call: ``data.transform_batch_size`` rounded up to a multiple of the
+    per-worker batch.
+
+    Why: the stream is cut into blocks of exactly one worker batch (``repartition(strict=True)``
+    after the transform), and Ray Train's split hands equal blocks to the workers in turn, so
+    worker ``r`` trains on global batches ``r, r + W, r + 2W, ...`` and ``samples_seen`` after
+    ``s`` steps is the stream position ``s * W * batch``, whatever the shard sizes: a run resumed
+    in a new process (SIGTERM, a lost driver) plans its stream from there and each worker gets
+    the batches it would have got. With blocks of whole shards or transform calls instead, the
+    workers' shares depended on block sizes and a resumed run started other workers on other
+    samples. The re-cut costs one copy of the stream through the object store (light tasks);
+    a transform batch that is a multiple of the worker batch keeps each transform call's output
+    whole batches, so a re-cut block is one slice of one transform output.
+    """
+    return -(-transform_batch_size // batch_size) * batch_size
 
 
 def val_members(row: dict[str, Any]) -> dict[str, Any]:

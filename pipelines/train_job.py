@@ -33,6 +33,7 @@ import ray.train
 import torch
 from ray.train import CheckpointConfig, DataConfig, FailureConfig
 from ray.train.torch import TorchTrainer
+from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy, FailureDecision
 
 from pipelines import registry
 from pipelines.cluster import check_fits, init_ray
@@ -352,7 +353,7 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
         "val": val_dataset(cfg.data.val, read_manifest(cfg.data.val), cfg),
     }
     path, fs = storage_location(cfg.run.storage_path)
-    return TorchTrainer(
+    return _Trainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg, "ctx": ctx},
         scaling_config=ray.train.ScalingConfig(
@@ -370,6 +371,32 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
         datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=["train"], execution_options=_ingest_options(cfg)),
     )
+
+
+_DATA_ERROR = re.compile(r"(?:CorruptShardError|StorageError): ([^\n]+)")
+
+
+class DataErrorsAreFinal(DefaultFailurePolicy):
+    """Ray Train's failure policy, except that a damaged shard or a storage endpoint given up on
+    ends the run at once: restarting the worker group re-reads the same bytes from the same
+    checkpoint and fails the same way, so ``train.max_failures`` restarts would only spend
+    minutes (and the restart budget meant for lost nodes) before the same closing line."""
+
+    def make_decision(self, training_failed_error):
+        failures = getattr(training_failed_error, "worker_failures", None) or {}
+        if any(_DATA_ERROR.search(str(error)) for error in failures.values()):
+            return FailureDecision.RAISE
+        return super().make_decision(training_failed_error)
+
+
+class _Trainer(TorchTrainer):
+    """``TorchTrainer`` with :class:`DataErrorsAreFinal`. Ray Train 2.60 has no public switch for
+    the policy: this overrides the one private method that receives it (checked by
+    ``tests/pipelines/test_damaged_data_and_storage_e2e.py``, which counts the attempts)."""
+
+    def _initialize_and_run_controller(self, **kwargs):
+        kwargs["failure_policy"] = DataErrorsAreFinal(self.run_config.failure_config)
+        return super()._initialize_and_run_controller(**kwargs)
 
 
 @ray.remote(num_cpus=0)
@@ -434,9 +461,6 @@ def stop_on_sigterm():
             signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
         stop.close()
         ray.kill(stop.signal)
-
-
-_DATA_ERROR = re.compile(r"(?:CorruptShardError|StorageError): ([^\n]+)")
 
 
 def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:

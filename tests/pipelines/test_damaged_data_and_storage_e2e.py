@@ -63,6 +63,14 @@ def _train(cfg_path: Path, workdir: Path, *overrides: str) -> subprocess.Complet
                           capture_output=True, text=True, timeout=600)
 
 
+def _train_worker_ids() -> set[str]:
+    """Every Ray Train worker actor the shared Ray instance has had, dead ones included: one
+    attempt of a 2-worker run adds two."""
+    from ray.util.state import list_actors
+
+    return {a.actor_id for a in list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=10000)}
+
+
 def test_damaged_shards_are_skipped_then_an_unwritable_checkpoint_folder_is_named(ray_session, tiny_shards,
                                                                                    tmp_path):
     train = tmp_path / "train"
@@ -83,8 +91,11 @@ def test_damaged_shards_are_skipped_then_an_unwritable_checkpoint_folder_is_name
     skipped = MlflowClient(final["tracking_uri"]).get_metric_history(final["mlflow_run_id"], "data/skipped")
     assert skipped and max(m.value for m in skipped) >= 1
 
-    # above the configured fraction: one line naming the shard, nothing else at the end
+    # above the configured fraction: one line naming the shard, nothing else at the end, and no
+    # worker-group restart (the default train.max_failures would re-read the same bytes 3 times)
+    workers_before = _train_worker_ids()
     strict = _train(cfg_path, tmp_path, "run.name=tiny_strict", "data.max_skipped_fraction=0")
+    assert len(_train_worker_ids() - workers_before) == 2, "the worker group was restarted"
     assert strict.returncode == 1, (strict.stdout + strict.stderr)[-3000:]
     # (Ray forwards the failed task's traceback asynchronously: the closing line need not be last)
     closing = [ln for ln in strict.stderr.splitlines() if ln.startswith("restoray: error:")]

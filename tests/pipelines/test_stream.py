@@ -101,6 +101,58 @@ def test_ray_stream_resumes_at_the_exact_sample(ray_session, tiny_shards):
     assert rows(13) == full[13:]
 
 
+def test_split_stream_gives_each_worker_its_batches_again_after_a_resume(ray_session, tiny_shards):
+    """The stream split over workers as Ray Train splits it (``streaming_split(W, equal=True)``,
+    each worker pulling at its own pace): worker ``r`` trains on global batches ``r, r + W, ...``,
+    and a stream planned from ``samples_seen`` after ``s`` steps (a run resumed in a new process)
+    gives every worker exactly the batches it would have had from step ``s`` on. The batch (3)
+    divides neither the shard sizes nor the transform batch (8)."""
+    import threading
+
+    from conftest import tiny_experiment
+
+    from pipelines.schema import ExperimentConfig
+    from pipelines.stream import configure_data_context
+    from trainers.control import KEY_COLUMN, decode_keys
+
+    configure_data_context(progress_bars=False)
+    batch, world = 3, 2
+    manifest = read_manifest(tiny_shards["train"])
+    cfg = ExperimentConfig.model_validate(tiny_experiment(
+        tiny_shards["train"], tiny_shards["val"], "runs", seed=5,
+        data={"batch_size": batch, "transform_batch_size": 8, "cpus_per_actor": 0.5}))
+
+    def keys(start: int, steps: int, split: bool) -> list[list[str]]:
+        ds = train_dataset(tiny_shards["train"], manifest, cfg, start=start, needed=steps * batch * world,
+                           emit_keys=True)
+        if not split:
+            return [decode_keys(np.stack([r[KEY_COLUMN] for r in ds.iter_rows()]))]
+        shares: list[list[str]] = [[] for _ in range(world)]
+
+        def consume(rank, it):
+            for b in it.iter_batches(batch_size=batch, drop_last=True, batch_format="numpy"):
+                shares[rank].extend(decode_keys(b[KEY_COLUMN]))
+
+        threads = [threading.Thread(target=consume, args=(r, it))
+                   for r, it in enumerate(ds.streaming_split(world, equal=True))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        return shares
+
+    steps, stop = 9, 4
+    (order,) = keys(0, steps, split=False)
+    full = keys(0, steps, split=True)
+    for rank in range(world):
+        assert len(full[rank]) == steps * batch
+        for step in range(steps):
+            first = (step * world + rank) * batch
+            assert full[rank][step * batch:(step + 1) * batch] == order[first:first + batch], (rank, step)
+    resumed = keys(stop * batch * world, steps - stop, split=True)
+    assert [share for share in resumed] == [share[stop * batch:] for share in full]
+
+
 def test_val_members_drops_members_a_sample_lacks():
     """read_webdataset fills a member only some samples have (matting's bg.png) with None or NaN."""
     from pipelines.stream import val_members
