@@ -20,7 +20,6 @@ import fnmatch
 import json
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -33,11 +32,11 @@ import ray.train
 import torch
 from ray.train import CheckpointConfig, DataConfig, FailureConfig
 from ray.train.torch import TorchTrainer
-from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy, FailureDecision
 
 from pipelines import registry
 from pipelines.cluster import check_fits, init_ray
 from pipelines.config import ConfigError, flatten
+from pipelines.failure_policy import DATA_ERROR, DataErrorsAreFinal
 from pipelines.fs import s3_filesystem
 from pipelines.schema import ExperimentConfig
 from pipelines.stream import configure_data_context, train_dataset, val_dataset
@@ -373,22 +372,6 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
     )
 
 
-_DATA_ERROR = re.compile(r"(?:CorruptShardError|StorageError): ([^\n]+)")
-
-
-class DataErrorsAreFinal(DefaultFailurePolicy):
-    """Ray Train's failure policy, except that a damaged shard or a storage endpoint given up on
-    ends the run at once: restarting the worker group re-reads the same bytes from the same
-    checkpoint and fails the same way, so ``train.max_failures`` restarts would only spend
-    minutes (and the restart budget meant for lost nodes) before the same closing line."""
-
-    def make_decision(self, training_failed_error):
-        failures = getattr(training_failed_error, "worker_failures", None) or {}
-        if any(_DATA_ERROR.search(str(error)) for error in failures.values()):
-            return FailureDecision.RAISE
-        return super().make_decision(training_failed_error)
-
-
 class _Trainer(TorchTrainer):
     """``TorchTrainer`` with :class:`DataErrorsAreFinal`. Ray Train 2.60 has no public switch for
     the policy: this overrides the one private method that receives it (checked by
@@ -472,7 +455,7 @@ def failure_message(cfg: ExperimentConfig, exc: BaseException) -> str:
         return f"training failed: Ray Train's controller failed: {first[:300]}; " + _kept(cfg)
     if failures:
         rank, error = sorted(failures.items())[0]
-        named = _DATA_ERROR.search(str(error))  # a damaged shard or dead storage says what to fix
+        named = DATA_ERROR.search(str(error))  # a damaged shard or dead storage says what to fix
         if named:
             return f"training failed: {named.group(1).strip()[:400]}; " + _kept(cfg)
         lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]

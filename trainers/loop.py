@@ -469,7 +469,33 @@ class _Window:
         return {k: float(v) / max(self.steps, 1) for k, v in self.sums.items()}
 
 
+def quiet_worker_console() -> None:
+    """Keep two kinds of INFO line of Ray's in its log files, off the terminal the driver forwards
+    worker output to: Ray Train's "Reporting training result ..." dict at every report (its
+    module's logger is named after the file path, so the level filter Ray Train applies to
+    ``ray.train.*`` per RunConfig's ``LoggingConfig`` misses it), and Ray Data's plan and
+    "execution finished" lines at every validation (Ray Data gives its logger a console handler
+    of its own at INFO)."""
+    import logging
+
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+
+        train_context.logger.setLevel(logging.WARNING)
+    except (ImportError, AttributeError):  # another Ray Train layout: its lines stay, nothing breaks
+        pass
+    import ray.data  # noqa: F401 - its import gives the ray.data logger its handlers
+    from ray.util.debug import log_once
+
+    # "Progress bars disabled. To enable, ..." once per process: restoray disables them on purpose
+    log_once("ray_data_progress_manager_disabled")
+    for handler in logging.getLogger("ray.data").handlers:
+        if "File" not in type(handler).__name__:  # its file handler keeps everything
+            handler.setLevel(logging.WARNING)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
+    quiet_worker_console()
     tc = ray.train.get_context()
     recipe = Recipe(config["cfg"], config["ctx"], tc.get_world_rank(), tc.get_world_size(),
                     ray.train.torch.get_device())
