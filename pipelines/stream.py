@@ -10,9 +10,10 @@ its epoch, and every random number of a sample comes from (seed, epoch, key),
 so a sample's pixels never depend on the actor that made them. A checkpoint
 records ``samples_seen``; a resumed run plans the stream from that position,
 dropping whole consumed shards and the consumed prefix of the current one,
-instead of replaying or skipping data (mmagic#959). The stream reaches Ray Train
-cut into blocks of one worker batch, which its split deals to the workers in turn
-(see :func:`transform_batch`), so that position is also each worker's position.
+instead of replaying or skipping data (mmagic#959). With ``data.exact_split`` the
+stream reaches Ray Train cut into blocks of one worker batch, which its split deals
+to the workers in turn (see :func:`transform_batch`), so that position is also each
+worker's position.
 
 Damaged shards. A read task checks what it reads (``preprocessing/integrity.py``: size
 against the manifest, tar structure, image CRCs) and skips a damaged or missing sample: its
@@ -50,6 +51,11 @@ from preprocessing.integrity import read_tar, sample_problem
 from preprocessing.tar_safety import safe_tar_files
 from trainers.control import KEY_COLUMN, encode_keys
 from trainers.tasks import get_task
+
+
+# Reading a shard and re-cutting blocks are I/O and copies: a fractional CPU lets them run beside
+# the transform actors and the train workers on small machines instead of deadlocking.
+LIGHT_TASK_CPUS = 0.25
 
 
 class CorruptShardError(ValueError):
@@ -286,9 +292,12 @@ def train_dataset(
         fn_constructor_kwargs={"task_cfg": cfg.task, "seed": cfg.seed, "emit_keys": emit_keys},
         compute=ray.data.ActorPoolStrategy(size=data.transform_actors),
         num_cpus=data.cpus_per_actor,
-        batch_size=transform_batch(data.transform_batch_size, data.batch_size),
+        batch_size=transform_batch(data.transform_batch_size, data.batch_size) if data.exact_split
+        else data.transform_batch_size,
         batch_format="numpy",
     )
+    if not data.exact_split:
+        return ds
     ds = ds.repartition(target_num_rows_per_block=data.batch_size, strict=True)
     # repartition() takes no resources and its tasks would ask for a whole CPU each (Ray Data's
     # default), which a cluster whose CPUs all went to workers and actors never frees: set them
@@ -298,11 +307,6 @@ def train_dataset(
         raise RuntimeError(f"Ray Data changed: repartition() made {type(recut).__name__}, see pipelines/stream.py")
     recut.ray_remote_args["num_cpus"] = LIGHT_TASK_CPUS
     return ds
-
-
-# Reading a shard and re-cutting blocks are I/O and copies: a fractional CPU lets them run beside
-# the transform actors and the train workers on small machines instead of deadlocking.
-LIGHT_TASK_CPUS = 0.25
 
 
 def transform_batch(transform_batch_size: int, batch_size: int) -> int:
@@ -316,7 +320,8 @@ def transform_batch(transform_batch_size: int, batch_size: int) -> int:
     in a new process (SIGTERM, a lost driver) plans its stream from there and each worker gets
     the batches it would have got. With blocks of whole shards or transform calls instead, the
     workers' shares depended on block sizes and a resumed run started other workers on other
-    samples. The re-cut costs one copy of the stream through the object store (light tasks);
+    samples. The re-cut costs one copy of the stream through the object store in light tasks
+    (the 2-core demo made ~20% fewer steps in its time budget, hence opt-in: ``data.exact_split``);
     a transform batch that is a multiple of the worker batch keeps each transform call's output
     whole batches, so a re-cut block is one slice of one transform output.
     """
@@ -358,7 +363,7 @@ def val_dataset(uri: str, manifest: dict[str, Any], cfg: Any) -> ray.data.Datase
     urls = [{"url": url} for url, _ in shard_table(uri, manifest)]
     # Fractional CPUs: validation runs while the train workers and the training
     # stream hold their resources; whole-CPU tasks would wait forever on a small node.
-    ds = ray.data.from_items(urls, override_num_blocks=len(urls)).flat_map(_val_shard, num_cpus=0.25)
+    ds = ray.data.from_items(urls, override_num_blocks=len(urls)).flat_map(_val_shard, num_cpus=LIGHT_TASK_CPUS)
     return ds.map_batches(
         _val_rows, fn_kwargs={"task_cfg": cfg.task, "seed": cfg.seed}, batch_size=1, batch_format="numpy",
         num_cpus=0.25,

@@ -102,7 +102,7 @@ def test_ray_stream_resumes_at_the_exact_sample(ray_session, tiny_shards):
 
 
 def test_split_stream_gives_each_worker_its_batches_again_after_a_resume(ray_session, tiny_shards):
-    """The stream split over workers as Ray Train splits it (``streaming_split(W, equal=True)``,
+    """With ``data.exact_split``, the stream split over workers as Ray Train splits it (``streaming_split(W, equal=True)``,
     each worker pulling at its own pace): worker ``r`` trains on global batches ``r, r + W, ...``,
     and a stream planned from ``samples_seen`` after ``s`` steps (a run resumed in a new process)
     gives every worker exactly the batches it would have had from step ``s`` on. The batch (3)
@@ -120,7 +120,7 @@ def test_split_stream_gives_each_worker_its_batches_again_after_a_resume(ray_ses
     manifest = read_manifest(tiny_shards["train"])
     cfg = ExperimentConfig.model_validate(tiny_experiment(
         tiny_shards["train"], tiny_shards["val"], "runs", seed=5,
-        data={"batch_size": batch, "transform_batch_size": 8, "cpus_per_actor": 0.5}))
+        data={"batch_size": batch, "transform_batch_size": 8, "cpus_per_actor": 0.5, "exact_split": True}))
 
     def keys(start: int, steps: int, split: bool) -> list[list[str]]:
         ds = train_dataset(tiny_shards["train"], manifest, cfg, start=start, needed=steps * batch * world,

@@ -34,7 +34,8 @@ def fault_config(shards: dict, storage: Path, name: str) -> dict:
     """The tiny 2-worker EDSR run of every test here; ``train.max_failures`` is left at its default."""
     return tiny_experiment(shards["train"], shards["val"], str(storage), name=name,
                            train={"total_steps": STEPS, "checkpoint_every": EVERY, "val_every": STEPS,
-                                  "log_every": 2})
+                                  "log_every": 2},
+                           data={"exact_split": True})  # per-worker batches compared after a new-process resume
 
 
 def batches(prefix: Path, rank: int) -> list[tuple[int, tuple[str, ...]]]:
