@@ -134,7 +134,8 @@ def bench_liif(quick: bool = False, profile: dict[str, Any] | None = None) -> li
         total = -(-r["queries"] // p["chunk"])
         rec = _record("chunked_partial", lq, p["chunk"], r)
         rec.update(chunks_run=r["chunks_run"], chunks_total=total,
-                   seconds_estimate=round(r["seconds"] / max(r["chunks_run"], 1) * total, 1),
+                   # from the recorded (rounded) time, so the record agrees with itself
+                   seconds_estimate=round(rec["seconds"] / max(r["chunks_run"], 1) * total, 1),
                    output_mb=round(r["queries"] * 3 * 4 / 2**20, 1))
         # torch.empty's pages count in the RSS only once written: the chunks run so far wrote
         # their share; the rest of the output and the final permute's copy come on top
