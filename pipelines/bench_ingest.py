@@ -2,7 +2,9 @@
 
 What is timed, per sample, on one core (OpenCV and torch limited to one thread, one process):
 read the bytes, decode the PNG, cut a random 128 px patch -- the work every image family's
-training sampler starts with. Two ways of reading the same images:
+training sampler starts with. Each path decodes with its own tool's decoder: the shard path with
+``preprocessing.schema.decode_image`` (libspng where its wheel exists, as the samplers do), the
+folder path with ``cv2.imdecode`` (BasicSR's and mmcv's default). Two ways of reading the same images:
 
 * ``shards``: restoray's stream read (``pipelines.stream.read_shard``, the function the Ray Data
   read tasks run): one request per shard tar, samples in the shard's epoch order.
@@ -97,25 +99,32 @@ def shard_folder(src: str, dest: str, items_per_shard: int) -> dict:
 # ----------------------------------------------------------------------------- the two read paths
 
 
-def decode_and_crop(data: bytes, rng: np.random.Generator) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError("cannot decode image bytes")
+def crop(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     y = int(rng.integers(0, img.shape[0] - PATCH + 1))
     x = int(rng.integers(0, img.shape[1] - PATCH + 1))
     return img[y:y + PATCH, x:x + PATCH]
+
+
+def decode_and_crop(data: bytes, rng: np.random.Generator) -> np.ndarray:
+    """The folder loaders' decode: ``cv2.imdecode`` to BGR, as BasicSR's ``imfrombytes`` and
+    mmcv's default ``cv2`` backend do."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("cannot decode image bytes")
+    return crop(img, rng)
 
 
 def read_shards(uri: str, manifest: dict, rng: np.random.Generator) -> int:
     """Every sample of every shard through the stream's read task, decoded and cropped."""
     from pipelines.fs import join
     from pipelines.stream import read_shard
+    from preprocessing.schema import GT, decode_image
 
     n = 0
     for shard in manifest["shards"]:
         task = {"url": join(uri, shard["name"]), "epoch": 0, "seed": 0, "skip": 0, "take": shard["num_samples"]}
         for row in read_shard(task):
-            decode_and_crop(row["blobs"][row["names"].index("gt.png")], rng)
+            crop(decode_image(row["blobs"][row["names"].index(GT)]), rng)  # the samplers' decoder (libspng)
             n += 1
     return n
 

@@ -21,11 +21,13 @@ attempt fails to reach the endpoint, :class:`StorageError` names it in one line.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,6 +311,42 @@ def _server_failure(exc: BaseException) -> bool:
     return status >= 500 or exc.response.get("Error", {}).get("Code") in ("SlowDown", "Throttling", "RequestTimeout")
 
 
+_S3_CLIENTS: dict[tuple, object] = {}
+_S3_CLIENTS_LOCK = threading.Lock()
+_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+def s3_client():
+    """The process's boto3 S3 client for the current endpoint, region, retry budget and
+    credentials, made once and shared.
+
+    Why shared: making a client loads botocore's service models (~40 ms of CPU each time), and
+    every ``read_object`` of a training read task, every ``S3Storage`` of a shard task made its
+    own -- over S3 that cost more CPU per sample than decoding the image. boto3 clients are
+    thread-safe once made; making one is not, hence the lock. Keyed by the process id too, so a
+    forked child never reuses its parent's open connections.
+    """
+    endpoint, region, attempts = s3_endpoint(), s3_region(), s3_max_attempts()
+    creds = hashlib.sha256("\0".join(os.environ.get(v, "") for v in _CREDENTIAL_VARS).encode()).hexdigest()
+    key = (os.getpid(), endpoint, region, attempts, creds)
+    with _S3_CLIENTS_LOCK:
+        client = _S3_CLIENTS.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                # total_: botocore's plain max_attempts counts retries only (one attempt more)
+                retries={"total_max_attempts": attempts, "mode": "standard"},
+                connect_timeout=10, read_timeout=60,
+                # Custom endpoints (MinIO, moto, Ceph) rarely do virtual-host buckets.
+                s3={"addressing_style": "path"} if endpoint else {},
+            )
+            client = _S3_CLIENTS[key] = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint, region_name=region, config=config)
+        return client
+
+
 class S3Storage(Storage):
     """A prefix in an S3-compatible bucket, accessed with boto3."""
 
@@ -330,19 +368,7 @@ class S3Storage(Storage):
     @property
     def client(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            endpoint, region = s3_endpoint(), s3_region()
-            config = Config(
-                retries={"max_attempts": s3_max_attempts(), "mode": "standard"},
-                connect_timeout=10, read_timeout=60,
-                # Custom endpoints (MinIO, moto, Ceph) rarely do virtual-host buckets.
-                s3={"addressing_style": "path"} if endpoint else {},
-            )
-            self._client = boto3.session.Session().client(
-                "s3", endpoint_url=endpoint, region_name=region, config=config
-            )
+            self._client = s3_client()
         return self._client
 
     def _full(self, key: str) -> str:

@@ -112,3 +112,19 @@ def test_s3_round_trip_div2k(tmp_path, s3_bucket, monkeypatch):
     monkeypatch.setattr(shards, "load_image_with_notes", lambda *a: pytest.fail("decoded on re-run"))
     again = shard_dataset(src, dest, "div2k", params, items_per_shard=2)
     assert again["shards"] == manifest["shards"]
+
+
+def test_s3_client_is_made_once_per_endpoint_and_setting(s3_bucket, monkeypatch):
+    """Every S3Storage and read_object of a process share one boto3 client per endpoint, retry
+    budget and credentials (making one costs ~40 ms of CPU: per shard read it cost more than
+    decoding the images); a changed setting gets a client of its own."""
+    from pipelines.fs import read_object
+
+    a, b = open_storage(f"s3://{s3_bucket}/x"), open_storage(f"s3://{s3_bucket}/y")
+    a.write_bytes("k", b"v")
+    assert a.client is b.client and read_object(f"s3://{s3_bucket}/x/k") == b"v"
+    assert pickle.loads(pickle.dumps(a)).client is a.client
+    monkeypatch.setenv("RESTORAY_S3_MAX_ATTEMPTS", "2")
+    c = open_storage(f"s3://{s3_bucket}/x")
+    assert c.client is not a.client and c.client.meta.config.retries["total_max_attempts"] == 2
+    assert c.read_bytes("k") == b"v"
