@@ -4,9 +4,9 @@ Ray Data and the shard readers stream through pyarrow. Endpoint and region come 
 ``preprocessing.storage`` (``AWS_ENDPOINT_URL_S3`` over ``AWS_ENDPOINT_URL``, as boto3 reads
 them), so pyarrow and boto3 always talk to the same server, AWS, MinIO, Ceph or a moto server
 on loopback. Both make at most ``RESTORAY_S3_MAX_ATTEMPTS`` attempts per request
-(``preprocessing.storage.s3_max_attempts``). pyarrow does not pickle its retry strategy, so a
-filesystem shipped to a Ray worker (Ray Train's checkpoint storage) falls back to pyarrow's
-own default (3 attempts) there; the stream's readers build theirs in the worker.
+(``preprocessing.storage.s3_max_attempts``). pyarrow does not pickle its retry strategy: a
+plain filesystem shipped to a Ray worker (Ray Train's checkpoint storage) falls back to pyarrow's
+own default (3 attempts) there; :class:`RetryingS3FileSystem` pickles it along.
 """
 
 from __future__ import annotations
@@ -19,10 +19,26 @@ import pyarrow.fs as pafs
 from preprocessing.storage import S3Storage, s3_endpoint, s3_max_attempts, s3_region
 
 
-def s3_filesystem() -> pafs.S3FileSystem:
+class RetryingS3FileSystem(pafs.S3FileSystem):
+    """``pyarrow.fs.S3FileSystem`` whose pickle keeps its retry budget: pyarrow's own reduces to
+    the constructor options without ``retry_strategy``, so Ray Train's checkpoint uploads in the
+    workers would make 3 attempts whatever ``RESTORAY_S3_MAX_ATTEMPTS`` says."""
+
+    def __init__(self, max_attempts: int, **kwargs):
+        super().__init__(retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts), **kwargs)
+        self.max_attempts, self._kwargs = max_attempts, kwargs
+
+    def __reduce__(self):
+        return (_rebuild_s3_filesystem, (self.max_attempts, self._kwargs))
+
+
+def _rebuild_s3_filesystem(max_attempts: int, kwargs: dict) -> RetryingS3FileSystem:
+    return RetryingS3FileSystem(max_attempts, **kwargs)
+
+
+def s3_filesystem() -> RetryingS3FileSystem:
     endpoint = s3_endpoint()
-    kwargs = {"region": s3_region(), "connect_timeout": 10.0, "request_timeout": 60.0,
-              "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=s3_max_attempts())}
+    kwargs = {"region": s3_region(), "connect_timeout": 10.0, "request_timeout": 60.0}
     if endpoint:
         parsed = urlparse(endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path
@@ -32,7 +48,7 @@ def s3_filesystem() -> pafs.S3FileSystem:
         kwargs["secret_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
         if os.environ.get("AWS_SESSION_TOKEN"):
             kwargs["session_token"] = os.environ["AWS_SESSION_TOKEN"]
-    return pafs.S3FileSystem(**kwargs)
+    return RetryingS3FileSystem(s3_max_attempts(), **kwargs)
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import ray
 import ray.train
 import ray.train.torch
@@ -120,6 +121,17 @@ def sync_batchnorm(net: nn.Module, task: Any, world: int, device: torch.device) 
     if getattr(task, "sync_batchnorm", False) and world > 1 and torch.device(device).type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(net)
     return net
+
+
+def seed_step(seed: int, step: int, rank: int) -> None:
+    """Seeds torch's global generators (CPU and CUDA) from (run seed, step, rank) before a step.
+
+    Why: dropout (DIM's and IndexNet's ASPP), StyleGAN2's random noise and any draw a family makes
+    without its own generator use the global state, which a checkpoint does not hold; seeding
+    from the step's position makes a resumed run, or a restarted worker group, draw what the
+    uninterrupted run drew, with nothing to save. Ranks get different streams.
+    """
+    torch.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> 1))
 
 
 class Recipe:
@@ -259,6 +271,7 @@ class Recipe:
                     self.keys.record(s.step, keys)
             if self.pool is not None:
                 raw = self.pool(raw, s.step)
+            seed_step(self.cfg.seed, s.step, self.rank)
             batch = self.task.device_stage(raw)  # device-side work counts as data time
             self.window.wait += time.time() - t0
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):

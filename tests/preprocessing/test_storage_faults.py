@@ -76,3 +76,19 @@ def test_max_attempts_setting_is_checked(monkeypatch):
     from pipelines.fs import s3_filesystem
 
     assert s3_max_attempts() == 5 and isinstance(s3_filesystem(), pafs.S3FileSystem)
+
+
+def test_pickled_pyarrow_filesystem_keeps_its_retry_budget(s3_bucket, via_proxy, monkeypatch):
+    """Ray Train ships the checkpoint filesystem to its workers pickled; pyarrow's own pickle
+    drops ``retry_strategy`` (3 attempts there). restoray's keeps RESTORAY_S3_MAX_ATTEMPTS."""
+    import pickle
+
+    from pipelines.fs import s3_filesystem
+
+    proxy = via_proxy(fraction=1.0, faults=("status_503",))
+    monkeypatch.setenv("RESTORAY_S3_MAX_ATTEMPTS", "5")
+    shipped = pickle.loads(pickle.dumps(s3_filesystem()))
+    before = proxy.counts["requests"]
+    with pytest.raises(OSError):
+        shipped.open_input_stream(f"{s3_bucket}/missing/object").read()
+    assert proxy.counts["requests"] - before == 5
