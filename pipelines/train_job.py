@@ -41,6 +41,7 @@ from pipelines.fs import s3_filesystem
 from pipelines.schema import ExperimentConfig
 from pipelines.stream import configure_data_context, train_dataset, val_dataset
 from pipelines.tracking import finish_run, start_or_resume_run, tracking_uri
+from preprocessing.schema import image_member_names
 from preprocessing.shards import read_manifest
 from trainers import checkpoint_io
 from trainers.archs import build_arch, from_torchvision
@@ -180,7 +181,9 @@ def check_data_members(cfg: ExperimentConfig, manifests: dict[str, dict[str, Any
         if held is None:
             continue
         for member, field in needs(split).items():
-            if not any(fnmatch.fnmatchcase(h, member) for h in held):  # gt.*.png: a clip's frames
+            # gt.*.png: a clip's frames; an image member in any codec (gt.png or gt.qoi)
+            names = image_member_names(member) if member.endswith(".png") else (member,)
+            if not any(fnmatch.fnmatchcase(h, n) for h in held for n in names):
                 raise ConfigError(
                     f"{field}: reads the {member} member of every sample, but the shards in data.{split} "
                     f"({getattr(cfg.data, split)}, adapter {manifest.get('adapter')!r}) hold only "

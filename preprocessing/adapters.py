@@ -56,7 +56,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .crop import scale_box, sub_image_boxes
-from .schema import ALPHA, BG, FG, GT, LANDMARKS, MASK, MERGED, REF, TRIMAP, sanitize_key, sub_image_key
+from .schema import ALPHA, BG, FG, GT, IMAGE_CODECS, LANDMARKS, MASK, MERGED, REF, TRIMAP, sanitize_key, sub_image_key
 from .storage import ObjectInfo, Storage
 from .validate import CorruptInput
 
@@ -193,14 +193,24 @@ class Adapter:
     name: str = ""
     defaults: dict[str, Any] = {}
     paired: bool = False
+    #: GT/LQ image sets take ``image_codec`` (``png``, the default, or ``qoi``: see
+    #: ``preprocessing.schema``); it is kept in the resolved params only when not ``png``, so
+    #: the params, and the reuse of shards built before the option existed, stay as they were.
+    image_codecs: bool = False
 
     def resolve_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults filled in, unknown names rejected, values checked; returns a new dict."""
         params = dict(params or {})
+        codec = params.pop("image_codec", "png") if self.image_codecs else None
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
-            raise AdapterError(f"{self.name}: unknown parameter(s) {unknown}; allowed: {sorted(self.defaults)}")
+            allowed = sorted(self.defaults) + (["image_codec"] if self.image_codecs else [])
+            raise AdapterError(f"{self.name}: unknown parameter(s) {unknown}; allowed: {allowed}")
         resolved = {**self.defaults, **params}
+        if codec is not None and codec not in IMAGE_CODECS:
+            raise AdapterError(f"{self.name}: image_codec must be one of {list(IMAGE_CODECS)}, got {codec!r}")
+        if codec not in (None, "png"):
+            resolved["image_codec"] = codec
         for name in ("crop_size", "step", "scale"):
             if name in resolved and (not isinstance(resolved[name], int) or isinstance(resolved[name], bool) or resolved[name] < 1):
                 raise AdapterError(f"{self.name}: {name} must be a positive integer, got {resolved[name]!r}")
@@ -241,6 +251,8 @@ class Adapter:
 class ImageFolderAdapter(Adapter):
     """Every image under the root, GT only, cut into sub-images."""
 
+    image_codecs = True
+
     name = "image_folder"
     defaults = {"crop_size": 480, "step": 240, "thresh_size": 0, "crop": True}
 
@@ -267,6 +279,8 @@ def _paired_crops(item, gt_hw, lq_hw, scale, boxes, keys) -> list[Crop]:
 
 class _PairedAdapter(Adapter):
     """GT folder + LQ folder matched by relative path and stem."""
+
+    image_codecs = True
 
     lq_suffix_template = ""  # e.g. "x{scale}" for DIV2K's 0001x4.png
 
@@ -619,6 +633,8 @@ class _ListedImagesAdapter(Adapter):
     under the image folder without extension (``a/airfield/00000001.jpg`` ->
     ``a_airfield_00000001``) and stored as ``gt.png`` (PNG level ``png_compression``).
     """
+
+    image_codecs = True
 
     SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {}  # split -> (image folder, list file names)
     defaults = {"split": "train", "ann_file": "auto", "image_dir": "auto", "png_compression": 3}

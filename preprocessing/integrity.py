@@ -10,6 +10,7 @@ without it. What is checked, and what it costs:
 * **image members**: PNG signature, every chunk's CRC-32 and the closing ``IEND``; JPEG's
   start and end markers. A CRC pass runs at >1 GB/s, a few percent of what decoding the same
   PNG costs, and it finds truncated members, garbage bytes and flipped bits without decoding.
+  QOI members (``image_codec: qoi``) have no checksum: magic, header and end marker.
 * **not the sha256** of every shard: it is as cheap as the CRC pass, but a mismatch says only
   that *something* in the shard changed, not which sample, and the checks above already find
   the damage sample by sample. ``manifest.json``'s sha256 stays what ``restoray shard`` uses to
@@ -61,11 +62,31 @@ def _jpeg_problem(data: bytes) -> str | None:
     return None
 
 
+_QOI_END = b"\x00" * 7 + b"\x01"
+
+
+def _qoi_problem(data: bytes) -> str | None:
+    """QOI has no checksum: its magic, a sane header and the closing 8-byte end marker find a
+    cut or overwritten member; a flipped bit inside is found only when it fails to decode."""
+    if not data.startswith(b"qoif"):
+        return "not a QOI image (bad magic)"
+    if len(data) < 22:
+        return "QOI cut off inside its header"
+    width, height, channels = struct.unpack_from(">IIB", data, 4)
+    if not width or not height or channels not in (3, 4):
+        return f"QOI header is garbled ({width}x{height}, {channels} channels)"
+    if not data.endswith(_QOI_END):
+        return "QOI cut off (no end marker)"
+    return None
+
+
 def member_problem(name: str, data: bytes) -> str | None:
     """Why a shard member is damaged, or None when it looks whole (only images are checked)."""
     suffix = name.rsplit(".", 1)[-1].lower()
     if suffix == "png":
         return _png_problem(data)
+    if suffix == "qoi":
+        return _qoi_problem(data)
     if suffix in ("jpg", "jpeg"):
         return _jpeg_problem(data)
     return None

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Mapping
 
+from .schema import image_member_names
 from .shards import OFFSETS, read_manifest, part_key
 from .storage import Storage, StorageError, normalize_uri, open_storage
 from .tar_safety import check_member
@@ -272,6 +273,8 @@ class ShardSet:
         wanted = tuple(members) if suffixes is None else suffixes
         out = {}
         for suffix in wanted:
+            if suffix not in members and suffix.endswith(".png"):  # the image in another codec (gt.qoi)
+                suffix = next((n for n in image_member_names(suffix) if n in members), suffix)
             if suffix not in members:
                 raise KeyError(f"sample {key} of {self._storage.uri(shard)} has no {suffix!r} member "
                                f"(it has {sorted(members)})")

@@ -56,8 +56,8 @@ import numpy as np
 
 from .adapters import SourceItem, get_adapter
 from .clips import clip_samples
-from .schema import (FORMAT, GT, LQ, META, TRIMAP, decode_json, encode_json, encode_png, encode_png_grey,
-                     parse_frame_member, sample_metadata)
+from .schema import (FORMAT, GT, LQ, META, TRIMAP, codec_member, decode_json, encode_json, encode_png,
+                     encode_png_grey, encode_shard_image, parse_frame_member, sample_metadata)
 from .storage import Storage, StorageError, normalize_uri, open_storage
 from .tar_safety import check_shard_name
 from .validate import CorruptInput, InputLimits, input_limits, load_grey_with_notes, load_image_with_notes
@@ -370,12 +370,14 @@ def _samples(item: SourceItem, src: Storage, adapter, params: Mapping[str, Any])
         exc.key = item.gt_key
         raise
     scale = params.get("scale", 1) if adapter.paired else 1
+    codec = params.get("image_codec", "png")
     for crop in crops:
         y, x, h, w = crop.box
-        members = {GT: encode_png(gt[y:y + h, x:x + w], params.get("png_compression", PNG_COMPRESSION))}
+        members = {codec_member(GT, codec): encode_shard_image(
+            gt[y:y + h, x:x + w], codec, params.get("png_compression", PNG_COMPRESSION))}
         if crop.lq_box is not None:
             ly, lx, lh, lw = crop.lq_box
-            members[LQ] = encode_png(lq[ly:ly + lh, lx:lx + lw], PNG_COMPRESSION)
+            members[codec_member(LQ, codec)] = encode_shard_image(lq[ly:ly + lh, lx:lx + lw], codec, PNG_COMPRESSION)
         members |= adapter.extra_members(item, crop, src, params)
         meta = sample_metadata(key=crop.key, adapter=adapter.name, source=item.gt_key, box=crop.box,
                                image_size=gt.shape[:2], scale=scale,

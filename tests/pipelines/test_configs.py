@@ -195,6 +195,7 @@ def test_div2k_shard_configs_follow_the_zoo_preprocessing():
         assert (cfg.adapter, cfg.source, cfg.dest) == ("div2k", "data/raw/DIV2K", f"data/shards/div2k_train_x{scale}")
         assert (params["crop_size"], params["step"], params["thresh_size"], params["scale"]) == (480, 240, 0, scale)
         assert params["lq_dir"] == f"DIV2K_train_LR_bicubic/X{scale}"
+        assert params["image_codec"] == "qoi"  # training sets: the faster lossless member codec
 
 
 def test_image_folder_example_reads_from_s3():

@@ -29,11 +29,12 @@ def test_shard_to_s3_train_from_s3_track_on_mlflow_server(ray_session, s3_bucket
 
     raw = Path(tiny_shards["root"]) / "raw"
     train_uri, val_uri = f"s3://{s3_bucket}/shards/train", f"s3://{s3_bucket}/shards/val"
+    # the training set in QOI (image_codec), the validation set in PNG: one run reads both
     manifest = run_shard(ShardConfig(source=str(raw / "train"), dest=train_uri, adapter="image_folder",
-                                     params={"crop_size": 48, "step": 24}, items_per_shard=2))
+                                     params={"crop_size": 48, "step": 24, "image_codec": "qoi"}, items_per_shard=2))
     run_shard(ShardConfig(source=str(raw / "val"), dest=val_uri, adapter="image_folder",
                           params={"crop": False}, items_per_shard=2))
-    assert manifest["num_samples"] > 0
+    assert manifest["num_samples"] > 0 and manifest["members"] == ["gt.qoi"]
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     cfg_path = write_config(tmp_path / "s3.yaml", tiny_experiment(

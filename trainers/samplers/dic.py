@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from preprocessing.schema import GT, LANDMARKS, decode_image
+from preprocessing.schema import GT, LANDMARKS, decode_image, require_image
 from trainers.strict import Strict
 
 
@@ -69,10 +69,7 @@ class DICSampler:
         self.data = data
 
     def _pair(self, members: dict[str, bytes]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        raw = members.get(GT)
-        if not raw:
-            raise ValueError(f"sample {members.get('__key__')}: no {GT} member")
-        img = decode_image(raw)
+        img = decode_image(require_image(members, GT))
         d = self.data
         gt = pil_bicubic(img, (d.gt_size, d.gt_size))
         lq = pil_bicubic(gt, rescale_size(gt.shape[:2], 1 / d.scale))

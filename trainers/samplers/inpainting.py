@@ -66,7 +66,7 @@ from pydantic import Field, field_validator, model_validator
 
 from degradations.masks import bbox_to_mask, brush_stroke_mask, irregular_mask, random_bbox
 from degradations.seeding import key_digest
-from preprocessing.schema import GT, MASK, decode_grey, decode_image
+from preprocessing.schema import GT, MASK, decode_grey, decode_image, image_bytes
 from trainers.samplers.banks import SampleBank
 from trainers.strict import Strict
 
@@ -419,8 +419,8 @@ class InpaintingSampler:
 
 def _decode_gt(members: dict) -> np.ndarray:
     key = members.get("__key__")
-    data = members.get(GT)
-    if not data:
+    data = image_bytes(members, GT)
+    if data is None:
         have = sorted(k for k in members if not k.startswith("__"))
         raise ValueError(f"sample {key}: inpainting needs a gt.png member, got {have} "
                          "(shard places365 / celeba_hq / image_folder with crop: false)")

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field, model_validator
 
-from preprocessing.schema import decode_image
+from preprocessing.schema import GT, decode_image, require_image
 from trainers.strict import Strict
 
 
@@ -139,14 +139,12 @@ class LIIFSampler:
         self.data, self.eval_scales = data, list(eval_scales)
 
     def train(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        if not members.get("gt.png"):
-            raise ValueError(f"sample {members.get('__key__')}: no gt.png member")
-        gt = decode_image(members["gt.png"])
+        gt = decode_image(require_image(members, GT))
         return train_sample(self.data, gt, draw(self.data, gt.shape[:2], rng, str(members.get("__key__"))))
 
     def val(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Deterministic (``rng`` unused): the whole GT and a PIL-bicubic LQ per evaluation scale."""
-        gt = decode_image(members["gt.png"])
+        gt = decode_image(require_image(members, GT))
         out = {"gt": gt}
         for s in self.eval_scales:
             out[scale_key(s)] = val_pair(gt, s, str(members.get("__key__")))[0]

@@ -53,7 +53,7 @@ from degradations.matting import (
     random_affine,
     random_jitter,
 )
-from preprocessing.schema import ALPHA, BG, FG, GT, MERGED, TRIMAP, decode_grey, decode_image
+from preprocessing.schema import ALPHA, BG, FG, GT, MERGED, TRIMAP, decode_grey, decode_image, image_bytes
 from trainers.samplers.banks import SampleBank
 from trainers.strict import Strict
 
@@ -197,7 +197,7 @@ class MattingSampler:
         return self._dim(fg, alpha, rng, distance_trimap=self.cfg.effective == "indexnet")
 
     def _background(self, rng: np.random.Generator) -> np.ndarray:
-        data = self.backgrounds.draw(rng)[GT]
+        data = image_bytes(self.backgrounds.draw(rng), GT)
         try:
             return decode_image(data)
         except ValueError as exc:

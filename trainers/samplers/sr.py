@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from degradations.presets import CLIP_PRESETS, PRESETS, degrade, degrade_pair
 from degradations.realesrgan import X4PLUS, pack_params, paired_crop_corner, sample_params
-from preprocessing.schema import decode_image
+from preprocessing.schema import GT, LQ, decode_image, image_bytes, require_image
 from trainers.strict import Strict
 
 PAIRED = "paired"
@@ -125,11 +125,6 @@ def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-def _member(members: dict[str, bytes], name: str) -> bytes | None:
-    value = members.get(name)
-    return value if value else None
-
-
 class SRSampler:
     """Image SR samples for one run (``seed`` is unused: the stream seeds ``rng``)."""
 
@@ -138,18 +133,16 @@ class SRSampler:
 
     def needs(self, split: str) -> dict[str, str]:
         """Members every sample must hold (see ``trainers.samplers.Sampler``)."""
-        need = {"gt.png": f"data.{split}"}
+        need = {GT: f"data.{split}"}
         if split == "train" and self.data.degradation.preset == PAIRED:
-            need["lq.png"] = "task.data.degradation.preset"
+            need[LQ] = "task.data.degradation.preset"
         return need
 
     def train(self, members: dict[str, bytes], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        gt_bytes = _member(members, "gt.png")
-        if gt_bytes is None:
-            raise ValueError(f"sample {members.get('__key__')}: no gt.png member")
+        gt_bytes = require_image(members, GT)
         d = self.data
         if d.degradation.preset == PAIRED:
-            return self._paired(gt_bytes, _member(members, "lq.png"), members.get("__key__"), rng)
+            return self._paired(gt_bytes, image_bytes(members, LQ), members.get("__key__"), rng)
         gt = self._gt_patch(decode_image(gt_bytes), rng)
         if d.degradation.device == "gpu":
             params = pack_params(sample_params(rng, X4PLUS))
@@ -194,8 +187,8 @@ class SRSampler:
         cropped to a multiple of the scale (mmedit's ``modcrop``) degraded with ``rng`` (fixed per
         sample, so every evaluation sees the same inputs)."""
         scale = self.data.scale
-        gt = decode_image(members["gt.png"])
-        lq_bytes = _member(members, "lq.png")
+        gt = decode_image(require_image(members, GT))
+        lq_bytes = image_bytes(members, LQ)
         if lq_bytes is not None:
             lq = decode_image(lq_bytes)
             return {"lq": lq, "gt": gt[: lq.shape[0] * scale, : lq.shape[1] * scale]}

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from preprocessing.schema import decode_image
+from preprocessing.schema import GT, decode_image, require_image
 from trainers.samplers.sr import augment, mod_crop
 from trainers.strict import Strict
 
@@ -65,12 +65,11 @@ def make_views(gt: np.ndarray, ref: np.ndarray, scale: int) -> dict[str, np.ndar
 def decode_pair(members: dict[str, bytes]) -> tuple[np.ndarray, np.ndarray]:
     """The sample's GT and reference; a one-line ValueError naming a sample without either."""
     key = members.get("__key__")
-    if not members.get("gt.png"):
-        raise ValueError(f"sample {key}: no gt.png member")
+    gt = require_image(members, GT)
     if not members.get(REF):
         raise ValueError(f"sample {key}: no reference image (ref.png member); TTSR samples carry their "
                          "reference (shard CUFED with the cufed adapter)")
-    return decode_image(members["gt.png"]), decode_image(members[REF])
+    return decode_image(gt), decode_image(members[REF])
 
 
 class TTSRSampler:
