@@ -163,7 +163,6 @@ class FlakySR(SRTask):
     it and kills its own actor process (Ray restarts the actor and retries its batch)."""
 
     markers = ""
-    out = ""
 
     def predict(self, nets, batch):
         m = Path(self.markers)
@@ -174,10 +173,7 @@ class FlakySR(SRTask):
         else:
             os._exit(1)
         if (m / "fail").exists() and float(batch["lq"].amax()) == 0.0:
-            deadline = time.monotonic() + 120  # let the other actor's outputs land first, however slow it starts
-            while not any(Path(self.out).rglob("*.png")) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            time.sleep(1)
+            time.sleep(1)  # give batches in flight on another actor a moment to land
             raise OSError("simulated failure mid-job")
         return super().predict(nets, batch)
 
@@ -189,24 +185,32 @@ def test_failed_job_then_killed_actor_rerun_redoes_nothing(ray_session, tiny, tm
     markers = tmp_path / "markers"
     markers.mkdir()
     FlakySR.markers = str(markers)
-    FlakySR.out = str(tmp_path / "out")
     model = resolve_model(str(tiny["ckpt"]), str(tiny["config"]), tracking="")
     model = dataclasses.replace(model, task_cls=FlakySR)
     src, dst = tmp_path / "in", tmp_path / "out"
-    for i in range(7):
+    opts = RestoreOptions(num_actors=2, progress=False)
+    # a first job finishes three images, so outputs exist before the failing one starts: Ray
+    # Data may hand the poison's batch to an actor before any other (the pool can even scale
+    # its second actor away), so "some outputs land first" cannot be left to the job's order
+    for i in range(3):
+        _write(src, f"p{i}.png", _png(textured_image(24, 28, i)))
+    assert run_restore(model, str(src), str(dst), opts).written == 3
+    for i in range(3, 7):
         _write(src, f"p{i}.png", _png(textured_image(24, 28, i)))
     _write(src, "z/poison.png", _png(np.zeros((24, 28, 3), np.uint8)))
-    opts = RestoreOptions(num_actors=2, progress=False)
 
     (markers / "fail").touch()
     with pytest.raises(Exception, match="simulated failure mid-job"):
         run_restore(model, str(src), str(dst), opts)
     # The failed job's Ray Data executor, and with it a model actor holding 0.75 CPU, sits in a
     # reference cycle through the exception's traceback until a garbage collection (the CLI
-    # exits instead); without this the suite's idle check waited 120 s after this test and the next
+    # exits instead). The collection frees it in some runs, not in all (2026-12-03: the actor
+    # outlived it and the rest of the test; the suite's idle check then waits 120 s and warns):
+    # a known leak of long-lived processes calling run_restore, not yet fixed
     gc.collect()
     finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dst.rglob("*.png")}
-    assert finished and dst / "z" / "poison.png" not in finished  # some outputs landed, not the poison's
+    assert {dst / f"p{i}.png" for i in range(3)} <= set(finished)  # the first job's outputs stay
+    assert dst / "z" / "poison.png" not in finished  # the poison's never landed
     assert all(_read(p).shape == (96, 112, 3) for p in finished)  # and each that exists is whole
 
     (markers / "fail").unlink()
