@@ -65,6 +65,7 @@ from fractions import Fraction
 
 import cv2
 import numpy as np
+import qoi  # QOI members: the reference C codec behind a small binding (exact, and fast to decode)
 
 try:  # optional speed-up (x86_64 wheels); OpenCV decodes the same pixels without it
     import pyspng as _pyspng
@@ -324,8 +325,6 @@ def encode_shard_image(img: np.ndarray, codec: str = "png", compression: int = 3
     if codec == "qoi":
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"expected HxWx3 uint8 RGB, got {img.dtype} {img.shape}")
-        import qoi  # the reference C codec behind a small binding: exact and fast
-
         return bytes(qoi.encode(np.ascontiguousarray(img)))
     if codec != "png":
         raise ValueError(f"image_codec {codec!r}: expected one of {', '.join(IMAGE_CODECS)}")
@@ -363,8 +362,6 @@ def decode_image(data: bytes) -> np.ndarray:
     through :func:`preprocessing.validate.load_image` instead.
     """
     if data[:4] == _QOI_MAGIC:
-        import qoi
-
         try:
             img = qoi.decode(bytes(data))
         except (RuntimeError, ValueError) as exc:
