@@ -126,8 +126,8 @@ def sync_batchnorm(net: nn.Module, task: Any, world: int, device: torch.device) 
 def seed_step(seed: int, step: int, rank: int) -> None:
     """Seeds torch's global generators (CPU and CUDA) from (run seed, step, rank) before a step.
 
-    Why: dropout (DIM's and IndexNet's ASPP), StyleGAN2's random noise and any draw a family makes
-    without its own generator use the global state, which a checkpoint does not hold; seeding
+    Why: dropout layers, random noise inputs and any draw a family makes without its own
+    generator use the global state, which a checkpoint does not hold; seeding
     from the step's position makes a resumed run, or a restarted worker group, draw what the
     uninterrupted run drew, with nothing to save. Ranks get different streams.
     """
