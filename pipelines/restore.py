@@ -385,14 +385,55 @@ def run_job(items: list[Item], model: RestoreModel, storages: dict[str, Storage]
     t0, wall0 = time.perf_counter(), time.time()
     model_ref = ray.put(model)
     rows = []
-    with _data_context(progress=opts.progress):
-        ds = build_dataset(items, model_ref, storages, dst, actors, batch_size, names)
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            cols = {k: v.tolist() for k, v in batch.items()}
-            rows += [dict(zip(cols, values)) for values in zip(*cols.values())]
+    try:
+        with _data_context(progress=opts.progress):
+            ds = build_dataset(items, model_ref, storages, dst, actors, batch_size, names)
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                cols = {k: v.tolist() for k, v in batch.items()}
+                rows += [dict(zip(cols, values)) for values in zip(*cols.values())]
+    except BaseException as exc:
+        release_frames(exc)
+        raise
     seconds = time.perf_counter() - t0
     ready = [r["ready_at"] for r in rows if r["ready_at"] > 0]
     return JobResult(rows, actors, seconds, min(max(min(ready) - wall0, 0.0), seconds) if ready else seconds)
+
+
+def release_frames(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames that ``exc`` reaches (its tracebacks,
+    the callers of their frames, and the same for its causes), keeping file names and line
+    numbers for printing.
+
+    Why: a failed Ray Data job's exception chain carries frames of the executor's thread (a
+    ``StopIteration`` from its scheduling loop), and through their locals the executor, its
+    in-flight actor tasks and so the model actors' handles. Ray Data releases actors by dropping
+    its references, not by ``ray.kill``; so while anything kept the exception (Ray Data's own
+    log record holds it as an argument: a handler that retains records, pytest's log capture, a
+    notebook's ``sys.last_value``) each model actor stayed alive, holding its CPUs or GPU.
+    Generator frames are left alone (clearing a suspended one would close its generator), and
+    frames still running refuse to be cleared.
+    """
+    import inspect
+
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        tb = e.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            while frame is not None and id(frame) not in seen:
+                seen.add(id(frame))
+                if not frame.f_code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE
+                                                | inspect.CO_ASYNC_GENERATOR):
+                    with contextlib.suppress(RuntimeError):  # still running
+                        frame.clear()
+                frame = frame.f_back
+            tb = tb.tb_next
+        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]  # RayTaskError keeps its cause apart
 
 
 # --------------------------------------------------------------------------- the command
