@@ -32,8 +32,8 @@ def evaluate(
     task = get_task(cfg.task.name)(cfg.task)
     sampler = get_task(cfg.task.name).sampler(cfg.task)
     baseline = getattr(task, "baseline", None)
-    per_sample = []
-    for i, raw in enumerate(iter_samples(uri, manifest)):
+    per_sample, damaged = [], []
+    for i, raw in enumerate(iter_samples(uri, manifest, damaged)):
         if limit is not None and i >= limit:
             break
         members = val_members(raw)
@@ -55,6 +55,8 @@ def evaluate(
     scored = [k for k in per_sample[0] if k not in ("key", "group")]
     means = {k: float(np.nanmean([r[k] for r in per_sample])) for k in scored}
     out = {"shards": uri, "num_samples": len(per_sample), "directions": dict(task.metrics), **means}
+    if damaged:  # left out of the means, each named on stdout as it was read
+        out["skipped_samples"] = len(damaged)
     if "group" in per_sample[0]:
         groups = sorted({r["group"] for r in per_sample})
         out["by_group"] = {g: {"num_samples": sum(r["group"] == g for r in per_sample),

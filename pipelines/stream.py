@@ -24,13 +24,16 @@ column (the loop logs the sum as ``data/skipped``); a shard with more than
 ``data.max_skipped_fraction`` of its samples damaged stops the run with one line naming it.
 A sample that passes the checks but still fails to decode in the sampler is skipped the same
 way, replaced by a neighbour of its transform batch (exact across resumes only when the batch
-boundaries are; they are not when a resume starts inside a batch).
+boundaries are; they are not when a resume starts inside a batch). Families that read only some
+members of a sample (:func:`read_needed`: a clip's window) get the same checks on what they read.
+Validation and evaluation leave a damaged sample out, one line naming it; the loop logs how
+many validation samples were missing as ``data/val_skipped``.
 
 Why not ``read_webdataset`` for training: it cannot tag rows with the epoch nor
 start inside a shard. Shards are instead listed with ``from_items`` and
-expanded by a read task with the ``webdataset`` library's own tar iterator,
-which keeps bytes undecoded (decoding happens in the actor pool, as with
-``read_webdataset(decoder=None)``). Validation, which has no epochs, reads whole shards in
+expanded by a read task that groups members into samples by WebDataset's naming rule
+(``preprocessing.integrity.read_tar``) and keeps bytes undecoded (decoding happens in the
+actor pool, as with ``read_webdataset(decoder=None)``). Validation, which has no epochs, reads whole shards in
 order the same way. Every member is checked (``preprocessing.tar_safety``): a link, a device
 or an escaping name stops the read with the shard and member named.
 """
@@ -43,12 +46,10 @@ from typing import Any, Iterator
 import numpy as np
 import ray
 import ray.data
-from webdataset.tariterators import group_by_keys
 
 from degradations.seeding import epoch_rng, sample_rng
 from pipelines.fs import join, read_object
 from preprocessing.integrity import read_tar, sample_problem
-from preprocessing.tar_safety import safe_tar_files
 from trainers.control import KEY_COLUMN, encode_keys
 from trainers.tasks import get_task
 
@@ -102,20 +103,38 @@ def plan_reads(
     return tasks
 
 
-def _tar_samples(url: str) -> Iterator[dict[str, Any]]:
-    """Samples of one tar, grouped by key with the ``webdataset`` library's ``group_by_keys``.
+def _intact_samples(url: str, num_samples: int | None = None, what: str = "validation",
+                    damaged: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The whole samples of one shard in tar order, as ``{"__key__", "__url__", member: bytes}``.
 
-    Members are read by ``preprocessing.tar_safety.safe_tar_files``, not webdataset's
-    ``tar_file_iterator``: that one silently skips links and devices and passes ``../`` or
-    absolute names on, which ends as a bare ``KeyError: 'gt.png'``; here such a member stops
-    the read with the shard and member named."""
+    Validation and evaluation read through here: a damaged sample (a member that fails the
+    checks of ``preprocessing.integrity``; every sample after the point where a cut tar breaks
+    off, counted against the manifest's ``num_samples``) is left out with one line naming shard
+    and sample, and its reason appended to ``damaged``. The scores are then a mean over fewer
+    samples, which the caller reports (``data/val_skipped``, eval's ``skipped_samples``).
+    Members are checked by ``preprocessing.tar_safety`` (via ``read_tar``): ``../`` or absolute
+    names and links stop the read with shard and member named, as tampering, not damage.
+    """
     # One read of the whole object (with the storage retries): a shard is sized to fit a read
     # task's memory, and pyarrow's S3 stream turned each of tarfile's small reads into its own
-    # ranged GET (529 requests for a 48-sample shard, each paying the store's first-byte
-    # latency; `restoray bench ingest`).
+    # ranged GET (529 requests for a 48-sample shard; `restoray bench ingest`).
     data = read_object(url)
-    files = (dict(member, __url__=url) for member in safe_tar_files(io.BytesIO(data), url))
-    yield from group_by_keys(files)
+    contents = read_tar(data, url)
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    for key, members in contents.samples:
+        problem = sample_problem(members)
+        if problem:
+            print(f"[restoray] {what}: skipped sample {key!r} of shard {name}: {problem}", flush=True)
+            if damaged is not None:
+                damaged.append(f"{name}: {key}: {problem}")
+            continue
+        yield {"__key__": key, "__url__": url, **members}
+    lost = max(int(num_samples or 0) - len(contents.samples), 0)
+    if contents.cut or lost:
+        why = contents.cut or f"its {len(data)} bytes hold {len(contents.samples)} whole samples, its manifest says {num_samples}"
+        print(f"[restoray] {what}: skipped {lost} sample(s) of shard {name}: {why}", flush=True)
+        if damaged is not None:
+            damaged += [f"{name}: sample #{len(contents.samples) + i} of the tar: {why}" for i in range(lost)]
 
 
 def in_shard_order(num_samples: int, seed: int, epoch: int, url: str) -> np.ndarray:
@@ -164,7 +183,7 @@ def read_shard(task: dict[str, Any], task_cfg: Any = None, max_skipped: float = 
     reads only what each sample uses instead.
     """
     if "entry" in task:
-        yield from read_needed(task, task_cfg)
+        yield from read_needed(task, task_cfg, max_skipped)
         return
     samples, problems = shard_samples(task)
     name = task["url"].rstrip("/").rsplit("/", 1)[-1]
@@ -188,27 +207,71 @@ def read_shard(task: dict[str, Any], task_cfg: Any = None, max_skipped: float = 
                "names": list(members), "blobs": list(members.values())}
 
 
-def read_needed(task: dict[str, Any], task_cfg: Any) -> Iterator[dict[str, Any]]:
+def read_needed(task: dict[str, Any], task_cfg: Any, max_skipped: float = 1.0) -> Iterator[dict[str, Any]]:
     """As :func:`read_shard`, for a family whose sampler says which members a training sample
     uses (``train_members``: a video clip's window of 15 frames out of 100): the shard's member
     table (its part record), each sample's ``json``, then only those members, by ranged reads
-    -- not 200 MB of REDS clip per sample. Same order, same rows, less traffic."""
+    -- not 200 MB of REDS clip per sample. Same order, same rows, less traffic.
+
+    Damage is handled as in :func:`read_shard`, on what is read: a sample whose members cannot
+    be read (a shard cut short) or fail the checks of ``preprocessing.integrity`` gives its place
+    to the next whole one of the order (``skipped`` = 1, one line naming shard and sample); once
+    more than ``max_skipped`` of the shard's samples are known damaged, or none is left whole,
+    :class:`CorruptShardError` names the shard.
+    """
     from preprocessing.shard_index import member_table, read_members
     from preprocessing.storage import open_storage
 
     storage = open_storage(task["root"])
     entry = task["entry"]
+    name = entry["name"]
     table = member_table(storage, entry)
     sampler = get_task(task_cfg.name).sampler(task_cfg)
     order = in_shard_order(len(table.samples), task["seed"], task["epoch"], task["url"])
-    for i in order[task["skip"] : task["skip"] + task["take"]]:
+    damaged: dict[int, str] = {}
+
+    def fetch(i: int) -> tuple[str, dict[str, bytes]] | None:
+        if i in damaged:
+            return None
         key, members = table.samples[i]
-        head = read_members(storage, entry["name"], members, ["json"]) if "json" in members else {}
-        listing = {name: b"" for name in members} | head | {"__key__": key}
-        wanted = sampler.train_members(listing, sample_rng(task["seed"], task["epoch"], key))
-        # a member the sample lacks stays absent: the sampler's own check names it
-        got = read_members(storage, entry["name"], members, [w for w in wanted if w in members])
-        yield {"key": key, "epoch": task["epoch"], "names": list(got), "blobs": list(got.values())}
+        try:
+            head = read_members(storage, name, members, ["json"]) if "json" in members else {}
+            listing = {m: b"" for m in members} | head | {"__key__": key}
+            wanted = sampler.train_members(listing, sample_rng(task["seed"], task["epoch"], key))
+            # a member the sample lacks stays absent: the sampler's own check names it
+            got = read_members(storage, name, members, [w for w in wanted if w in members])
+        except Exception as exc:  # noqa: BLE001 - a short read or an unreadable json: that sample is damaged
+            damaged[i] = f"sample {key!r}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            return None
+        problem = sample_problem(got)
+        if problem:
+            damaged[i] = f"sample {key!r}: {problem}"
+            return None
+        return key, got
+
+    def refuse(why: str) -> CorruptShardError:
+        return CorruptShardError(
+            f"shard {task['url']}: {why}, more than data.max_skipped_fraction={max_skipped:g} "
+            f"({damaged[min(damaged)]}); rebuild it with `restoray shard`")
+
+    for j in range(task["skip"], task["skip"] + task["take"]):
+        found, skipped = fetch(order[j]), 0
+        if found is None:
+            skipped = 1
+            problem = damaged[order[j]]
+            for k in range(1, len(order)):
+                found = fetch(order[(j + k) % len(order)])
+                if found is not None:
+                    break
+            if found is None:
+                raise refuse(f"no sample of its {len(order)} is whole")
+            print(f"[restoray] skipped a sample of shard {name}: {problem} "
+                  f"(epoch {task['epoch']}; its place goes to {found[0]!r})", flush=True)
+        if len(damaged) > max_skipped * len(order):
+            raise refuse(f"{len(damaged)} of {len(order)} samples unreadable")
+        key, got = found
+        yield {"key": key, "epoch": task["epoch"], "shard": name, "skipped": skipped,
+               "names": list(got), "blobs": list(got.values())}
 
 
 def _stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -340,27 +403,37 @@ def val_members(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _val_rows(batch: dict[str, np.ndarray], task_cfg: Any, seed: int) -> dict[str, np.ndarray]:
+    """The family's validation sample of each raw one; a sample that passed the read checks but
+    does not decode is left out with one line naming it (the loop counts what is missing)."""
     sampler = get_task(task_cfg.name).sampler(task_cfg)
-    rows = []
-    for key, names, blobs in zip(batch["__key__"], batch["names"], batch["blobs"]):
+    keys, rows = [], []
+    for key, shard, names, blobs in zip(batch["__key__"], batch["shard"], batch["names"], batch["blobs"]):
         members = val_members({"__key__": key, **dict(zip(names, blobs))})
-        rows.append(sampler.val(members, sample_rng(seed, 0, str(key))))
-    return {"key": batch["__key__"], **_stack(rows)}
+        try:
+            rows.append(sampler.val(members, sample_rng(seed, 0, str(key))))
+        except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the sample is left out
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"[restoray] validation: skipped sample {str(key)!r} of shard {shard}: {reason}", flush=True)
+            continue
+        keys.append(key)
+    # no row at all is an empty batch (Ray Data drops it): the columns of a family are not known here
+    return {"key": np.array(keys, dtype=object), **_stack(rows)} if rows else {}
 
 
 def _val_shard(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Raw samples of one validation shard, in tar order (members as name/bytes list columns)."""
-    for sample in _tar_samples(row["url"]):
+    """Raw whole samples of one validation shard, in tar order (members as name/bytes list columns)."""
+    shard = row["url"].rstrip("/").rsplit("/", 1)[-1]
+    for sample in _intact_samples(row["url"], row.get("num_samples")):
         members = {k: v for k, v in sample.items() if not k.startswith("__")}
-        yield {"__key__": sample["__key__"], "names": list(members), "blobs": list(members.values())}
+        yield {"__key__": sample["__key__"], "shard": shard, "names": list(members), "blobs": list(members.values())}
 
 
 def val_dataset(uri: str, manifest: dict[str, Any], cfg: Any) -> ray.data.Dataset:
     """Full-size validation samples (one per row; sizes may differ).
 
-    Shards are read by :func:`_tar_samples` (as for training), not ``read_webdataset``, whose
-    reader silently skips links and passes escaping member names on."""
-    urls = [{"url": url} for url, _ in shard_table(uri, manifest)]
+    Shards are read by :func:`_intact_samples` (damaged samples left out and named), not
+    ``read_webdataset``, whose reader silently skips links and passes escaping member names on."""
+    urls = [{"url": url, "num_samples": n} for url, n in shard_table(uri, manifest)]
     # Fractional CPUs: validation runs while the train workers and the training
     # stream hold their resources; whole-CPU tasks would wait forever on a small node.
     ds = ray.data.from_items(urls, override_num_blocks=len(urls)).flat_map(_val_shard, num_cpus=LIGHT_TASK_CPUS)
@@ -370,7 +443,8 @@ def val_dataset(uri: str, manifest: dict[str, Any], cfg: Any) -> ray.data.Datase
     )
 
 
-def iter_samples(uri: str, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every raw sample of a shard folder in manifest order, without Ray (evaluation, tests)."""
-    for url, _ in shard_table(uri, manifest):
-        yield from _tar_samples(url)
+def iter_samples(uri: str, manifest: dict[str, Any], damaged: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Every whole raw sample of a shard folder in manifest order, without Ray (evaluation,
+    tests); damaged ones are left out, named on stdout and in ``damaged``."""
+    for url, n in shard_table(uri, manifest):
+        yield from _intact_samples(url, n, "evaluation", damaged)

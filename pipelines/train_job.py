@@ -16,6 +16,7 @@ re-running the same command resumes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -349,11 +350,13 @@ def make_trainer(cfg: ExperimentConfig, ctx: RunContext, step0: int, callbacks: 
     # Plan a little beyond the last step: workers prefetch, and equal splits may trim a remainder.
     needed = max(cfg.train.total_steps - step0, 0) * global_batch + global_batch * (cfg.data.prefetch_batches + 2)
     configure_data_context(progress_bars=False)
+    val_manifest = read_manifest(cfg.data.val)
     datasets = {
         "train": train_dataset(cfg.data.train, read_manifest(cfg.data.train), cfg, ctx.stream_start, needed,
                                emit_keys=ctx.keys_file is not None),
-        "val": val_dataset(cfg.data.val, read_manifest(cfg.data.val), cfg),
+        "val": val_dataset(cfg.data.val, val_manifest, cfg),
     }
+    ctx = dataclasses.replace(ctx, val_samples=sum(int(s["num_samples"]) for s in val_manifest["shards"]))
     path, fs = storage_location(cfg.run.storage_path)
     return _Trainer(
         train_loop_per_worker,

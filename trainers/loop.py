@@ -66,6 +66,8 @@ class RunContext:
             workers checkpoint after the current step and return.
         keys_file: The consumed-keys test hook's file prefix (``RESTORAY_DEBUG_KEYS_FILE``).
         step_sleep_s: Test hook: a pause after each step (``RESTORAY_DEBUG_STEP_SLEEP_S``).
+        val_samples: Samples the validation manifest lists (0: not known); a validation that
+            scores fewer (damaged ones are left out by the stream) logs ``data/val_skipped``.
     """
 
     tracking_uri: str | None = None
@@ -75,6 +77,7 @@ class RunContext:
     stop: Any = None
     keys_file: str | None = None
     step_sleep_s: float = 0.0
+    val_samples: int = 0
 
 
 @dataclass
@@ -388,7 +391,13 @@ class Recipe:
             net.train()
         if self.logger and picture is not None and self.cfg.mlflow.log_images:
             self.logger.image(picture, f"val/preview_step{self.state.step:07d}.png")
-        return {f"val/{k}": v for k, v in mean_scores(rows).items()}
+        out = {f"val/{k}": v for k, v in mean_scores(rows).items()}
+        expected = min(self.ctx.val_samples, limit) if limit else self.ctx.val_samples
+        if len(rows) < expected:  # the stream left damaged samples out, naming each
+            out["data/val_skipped"] = float(expected - len(rows))
+            _say(f"[restoray] step {self.state.step}: validation scored {len(rows)} of {expected} samples; "
+                 f"{expected - len(rows)} damaged were left out (named above)")
+        return out
 
     def save(self, metrics: dict[str, float]) -> None:
         """Checkpoint and report (every rank takes part: the pool gather and ``report`` are collective)."""

@@ -1,8 +1,9 @@
 """Training on damaged shards, then into a checkpoint folder that cannot be written (issue 14,
 faults 6 and 7), with real ``restoray train`` subprocesses on the shared Ray instance.
 
-Damage: one shard cut off in the middle, one member of another overwritten with garbage. The run
-finishes, counts what it skipped (MLflow ``data/skipped``) and names shard and sample once each;
+Damage: one shard cut off in the middle, one member of another overwritten with garbage, and a
+validation sample garbled. The run finishes, counts what it skipped (MLflow ``data/skipped``,
+``data/val_skipped``) and names shard and sample once each;
 with ``data.max_skipped_fraction=0`` it stops with one line naming the shard. Then the run's
 checkpoint folder is made unwritable (read-only for a user; immutable, ``chattr +i``, for root,
 whom permissions do not stop): the next command stops before Ray starts with one line naming
@@ -76,9 +77,17 @@ def test_damaged_shards_are_skipped_then_an_unwritable_checkpoint_folder_is_name
     train = tmp_path / "train"
     shutil.copytree(tiny_shards["train"], train)
     cut, garbled, key = _damage(train)
+    val = tmp_path / "val"  # and one validation sample garbled: left out of the scores, counted
+    shutil.copytree(tiny_shards["val"], val)
+    val_shard = val / read_manifest(str(val))["shards"][0]["name"]
+    with tarfile.open(val_shard) as tar:
+        member = [m for m in tar.getmembers() if m.name.endswith(".png")][-1]
+    data = bytearray(val_shard.read_bytes())
+    data[member.offset_data:member.offset_data + member.size] = b"\x00" * member.size
+    val_shard.write_bytes(bytes(data))
     storage = tmp_path / "runs"
     cfg_path = write_config(tmp_path / "damaged.yaml", tiny_experiment(
-        str(train), tiny_shards["val"], str(storage), name="tiny_damaged",
+        str(train), str(val), str(storage), name="tiny_damaged",
         data={"max_skipped_fraction": 0.9},
         train={"total_steps": 6, "checkpoint_every": 3, "val_every": 6, "log_every": 3}))
 
@@ -90,6 +99,11 @@ def test_damaged_shards_are_skipped_then_an_unwritable_checkpoint_folder_is_name
     final, _ = json.JSONDecoder().raw_decode(first.stdout[first.stdout.index("{\n"):])
     skipped = MlflowClient(final["tracking_uri"]).get_metric_history(final["mlflow_run_id"], "data/skipped")
     assert skipped and max(m.value for m in skipped) >= 1
+    val_key = member.name.split(".", 1)[0]
+    assert f"validation: skipped sample {val_key!r} of shard {val_shard.name}" in output
+    assert "validation scored 1 of 2 samples; 1 damaged were left out" in output
+    val_skipped = MlflowClient(final["tracking_uri"]).get_metric_history(final["mlflow_run_id"], "data/val_skipped")
+    assert [m.value for m in val_skipped] == [1.0]
 
     # above the configured fraction: one line naming the shard, nothing else at the end, and no
     # worker-group restart (the default train.max_failures would re-read the same bytes 3 times)
