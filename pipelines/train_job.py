@@ -127,27 +127,105 @@ def check_writable(storage_path: str, run_name: str) -> None:
             pass
 
 
+# Ray Train 2.60's list of a run's checkpoints, in the run's folder. Ray writes it in place (not
+# to a temporary name), so a driver killed during that write leaves half a file.
+RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"
+
+
+def _run_folder(storage_path: str, run_name: str) -> tuple[str, Any]:
+    """(the run's folder, a pyarrow filesystem for it: S3 or local)."""
+    import pyarrow.fs as pafs
+
+    path, fs = storage_location(storage_path)
+    return f"{path}/{run_name}", fs or pafs.LocalFileSystem()
+
+
+def set_aside_damaged_snapshot(storage_path: str, run_name: str) -> bool:
+    """Move a half-written or unparsable Ray Train checkpoint list aside (kept, renamed
+    ``….damaged-<time>``) with one line; True when it did.
+
+    Why: Ray Train refuses to start a run whose list does not parse
+    (``CheckpointManagerInitializationError``), so one interrupted write would stop the run
+    from ever resuming. Without the list, :func:`latest_state` finds the newest complete
+    checkpoint by listing the run's folder, and the workers resume from it
+    (``RunContext.resume_from``).
+    """
+    import pyarrow.fs as pafs
+
+    folder, fs = _run_folder(storage_path, run_name)
+    snapshot = f"{folder}/{RAY_SNAPSHOT}"
+    if fs.get_file_info(snapshot).type != pafs.FileType.File:
+        return False
+    try:
+        with fs.open_input_stream(snapshot) as f:
+            state = json.loads(f.read().decode("utf-8"))
+        if not isinstance(state, dict) or "checkpoint_results" not in state:
+            raise ValueError("not a checkpoint list")
+        return False
+    except (ValueError, UnicodeDecodeError) as exc:
+        aside = f"{snapshot}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        fs.move(snapshot, aside)
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"[restoray] Ray Train's checkpoint list of run {run_name!r} is damaged ({why}): kept as {aside}; "
+              "the run resumes from its newest complete checkpoint folder", flush=True)
+        return True
+
+
+def _checkpoint_meta(checkpoint: ray.train.Checkpoint) -> dict[str, Any]:
+    with checkpoint.as_directory() as d:
+        meta = json.loads((Path(d) / checkpoint_io.META_FILE).read_text())
+        if "model" not in meta:  # written before meta.json carried it: the payload has it
+            payload = checkpoint_io.read_training_checkpoint(d)
+            meta["model"] = {"task": payload.get("config", {}).get("task", {}).get("name"), "arch": payload["arch"]}
+    meta["checkpoint_path"] = checkpoint.path
+    return meta
+
+
+def newest_checkpoint_folder(storage_path: str, run_name: str) -> ray.train.Checkpoint | None:
+    """The run's complete checkpoint folder (``checkpoint.pt`` and ``meta.json``, which is written
+    last) with the highest step, found by listing: for a run whose Ray checkpoint list is gone."""
+    import pyarrow.fs as pafs
+
+    folder, fs = _run_folder(storage_path, run_name)
+    if fs.get_file_info(folder).type != pafs.FileType.Directory:
+        return None
+    best = None
+    for info in fs.get_file_info(pafs.FileSelector(folder)):
+        if info.type != pafs.FileType.Directory or not info.base_name.startswith("checkpoint_"):
+            continue
+        files = {f.base_name for f in fs.get_file_info(pafs.FileSelector(info.path)) if f.type == pafs.FileType.File}
+        if not {checkpoint_io.CHECKPOINT_FILE, checkpoint_io.META_FILE} <= files:
+            continue
+        with fs.open_input_stream(f"{info.path}/{checkpoint_io.META_FILE}") as f:
+            step = int(json.loads(f.read()).get("step", -1))
+        if best is None or step > best[0]:
+            best = (step, info.path)
+    if best is None:
+        return None
+    return ray.train.Checkpoint(best[1], filesystem=storage_location(storage_path)[1])
+
+
 def latest_state(storage_path: str, run_name: str) -> dict[str, Any] | None:
-    """meta.json of the latest committed checkpoint of ``run_name``, or None for a new run."""
+    """meta.json of the latest committed checkpoint of ``run_name``, or None for a new run.
+
+    From Ray Train's checkpoint list; when that is gone (set aside as damaged), from the newest
+    complete checkpoint folder, marked ``resume_from`` (the workers must be told: Ray knows none).
+    """
+    set_aside_damaged_snapshot(storage_path, run_name)
     path, fs = storage_location(storage_path)
     train_log = logging.getLogger("ray.train")  # its "A run snapshot was found ..." INFO lines: not for the terminal
     level = train_log.level
     train_log.setLevel(max(level, logging.WARNING))
     try:
-        result = ray.train.Result.from_path(f"{path}/{run_name}", storage_filesystem=fs)
-    except RuntimeError:
-        return None
+        checkpoint = ray.train.Result.from_path(f"{path}/{run_name}", storage_filesystem=fs).checkpoint
+    except RuntimeError:  # no checkpoint list
+        checkpoint = None
     finally:
         train_log.setLevel(level)
-    if result.checkpoint is None:
-        return None
-    with result.checkpoint.as_directory() as d:
-        meta = json.loads((Path(d) / checkpoint_io.META_FILE).read_text())
-        if "model" not in meta:  # written before meta.json carried it: the payload has it
-            payload = checkpoint_io.read_training_checkpoint(d)
-            meta["model"] = {"task": payload.get("config", {}).get("task", {}).get("name"), "arch": payload["arch"]}
-    meta["checkpoint_path"] = result.checkpoint.path
-    return meta
+    if checkpoint is not None:
+        return _checkpoint_meta(checkpoint)
+    checkpoint = newest_checkpoint_folder(storage_path, run_name)
+    return _checkpoint_meta(checkpoint) | {"resume_from": checkpoint} if checkpoint is not None else None
 
 
 def preflight(cfg: ExperimentConfig) -> dict[str, Any] | None:
@@ -510,10 +588,11 @@ def run_train(
         # Nothing to do: re-running a finished command (cron, a retried job) is a no-op.
         print(f"[restoray] run {run_name!r} already finished ({step0} steps); nothing to train", flush=True)
         finish_run(uri, run_id)
-        metrics = {k: v for k, v in previous.items() if k not in ("checkpoint_path", "model")}
+        metrics = {k: v for k, v in previous.items() if k not in ("checkpoint_path", "model", "resume_from")}
         return TrainOutcome(run_name, run_id, uri, previous["checkpoint_path"], metrics, None, time.time() - t0)
     ctx = RunContext(tracking_uri=uri, run_id=run_id, stream_start=seen0, keys_file=os.environ.get(KEYS_ENV),
-                     step_sleep_s=float(os.environ.get(SLEEP_ENV) or 0))
+                     step_sleep_s=float(os.environ.get(SLEEP_ENV) or 0),
+                     resume_from=previous.get("resume_from") if previous else None)
     result = None
     with stop_on_sigterm() as stop:
         ctx.stop = stop.signal

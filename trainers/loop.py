@@ -68,6 +68,9 @@ class RunContext:
         step_sleep_s: Test hook: a pause after each step (``RESTORAY_DEBUG_STEP_SLEEP_S``).
         val_samples: Samples the validation manifest lists (0: not known); a validation that
             scores fewer (damaged ones are left out by the stream) logs ``data/val_skipped``.
+        resume_from: A ``ray.train.Checkpoint`` to resume from while Ray Train reports none:
+            the run's checkpoint list was damaged and set aside, its newest folder was found by
+            listing (``pipelines.train_job.latest_state``).
     """
 
     tracking_uri: str | None = None
@@ -78,6 +81,7 @@ class RunContext:
     keys_file: str | None = None
     step_sleep_s: float = 0.0
     val_samples: int = 0
+    resume_from: Any = None
 
 
 @dataclass
@@ -521,7 +525,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     tc = ray.train.get_context()
     recipe = Recipe(config["cfg"], config["ctx"], tc.get_world_rank(), tc.get_world_size(),
                     ray.train.torch.get_device())
-    recipe.setup(ray.train.get_checkpoint())
+    recipe.setup(ray.train.get_checkpoint() or config["ctx"].resume_from)
     try:
         recipe.train()
     finally:

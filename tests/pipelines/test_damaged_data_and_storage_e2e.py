@@ -7,7 +7,8 @@ validation sample garbled. The run finishes, counts what it skipped (MLflow ``da
 with ``data.max_skipped_fraction=0`` it stops with one line naming the shard. Then the run's
 checkpoint folder is made unwritable (read-only for a user; immutable, ``chattr +i``, for root,
 whom permissions do not stop): the next command stops before Ray starts with one line naming
-the folder, and once the folder is fixed the same command resumes from the last good checkpoint.
+the folder, and once the folder is fixed the same command resumes from the last good checkpoint,
+although Ray Train's checkpoint list was left half-written.
 """
 
 from __future__ import annotations
@@ -128,10 +129,16 @@ def test_damaged_shards_are_skipped_then_an_unwritable_checkpoint_folder_is_name
         line for line in blocked.stderr.strip().splitlines() if line.startswith("restoray: error:")]
     assert f"checkpoint storage is not writable: {folder}" in blocked.stderr
 
-    # fixed: the same command resumes from the last good checkpoint
+    # fixed: the same command resumes from the last good checkpoint, even with Ray Train's
+    # checkpoint list half-written (Ray writes it in place: a driver killed mid-write leaves this)
+    snapshot = folder / "checkpoint_manager_snapshot.json"
+    snapshot.write_bytes(snapshot.read_bytes()[: snapshot.stat().st_size // 2])
     resumed = _train(cfg_path, tmp_path, "train.total_steps=9")
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output[-3000:]
+    assert "Ray Train's checkpoint list of run 'tiny_damaged' is damaged" in output
+    assert len(list(folder.glob("checkpoint_manager_snapshot.json.damaged-*"))) == 1
     assert "resuming run 'tiny_damaged' from step 6 (48 samples seen)" in output
+    assert "resumed at step 6 (48 samples seen)" in output  # the workers, from the folder found by listing
     again, _ = json.JSONDecoder().raw_decode(resumed.stdout[resumed.stdout.index("{\n"):])
     assert again["metrics"]["step"] == 9 and again["mlflow_run_id"] == final["mlflow_run_id"]
