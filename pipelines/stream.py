@@ -63,6 +63,12 @@ class CorruptShardError(ValueError):
     """Too much of a shard is unreadable to train on (one line naming the shard)."""
 
 
+def _first_line(exc: BaseException) -> str:
+    """What a skip line says of an exception: its first line, or its type when it has no text."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def shard_table(uri: str, manifest: dict[str, Any]) -> list[tuple[str, int]]:
     """(url, num_samples) for every non-empty shard of a manifest."""
     return [(join(uri, s["name"]), int(s["num_samples"])) for s in manifest["shards"] if s["num_samples"]]
@@ -241,7 +247,7 @@ def read_needed(task: dict[str, Any], task_cfg: Any, max_skipped: float = 1.0) -
             # a member the sample lacks stays absent: the sampler's own check names it
             got = read_members(storage, name, members, [w for w in wanted if w in members])
         except Exception as exc:  # noqa: BLE001 - a short read or an unreadable json: that sample is damaged
-            damaged[i] = f"sample {key!r}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            damaged[i] = f"sample {key!r}: {_first_line(exc)}"
             return None
         problem = sample_problem(got)
         if problem:
@@ -309,8 +315,7 @@ class TrainTransform:
             try:
                 out.append(self.sampler.train(members, sample_rng(self.seed, int(epoch), str(key))))
             except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the sample is skipped
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                print(f"[restoray] skipped sample {str(key)!r} of shard {shards[i]}: {reason}", flush=True)
+                print(f"[restoray] skipped sample {str(key)!r} of shard {shards[i]}: {_first_line(exc)}", flush=True)
                 out.append(None)
                 skipped[i] = 1
         good = [s for s in out if s is not None]
@@ -412,8 +417,8 @@ def _val_rows(batch: dict[str, np.ndarray], task_cfg: Any, seed: int) -> dict[st
         try:
             rows.append(sampler.val(members, sample_rng(seed, 0, str(key))))
         except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the sample is left out
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"[restoray] validation: skipped sample {str(key)!r} of shard {shard}: {reason}", flush=True)
+            print(f"[restoray] validation: skipped sample {str(key)!r} of shard {shard}: {_first_line(exc)}",
+                  flush=True)
             continue
         keys.append(key)
     # no row at all is an empty batch (Ray Data drops it): the columns of a family are not known here
