@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import pyarrow.fs as pafs
 import ray
 import ray.train
 import torch
@@ -134,8 +135,6 @@ RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"
 
 def _run_folder(storage_path: str, run_name: str) -> tuple[str, Any]:
     """(the run's folder, a pyarrow filesystem for it: S3 or local)."""
-    import pyarrow.fs as pafs
-
     path, fs = storage_location(storage_path)
     return f"{path}/{run_name}", fs or pafs.LocalFileSystem()
 
@@ -150,8 +149,6 @@ def set_aside_damaged_snapshot(storage_path: str, run_name: str) -> bool:
     checkpoint by listing the run's folder, and the workers resume from it
     (``RunContext.resume_from``).
     """
-    import pyarrow.fs as pafs
-
     folder, fs = _run_folder(storage_path, run_name)
     snapshot = f"{folder}/{RAY_SNAPSHOT}"
     if fs.get_file_info(snapshot).type != pafs.FileType.File:
@@ -184,8 +181,6 @@ def _checkpoint_meta(checkpoint: ray.train.Checkpoint) -> dict[str, Any]:
 def newest_checkpoint_folder(storage_path: str, run_name: str) -> ray.train.Checkpoint | None:
     """The run's complete checkpoint folder (``checkpoint.pt`` and ``meta.json``, which is written
     last) with the highest step, found by listing: for a run whose Ray checkpoint list is gone."""
-    import pyarrow.fs as pafs
-
     folder, fs = _run_folder(storage_path, run_name)
     if fs.get_file_info(folder).type != pafs.FileType.Directory:
         return None
